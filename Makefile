@@ -1,0 +1,40 @@
+# The two set-up commands of the README:
+#   make run    start the whole shop on its offline default (SQLite, Venice sandbox, sandbox payments)
+#   make test   install what the tests need and run the whole suite (the same command CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test install lint typecheck pytest services browser clean
+
+$(BIN)/cheaptokens: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(BIN)/cheaptokens
+
+run: install
+	$(BIN)/cheaptokens serve
+
+services:
+	bash scripts/services.sh
+
+browser:
+	bash scripts/browser.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install services browser
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from cheaptokens.cli import main
+
+raise SystemExit(main())
