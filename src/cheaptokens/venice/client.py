@@ -345,9 +345,15 @@ class VeniceClient:
         return max(hint, backoff)
 
     def _server_hint(self, response: httpx.Response) -> float | None:
-        """Seconds Venice asks us to wait, from its headers (FACTS §5.1), or ``None``."""
+        """Seconds Venice asks us to wait, from its headers (FACTS §5.1), or ``None``.
+
+        ``Retry-After`` is relative, so it wins when present; the reset headers are absolute
+        Unix times and depend on our clock agreeing with Venice's.
+        """
+        retry_after = _retry_after(response.headers.get("retry-after"), self._clock)
+        if retry_after is not None:
+            return retry_after
         hints = [
-            _retry_after(response.headers.get("retry-after"), self._clock),
             _reset_at(response.headers.get("x-ratelimit-reset-requests"), self._clock),
             _reset_at(response.headers.get("x-ratelimit-resets"), self._clock),
         ]

@@ -403,6 +403,15 @@ def test_error_budget_reset_header_is_honoured() -> None:
     assert h.sleeps == [30.0]
 
 
+def test_retry_after_wins_over_absolute_reset_headers() -> None:
+    # A reset time far in our future (clock skew) must not override the relative hint.
+    now = 1_700_000_000.0
+    headers = {"Retry-After": "2", "x-ratelimit-reset-requests": str(int(now + 3600) * 1000)}
+    h = Harness(err(429, "Rate limit exceeded", headers), ok({"data": []}), clock=lambda: now)
+    h.client.list_keys()
+    assert h.sleeps == [2.0]
+
+
 def test_retry_after_http_date_is_understood() -> None:
     now = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
     h = Harness(
