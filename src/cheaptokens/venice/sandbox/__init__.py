@@ -1,0 +1,124 @@
+"""A faithful local emulator of the Venice.ai API (the "sandbox").
+
+Usage::
+
+    from cheaptokens.venice.sandbox import Sandbox, AccountSpec
+    sb = Sandbox(accounts=[AccountSpec(admin_key="VENICE_ADMIN_KEY_sandbox_0000",
+                                       diem=Decimal("100"), usd=Decimal("0"))])
+    sb.app          # ASGI app: Venice routes under /api/v1, control routes under /_sandbox
+    sb.clock        # injectable clock (set / advance / freeze)
+    sb.faults       # fault injection
+
+See docs/sandbox.md for what is emulated and where the sandbox deliberately differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from .clock import Clock
+from .control import control_routes
+from .faults import DroppedResponse, FaultMiddleware, FaultRule, Faults, Sleep
+from .ledger import Ledger
+from .render import json_response
+from .routes import VeniceApi
+
+__all__ = ["AccountSpec", "Clock", "DroppedResponse", "FaultRule", "Faults", "Sandbox"]
+
+API_PREFIX = "/api/v1"
+#: FACTS §4.4: the post-snapshot threshold (the docs snapshot said 20).
+DEFAULT_FAILED_REQUEST_THRESHOLD = 50
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """One Venice account: its ADMIN key, daily DIEM allocation and USD balance."""
+
+    admin_key: str
+    diem: Decimal
+    usd: Decimal = Decimal(0)
+
+    def __repr__(self) -> str:  # never print the admin key
+        return f"AccountSpec(admin_key='…{self.admin_key[-4:]}', diem={self.diem}, usd={self.usd})"
+
+
+class Sandbox:
+    """The Venice emulator: in-memory state, a clock, faults and the ASGI app."""
+
+    def __init__(
+        self,
+        accounts: Sequence[AccountSpec] = (),
+        *,
+        now: datetime | None = None,
+        frozen: bool = True,
+        failed_request_threshold: int = DEFAULT_FAILED_REQUEST_THRESHOLD,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.clock = Clock(now, frozen=frozen)
+        self.faults = Faults()
+        self.ledger = Ledger()
+        self.venice = VeniceApi(
+            self.ledger, self.clock, failed_request_threshold=failed_request_threshold
+        )
+        for spec in accounts:
+            self.add_account(admin_key=spec.admin_key, diem=spec.diem, usd=spec.usd)
+        starlette = Starlette(
+            routes=[*self.venice.routes(API_PREFIX), *control_routes(self)],
+            exception_handlers={HTTPException: _http_error},
+        )
+        kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+        self.app: ASGIApp = FaultMiddleware(
+            starlette, faults=self.faults, clock=self.clock, prefix=API_PREFIX, **kwargs
+        )
+
+    def add_account(
+        self, *, admin_key: str, diem: Decimal, usd: Decimal = Decimal(0)
+    ) -> dict[str, Any]:
+        """Add an account at run time; returns its summary (no secrets)."""
+        with self.ledger.lock:
+            account = self.ledger.add_account(
+                admin_key=admin_key, diem=diem, usd=usd, now=self.clock.now()
+            )
+        return self._summary(account.id)
+
+    def accounts_summary(self) -> list[dict[str, Any]]:
+        """Every account's balances and key counts (no secrets)."""
+        with self.ledger.lock:
+            return [self._summary(a) for a in self.ledger.accounts]
+
+    def _summary(self, account_id: str) -> dict[str, Any]:
+        now = self.clock.now()
+        with self.ledger.lock:
+            account = self.ledger.accounts[account_id]
+            account.refresh(now)
+            admin = (
+                next(k for k in account.keys.values() if k.api_key_type == "ADMIN")
+                if any(k.api_key_type == "ADMIN" for k in account.keys.values())
+                else None
+            )
+            return {
+                "id": account.id,
+                "adminKeyLast6": admin.last6 if admin else None,
+                "diemEpochAllocation": account.diem_allocation,
+                "diem": account.diem,
+                "usd": account.usd,
+                "activeKeys": len(account.active_keys(now)),
+                "totalKeys": len(account.keys),
+            }
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes and methods answer with a JSON StandardError, like Venice."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "Not found", 405: "Method not allowed"}.get(status, "An unknown error occurred")
+    return json_response({"error": message}, status)

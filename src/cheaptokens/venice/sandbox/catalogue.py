@@ -1,0 +1,241 @@
+"""The model catalogue and the fake model behind it.
+
+``models.json`` is Venice's own static catalogue (a bare array, wrapper fields
+stripped); :func:`list_models` adds back what the live ``GET /models`` carries
+(FACTS §3.4). The "model" is deterministic: its reply is drawn from a hash of the
+model id and the messages, so the same prompt always yields the same text and the
+same bill.
+
+Tokenizer (documented in docs/sandbox.md): a token is a run of word characters or
+one other non-space character (regex ``\\w+|[^\\w\\s]``). A chat prompt counts the
+role and the text content of each message plus 3 framing tokens per message.
+Real Venice models use BPE tokenizers; only the *counting rule* differs, the
+billing arithmetic (tokens x published price per million) is the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import struct
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+MESSAGE_FRAMING_TOKENS = 3
+#: Costs are kept to 8 decimal places (1/100 of a micro-dollar).
+COST_QUANTUM = Decimal("0.00000001")
+MODEL_TYPES = ("asr", "embedding", "image", "music", "text", "tts", "upscale", "inpaint", "video")
+DEFAULT_EMBEDDING_DIMENSIONS = 1024
+
+_WORDS = [
+    "venice",
+    "sandbox",
+    "token",
+    "credit",
+    "model",
+    "answer",
+    "river",
+    "bridge",
+    "lantern",
+    "quiet",
+    "amber",
+    "signal",
+    "harbor",
+    "meadow",
+    "copper",
+    "window",
+    "orbit",
+    "garden",
+    "pixel",
+    "marble",
+    "summit",
+    "canvas",
+    "ember",
+    "willow",
+    "falcon",
+    "prism",
+    "cobalt",
+    "velvet",
+    "anchor",
+    "compass",
+    "thistle",
+    "glacier",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A rate-limit size tier (FACTS §5.2, the post-snapshot enforced values)."""
+
+    name: str
+    rpm: int
+    tpm: int
+
+
+TIERS = {
+    "XS": Tier("XS", 500, 5_000_000),
+    "S": Tier("S", 150, 3_000_000),
+    "M": Tier("M", 100, 2_000_000),
+    "L": Tier("L", 100, 2_000_000),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """One catalogue entry the sandbox can price."""
+
+    id: str
+    type: str
+    raw: dict[str, Any]
+    input_price: Decimal  # USD (= DIEM) per million input tokens
+    output_price: Decimal  # USD (= DIEM) per million output tokens
+
+    @property
+    def tier(self) -> Tier:
+        """Size tier. models.json does not carry it, so the sandbox derives it from
+        the output price (a documented stand-in): embeddings and < $1/M are XS,
+        < $3/M S, < $8/M M, the rest L."""
+        if self.type == "embedding" or self.output_price < 1:
+            return TIERS["XS"]
+        if self.output_price < 3:
+            return TIERS["S"]
+        if self.output_price < 8:
+            return TIERS["M"]
+        return TIERS["L"]
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """Tokens x published price per million, rounded half-up to 8 decimals."""
+        million = Decimal(1_000_000)
+        raw = (prompt_tokens * self.input_price + completion_tokens * self.output_price) / million
+        return raw.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+@cache
+def _raw_catalogue() -> tuple[dict[str, Any], ...]:
+    text = resources.files(__package__).joinpath("models.json").read_text(encoding="utf-8")
+    entries: list[dict[str, Any]] = json.loads(text)
+    return tuple(entries)
+
+
+def _price(spec: dict[str, Any], part: str) -> Decimal:
+    entry = spec.get("pricing", {}).get(part, {})
+    value = entry.get("usd")
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+@cache
+def models_by_id() -> dict[str, Model]:
+    """Every catalogue entry by id."""
+    out: dict[str, Model] = {}
+    for raw in _raw_catalogue():
+        spec = raw["model_spec"]
+        out[raw["id"]] = Model(
+            id=raw["id"],
+            type=raw["type"],
+            raw=raw,
+            input_price=_price(spec, "input"),
+            output_price=_price(spec, "output"),
+        )
+    return out
+
+
+def find_model(model_id: str) -> Model | None:
+    """Look a model up, ignoring a ``:key=value`` feature suffix (FACTS §3.1)."""
+    return models_by_id().get(model_id.split(":", 1)[0])
+
+
+def list_models(model_type: str) -> list[dict[str, Any]]:
+    """Entries for ``GET /models?type=...`` with the wrapper fields added back."""
+    out = []
+    for raw in _raw_catalogue():
+        spec = raw["model_spec"]
+        if model_type == "code":
+            if raw["type"] != "text" or not spec.get("capabilities", {}).get("optimizedForCode"):
+                continue
+        elif model_type != "all" and raw["type"] != model_type:
+            continue
+        entry: dict[str, Any] = {
+            "created": raw["created"],
+            "id": raw["id"],
+            "model_spec": spec,
+            "object": "model",
+            "owned_by": "venice.ai",
+            "type": raw["type"],
+        }
+        if raw["type"] == "text" and "availableContextTokens" in spec:
+            entry["context_length"] = spec["availableContextTokens"]
+        out.append(entry)
+    return out
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in ``text`` under the sandbox tokenizer."""
+    return len(TOKEN_RE.findall(text))
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's ``content`` (a string or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part["text"] for part in content if isinstance(part, dict) and "text" in part
+        )
+    return ""
+
+
+def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Prompt tokens: role + content text + framing, per message."""
+    return sum(
+        count_tokens(str(m.get("role", "")))
+        + count_tokens(message_text(m.get("content")))
+        + MESSAGE_FRAMING_TOKENS
+        for m in messages
+    )
+
+
+def generate_reply(
+    model_id: str, messages: list[dict[str, Any]], max_tokens: int | None
+) -> tuple[list[str], str]:
+    """The reply as token pieces, and its finish reason.
+
+    The natural reply is 8-31 words and a full stop, chosen by a hash of the model
+    and the messages. ``max_tokens`` cuts it short with ``finish_reason="length"``.
+    Joining the pieces gives text whose :func:`count_tokens` equals ``len(pieces)``.
+    """
+    seed = hashlib.sha256(
+        json.dumps([model_id, messages], sort_keys=True, default=str).encode()
+    ).digest()
+    n_words = 8 + seed[0] % 24
+    pieces = []
+    for i in range(n_words):
+        word = _WORDS[seed[(i + 1) % len(seed)] * (i + 7) % len(_WORDS)]
+        pieces.append(word.capitalize() if i == 0 else " " + word)
+    pieces.append(".")
+    if max_tokens is not None and max_tokens < len(pieces):
+        return pieces[:max_tokens], "length"
+    return pieces, "stop"
+
+
+def embed(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for ``text`` (not money: floats are fine here)."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        block = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend((b - 127.5) / 127.5 for b in block)
+        counter += 1
+    values = values[:dimensions]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def embedding_base64(vector: list[float]) -> str:
+    """OpenAI's ``encoding_format="base64"``: little-endian float32, base64."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
