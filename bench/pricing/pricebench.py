@@ -1,0 +1,278 @@
+"""Pricing benchmark library: the exact day generator, hindsight, the posted-price bound,
+baselines and the simulator that drives a :class:`cheaptokens.pricing.PricingEngine`.
+
+Implements the benchmark definition (share of the hindsight optimum) exactly: see
+``bench/pricing/README.md``. Floats are fine here: this is a simulation, not the shop's money.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cheaptokens.pricing import EngineConfig, Forecast, PricingEngine
+
+CAPACITY = 1000.0  # credits ($1 of inference at list each)
+CAPACITY_CENTS = 100_000
+SIGMA = 0.5
+Q_MED = 10.0
+Q_SIGMA = 0.5
+P_MIN, P_MAX = 0.01, 1.0
+DEV_DAYS = 2000
+DAY0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    k: int
+    name: str
+    n: float
+    v: float
+    forecast_n: float
+    forecast_v: float
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(0, "light", 90, 0.75, 90, 0.75),
+    Scenario(1, "base", 200, 0.75, 200, 0.75),
+    Scenario(2, "heavy", 450, 0.75, 450, 0.75),
+    Scenario(3, "arrivals +30%", 260, 0.75, 200, 0.75),
+    Scenario(4, "arrivals -30%", 140, 0.75, 200, 0.75),
+    Scenario(5, "willingness -30%", 200, 0.525, 200, 0.75),
+)
+
+#: published check numbers (dev days): mean hindsight per day and posted-price bound
+CHECK_HINDSIGHT = (644.0, 975.0, 1276.0, 1076.0, 845.0, 685.0)
+CHECK_BOUND = (310.5, 621.5, 917.0, 719.5, 479.8, 435.1)
+
+
+def g(h: NDArray[np.float64] | float) -> NDArray[np.float64] | float:
+    """Usefulness of h hours of credit."""
+    return (1.0 - np.exp(-np.asarray(h) / 6.0)) / (1.0 - math.exp(-4.0))
+
+
+def _bump(t: NDArray[np.float64], c: float, s: float) -> NDArray[np.float64]:
+    return np.exp(-0.5 * ((t - c) / s) ** 2)
+
+
+MINUTE_MID = (np.arange(1440) + 0.5) / 60.0
+_RAW = (
+    0.25
+    + 0.5 * _bump(MINUTE_MID, 3, 2.5)
+    + 1.0 * _bump(MINUTE_MID, 11, 3)
+    + 1.4 * _bump(MINUTE_MID, 18.5, 3)
+)
+MINUTE_PMF = _RAW / _RAW.sum()
+CDF = np.cumsum(MINUTE_PMF)
+
+
+@dataclass(frozen=True)
+class Day:
+    t: NDArray[np.float64]  # hours, ascending
+    q: NDArray[np.float64]  # credits requested
+    w: NDArray[np.float64]  # willingness per credit (fraction of list)
+
+
+def generate_day(k: int, d: int, n_mean: float, v: float) -> Day:
+    """Day ``d`` of scenario (seed family) ``k``: the draws in the defined order."""
+    rng = np.random.default_rng([k, d])
+    n = int(rng.poisson(n_mean))
+    u = rng.random(n)
+    minute = np.searchsorted(CDF, u)
+    j = rng.random(n)
+    t = np.sort((minute + j) / 60.0)
+    z = rng.standard_normal(n)
+    q = Q_MED * np.exp(Q_SIGMA * z)
+    z2 = rng.standard_normal(n)
+    w = v * g(24.0 - t) * np.exp(SIGMA * z2)
+    return Day(t=t, q=q, w=np.asarray(w, dtype=np.float64))
+
+
+def hindsight(day: Day, capacity: float = CAPACITY) -> float:
+    """Greedy fill by willingness, descending (the last buyer may be partly filled)."""
+    order = np.argsort(-day.w, kind="stable")
+    q = day.q[order]
+    w = day.w[order]
+    before = np.concatenate(([0.0], np.cumsum(q)[:-1]))
+    alloc = np.clip(capacity - before, 0.0, q)
+    return float(np.sum(w * alloc))
+
+
+_Z = np.linspace(-12.0, 12.0, 240_001)
+_SF = np.array([0.5 * math.erfc(z / math.sqrt(2.0)) for z in _Z.tolist()])
+
+
+def normal_sf(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    """P(Z >= z) for a standard normal (tabulated, step 1e-4, linear interpolation)."""
+    return np.interp(z, _Z, _SF)
+
+
+def posted_price_bound(n: float, v: float, capacity: float = CAPACITY) -> float:
+    """min_μ μ·C + Σ_minutes λ·E[q]·max_p (p − μ)·P(w >= p), p on [0.01, 1]."""
+    lam = n * MINUTE_PMF * Q_MED * math.exp(Q_SIGMA**2 / 2.0)
+    m = v * np.asarray(g(24.0 - MINUTE_MID))
+    prices = np.linspace(P_MIN, P_MAX, 9901)
+    surv = normal_sf(np.log(prices[None, :] / m[:, None]) / SIGMA)
+
+    def dual(mu: float) -> float:
+        best = ((prices[None, :] - mu) * surv).max(axis=1)
+        return float(mu * capacity + np.sum(lam * np.maximum(best, 0.0)))
+
+    lo, hi = 0.0, 1.0
+    phi = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(60):
+        a = hi - phi * (hi - lo)
+        b = lo + phi * (hi - lo)
+        if dual(a) <= dual(b):
+            hi = b
+        else:
+            lo = a
+    return min(dual(0.0), dual(0.5 * (lo + hi)))
+
+
+# ----------------------------------------------------------------------------- policies
+
+
+class Policy(Protocol):
+    def start_day(self, day_start: datetime, capacity_cents: int, forecast: Forecast) -> None: ...
+    def hourly(self, now: datetime) -> None: ...
+    def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal: ...
+    def observe(
+        self, now: datetime, requested_cents: int, price_fraction: Decimal, accepted: bool
+    ) -> None: ...
+
+
+class EnginePolicy:
+    """The shop's engine; ``hourly`` is the scheduled re-plan at the top of each hour."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.engine = PricingEngine(config)
+
+    def start_day(self, day_start: datetime, capacity_cents: int, forecast: Forecast) -> None:
+        self.engine.start_day(day_start, capacity_cents, forecast)
+
+    def hourly(self, now: datetime) -> None:
+        self.engine.replan(now)
+
+    def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal:
+        return self.engine.price(now, requested_cents, remaining_cents)
+
+    def observe(
+        self, now: datetime, requested_cents: int, price_fraction: Decimal, accepted: bool
+    ) -> None:
+        self.engine.observe(now, requested_cents, price_fraction, accepted)
+
+
+class ClockPolicy:
+    """Baseline: a price that depends on the clock only (fixed 50 %, or a time decay)."""
+
+    def __init__(self, fn: Callable[[float], float]) -> None:
+        self.fn = fn
+        self.day_start = DAY0
+
+    def start_day(self, day_start: datetime, capacity_cents: int, forecast: Forecast) -> None:
+        self.day_start = day_start
+
+    def hourly(self, now: datetime) -> None:
+        pass
+
+    def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal:
+        t = (now - self.day_start).total_seconds() / 3600.0
+        return Decimal(f"{min(P_MAX, max(P_MIN, self.fn(t))):.6f}")
+
+    def observe(
+        self, now: datetime, requested_cents: int, price_fraction: Decimal, accepted: bool
+    ) -> None:
+        pass
+
+
+def fixed_half(t: float) -> float:
+    return 0.5
+
+
+def clock_decay(t: float) -> float:
+    """Discount 10 % at 00:00 rising linearly to 75 % at 23:00 UTC, then held."""
+    return 1.0 - (0.10 + 0.65 * min(t, 23.0) / 23.0)
+
+
+POLICIES: dict[str, Callable[[EngineConfig | None], Policy]] = {
+    "engine": lambda cfg: EnginePolicy(cfg),
+    "fixed50": lambda cfg: ClockPolicy(fixed_half),
+    "clock-decay": lambda cfg: ClockPolicy(clock_decay),
+}
+
+
+# ---------------------------------------------------------------------------- simulator
+
+
+@dataclass
+class ScenarioResult:
+    k: int
+    days: int
+    revenue: float = 0.0
+    hindsight: float = 0.0
+    quote_ns: list[int] = field(default_factory=list)
+    replan_ns: list[int] = field(default_factory=list)
+
+
+def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResult) -> float:
+    """Run one day; returns revenue in credits ($ at list = 1)."""
+    policy.start_day(DAY0, CAPACITY_CENTS, forecast)
+    remaining = CAPACITY
+    revenue = 0.0
+    hour_done = -1
+    clock = time.perf_counter_ns
+    for t, q, w in zip(day.t.tolist(), day.q.tolist(), day.w.tolist(), strict=True):
+        hour = int(t)
+        if hour > hour_done:  # the hourly job, scheduled at the top of the hour
+            c0 = clock()
+            policy.hourly(DAY0 + timedelta(hours=hour))
+            res.replan_ns.append(clock() - c0)
+            hour_done = hour
+        now = DAY0 + timedelta(microseconds=round(t * 3_600_000_000))
+        q_cents = max(1, round(q * 100))
+        c0 = clock()
+        p = policy.price(now, q_cents, round(remaining * 100))
+        res.quote_ns.append(clock() - c0)
+        pf = float(p)
+        bought = remaining > 0 and pf <= w
+        if bought:
+            fill = min(q, remaining)
+            revenue += pf * fill
+            remaining -= fill
+        policy.observe(now, q_cents, p, bought)
+    return revenue
+
+
+def forecast_for(sc: Scenario) -> Forecast:
+    return Forecast(
+        n=sc.forecast_n, v=sc.forecast_v, sigma=SIGMA, q_med_cents=Q_MED * 100, q_sigma=Q_SIGMA
+    )
+
+
+def run_scenario(
+    k: int,
+    days: range,
+    *,
+    policy: str = "engine",
+    config: EngineConfig | None = None,
+    seed_offset: int = 0,
+) -> ScenarioResult:
+    """Simulate ``days`` of scenario ``k`` (seed family ``k + seed_offset``)."""
+    sc = SCENARIOS[k]
+    pol = POLICIES[policy](config)
+    fc = forecast_for(sc)
+    res = ScenarioResult(k=k, days=len(days))
+    for d in days:
+        day = generate_day(k + seed_offset, d, sc.n, sc.v)
+        res.hindsight += hindsight(day)
+        res.revenue += simulate_day(pol, day, fc, res)
+    return res

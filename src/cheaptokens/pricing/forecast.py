@@ -1,0 +1,173 @@
+"""Demand forecast and the estimators that correct it from what buyers did.
+
+Demand model (per UTC day):
+
+* ``n`` quote requests per day (Poisson), spread over the day by ``shape``
+  (:class:`~cheaptokens.pricing.shape.ArrivalShape`);
+* request size in cents is lognormal: median ``q_med_cents``, log-sd ``q_sigma``;
+* willingness to pay per $1 of credit, as a fraction of list, is lognormal with median
+  ``v · g(h)`` (``h`` hours left until 00:00 UTC) and log-sd ``sigma``: credit that expires
+  sooner is worth less.
+
+Learning (pure functions, floats — estimates, not money):
+
+* :func:`estimate_arrivals`: Gamma-Poisson posterior mean of ``n`` after seeing ``count``
+  requests while ``exposure`` (the share of the day's expected arrivals) has elapsed;
+* :func:`estimate_willingness`: MAP of ``ln v`` under a normal prior from accept/decline
+  outcomes (a probit likelihood: a buyer accepts iff ``w >= price``);
+* :func:`refit_forecast`: the nightly job — refit ``n``, ``v``, ``q_med``, ``q_sigma`` from a
+  quote log, shrunk towards the previous forecast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_G_NORM = 1.0 - math.exp(-4.0)
+
+
+def g_float(h: float) -> float:
+    """``g(h)`` in floats (for the optimiser; the published price uses the Decimal one)."""
+    return (1.0 - math.exp(-h / 6.0)) / _G_NORM
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the operator expects of a day (see the module docstring for the model)."""
+
+    n: float = 200.0
+    v: float = 0.75
+    sigma: float = 0.5
+    q_med_cents: float = 1000.0
+    q_sigma: float = 0.5
+    shape: ArrivalShape = field(default=DEFAULT_SHAPE)
+
+    def __post_init__(self) -> None:
+        if self.n < 0 or self.v <= 0 or self.sigma <= 0 or self.q_med_cents <= 0:
+            raise ValueError("forecast needs n >= 0 and positive v, sigma, q_med_cents")
+        if self.q_sigma < 0:
+            raise ValueError("q_sigma must be >= 0")
+
+    @property
+    def mean_request_cents(self) -> float:
+        """E[q] = q_med · e^(q_σ²/2)."""
+        return self.q_med_cents * math.exp(self.q_sigma**2 / 2.0)
+
+
+@dataclass(frozen=True)
+class QuoteRecord:
+    """One quote and its outcome, as the shop logs it (input of :func:`refit_forecast`)."""
+
+    at: datetime
+    requested_cents: int
+    price_fraction: Decimal
+    accepted: bool
+
+
+def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float) -> float:
+    """Posterior mean of the daily arrival rate.
+
+    Prior Gamma(shape = prior_n·weight, rate = weight): ``weight`` is how many days' worth of
+    evidence the forecast counts for. ``exposure`` in [0, 1] is the expected share of the
+    day's requests that should have arrived by now.
+    """
+    return (prior_n * weight + count) / (weight + max(0.0, exposure))
+
+
+def _phi(u: float) -> float:
+    return _INV_SQRT2PI * math.exp(-0.5 * u * u)
+
+
+def _mills(u: float) -> float:
+    """φ(u)/Φ(u), stable for very negative u."""
+    if u < -30.0:
+        return -u
+    cdf = 0.5 * math.erfc(-u / _SQRT2)
+    if cdf <= 1e-300:
+        return -u
+    return _phi(u) / cdf
+
+
+def estimate_willingness(
+    prior_log_v: float,
+    prior_sd: float,
+    sigma: float,
+    obs: Sequence[tuple[float, bool]],
+    *,
+    start: float | None = None,
+    iterations: int = 4,
+) -> float:
+    """MAP of ``ln v`` from ``obs`` = (ln price − ln g(h), accepted) pairs.
+
+    Accept iff ``ln v + σ·z >= y`` so ``P(accept) = Φ((ln v − y)/σ)``. Newton's method on the
+    (concave) log posterior, starting from ``start`` (the previous estimate) or the prior.
+    """
+    theta = prior_log_v if start is None else start
+    inv_tau2 = 1.0 / (prior_sd * prior_sd)
+    inv_s = 1.0 / sigma
+    inv_s2 = inv_s * inv_s
+    for _ in range(iterations):
+        grad = (prior_log_v - theta) * inv_tau2
+        hess = inv_tau2
+        for y, accepted in obs:
+            u = (theta - y) * inv_s
+            if accepted:
+                lam = _mills(u)
+                grad += lam * inv_s
+                hess += lam * (u + lam) * inv_s2
+            else:
+                lam = _mills(-u)
+                grad -= lam * inv_s
+                hess += lam * (lam - u) * inv_s2
+        step = grad / hess
+        step = max(-1.0, min(1.0, step))
+        theta += step
+        if abs(step) < 1e-6:
+            break
+    return theta
+
+
+def refit_forecast(
+    quote_log: Iterable[QuoteRecord],
+    prior: Forecast | None = None,
+    *,
+    prior_days: float = 7.0,
+) -> Forecast:
+    """Nightly refit: move ``prior`` towards what the logged days showed.
+
+    ``n`` is the Gamma-Poisson posterior mean over the logged days (``prior_days`` of prior
+    weight), ``v`` the probit MAP over every outcome (prior sd 0.5 in log space), and the size
+    parameters the log-normal moments of the requested amounts, shrunk like ``n``.
+    """
+    base = prior if prior is not None else Forecast()
+    records = list(quote_log)
+    if not records:
+        return base
+    days = {r.at.date() for r in records}
+    n = estimate_arrivals(base.n, len(records), float(len(days)), prior_days)
+
+    obs: list[tuple[float, bool]] = []
+    for r in records:
+        h = (24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)) or 24.0
+        p = float(r.price_fraction)
+        if p > 0:
+            obs.append((math.log(p) - math.log(g_float(h)), r.accepted))
+    log_v = estimate_willingness(math.log(base.v), 0.5, base.sigma, obs, iterations=25)
+
+    logs = [math.log(r.requested_cents) for r in records if r.requested_cents > 0]
+    q_med, q_sigma = base.q_med_cents, base.q_sigma
+    if len(logs) >= 2:
+        mean = sum(logs) / len(logs)
+        var = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
+        k = len(logs) / (len(logs) + prior_days * max(base.n, 1.0))
+        q_med = math.exp((1 - k) * math.log(base.q_med_cents) + k * mean)
+        q_sigma = math.sqrt((1 - k) * base.q_sigma**2 + k * var)
+    return replace(base, n=n, v=math.exp(log_v), q_med_cents=q_med, q_sigma=q_sigma)
