@@ -1,0 +1,37 @@
+"""Fixtures for the Stripe provider against localstripe and the Checkout fake."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from cheaptokens.payments.stripe_checkout import StripePayments, make_stripe_client
+from support.stripe_fakes import FakeStripe, LocalStripe
+from support.stripe_fakes.localstripe import TEST_API_KEY
+
+WEBHOOK_SECRET = "whsec_test_FAKE_cheaptokens_not_real"
+
+
+@pytest.fixture(scope="session")
+def localstripe(artifacts_dir: pathlib.Path) -> Iterator[LocalStripe]:
+    with LocalStripe(log_path=artifacts_dir / "localstripe.log") as server:
+        yield server
+
+
+@pytest.fixture
+def fake_stripe(localstripe: LocalStripe) -> Iterator[FakeStripe]:
+    with FakeStripe(upstream=localstripe.base_url, api_key=TEST_API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def stripe_client(fake_stripe: FakeStripe) -> stripe.StripeClient:
+    return make_stripe_client(TEST_API_KEY, api_base=fake_stripe.base_url, max_network_retries=0)
+
+
+@pytest.fixture
+def provider(stripe_client: stripe.StripeClient) -> StripePayments:
+    return StripePayments(stripe_client, WEBHOOK_SECRET)
