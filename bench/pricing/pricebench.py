@@ -115,11 +115,13 @@ def normal_sf(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.interp(z, _Z, _SF)
 
 
-def posted_price_bound(n: float, v: float, capacity: float = CAPACITY) -> float:
+def posted_price_bound(
+    n: float, v: float, capacity: float = CAPACITY, *, price_step: float = 0.0001
+) -> float:
     """min_μ μ·C + Σ_minutes λ·E[q]·max_p (p − μ)·P(w >= p), p on [0.01, 1]."""
     lam = n * MINUTE_PMF * Q_MED * math.exp(Q_SIGMA**2 / 2.0)
     m = v * np.asarray(g(24.0 - MINUTE_MID))
-    prices = np.linspace(P_MIN, P_MAX, 9901)
+    prices = np.linspace(P_MIN, P_MAX, round((P_MAX - P_MIN) / price_step) + 1)
     surv = normal_sf(np.log(prices[None, :] / m[:, None]) / SIGMA)
 
     def dual(mu: float) -> float:

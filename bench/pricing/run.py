@@ -68,14 +68,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for lo in range(first, last, step)
     ]
     results: dict[int, pb.ScenarioResult] = {k: pb.ScenarioResult(k=k, days=0) for k in ks}
-    with ProcessPoolExecutor(max_workers=ns.workers) as pool:
-        for part in pool.map(_chunk, jobs):
-            acc = results[part.k]
-            acc.days += part.days
-            acc.revenue += part.revenue
-            acc.hindsight += part.hindsight
-            acc.quote_ns += part.quote_ns
-            acc.replan_ns += part.replan_ns
+    if ns.workers <= 1:
+        parts = [_chunk(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=ns.workers) as pool:
+            parts = list(pool.map(_chunk, jobs))
+    for part in parts:
+        acc = results[part.k]
+        acc.days += part.days
+        acc.revenue += part.revenue
+        acc.hindsight += part.hindsight
+        acc.quote_ns += part.quote_ns
+        acc.replan_ns += part.replan_ns
 
     rows = []
     quote_ns: list[int] = []

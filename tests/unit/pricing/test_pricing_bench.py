@@ -1,0 +1,70 @@
+"""The pricing benchmark: generator check numbers (loose), the bound, and a tiny run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "pricing"
+
+
+@pytest.fixture(scope="module")
+def pb() -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import pricebench
+
+        return pricebench
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_generator_matches_published_hindsight(pb: ModuleType) -> None:
+    for sc in pb.SCENARIOS:
+        mean = np.mean([pb.hindsight(pb.generate_day(sc.k, d, sc.n, sc.v)) for d in range(100)])
+        assert mean == pytest.approx(pb.CHECK_HINDSIGHT[sc.k], rel=0.03)
+
+
+def test_generator_draw_order(pb: ModuleType) -> None:
+    rng = np.random.default_rng([1, 7])
+    n = rng.poisson(200)
+    day = pb.generate_day(1, 7, 200, 0.75)
+    assert len(day.t) == n
+    assert np.all(np.diff(day.t) >= 0) and day.t.min() >= 0 and day.t.max() < 24
+    assert np.all(day.q > 0) and np.all(day.w > 0)
+
+
+def test_hindsight_fills_by_willingness(pb: ModuleType) -> None:
+    day = pb.Day(
+        t=np.array([1.0, 2.0, 3.0]), q=np.array([600.0, 600.0, 10.0]), w=np.array([0.5, 0.9, 0.1])
+    )
+    assert pb.hindsight(day) == pytest.approx(600 * 0.9 + 400 * 0.5)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_posted_price_bound_matches_published(pb: ModuleType, k: int) -> None:
+    sc = pb.SCENARIOS[k]
+    bound = pb.posted_price_bound(sc.n, sc.v, price_step=0.001)
+    assert bound == pytest.approx(pb.CHECK_BOUND[k], abs=0.5)
+
+
+def test_tiny_benchmark_run_completes(pb: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(BENCH))
+    summary = run.main(["--days", "3", "--workers", "1", "--no-bound", "--scenarios", "0,3"])
+    assert "headline" in capsys.readouterr().out
+    rows = summary["scenarios"]
+    assert [r["k"] for r in rows] == [0, 3]
+    assert all(0 < r["share_of_hindsight"] <= 1 for r in rows)
+
+
+def test_baseline_cannot_beat_hindsight(pb: ModuleType) -> None:
+    res = pb.run_scenario(1, range(3), policy="fixed50")
+    assert 0 < res.revenue < res.hindsight
