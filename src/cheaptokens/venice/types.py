@@ -42,6 +42,11 @@ class ApiKey:
     period_usage_usd: Decimal | None = None
     period_usage_diem: Decimal | None = None
 
+    @property
+    def period_usage(self) -> Decimal:
+        """DIEM plus USD spent inside the current limit window (0 when unknown)."""
+        return (self.period_usage_diem or Decimal(0)) + (self.period_usage_usd or Decimal(0))
+
 
 @dataclass(frozen=True, slots=True)
 class CreatedKey:

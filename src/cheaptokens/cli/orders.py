@@ -1,0 +1,119 @@
+"""``cheaptokens orders``: list, show and refund orders (never prints a key or token)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cheaptokens.cli._common import load_settings
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "orders",
+        help="list, show or refund orders",
+        description="Operator view of orders; keys and tokens are never printed.",
+    )
+    sub = p.add_subparsers(dest="orders_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="recent orders", description="List recent orders.")
+    ls.add_argument("--status", help="only this status (e.g. paid, fulfilled, refunded)")
+    ls.add_argument("--limit", type=int, default=50, help="how many (50)")
+    ls.set_defaults(func=_list)
+    sh = sub.add_parser("show", help="one order with its ledger", description="Show one order.")
+    sh.add_argument("order_id")
+    sh.set_defaults(func=_show)
+    rf = sub.add_parser(
+        "refund",
+        help="refund an order (deletes its key first)",
+        description="Queue a refund; a running worker carries it out.",
+    )
+    rf.add_argument("order_id")
+    rf.add_argument("--reason", default="operator refund", help="recorded in the ledger")
+    rf.set_defaults(func=_refund)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cheaptokens.models import Order
+    from cheaptokens.money import format_usd
+    from cheaptokens.shop import build_shop
+
+    shop = build_shop(load_settings())
+    try:
+        with shop.sessions() as session:
+            stmt = select(Order).order_by(Order.created_at.desc()).limit(args.limit)
+            if args.status:
+                stmt = stmt.where(Order.status == args.status)
+            for o in session.scalars(stmt):
+                print(
+                    f"{o.id}  {o.status:17} credit {format_usd(o.credit_cents):>9}  "
+                    f"paid {format_usd(o.price_cents):>9}  {o.created_at:%Y-%m-%d %H:%M:%S}Z  "
+                    f"{o.account}  key …{o.key_last6 or '------'}"
+                )
+    finally:
+        shop.close()
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cheaptokens.models import LedgerEntry, Order
+    from cheaptokens.shop import build_shop
+
+    shop = build_shop(load_settings())
+    try:
+        with shop.sessions() as session:
+            o = session.get(Order, args.order_id)
+            if o is None:
+                print(f"no order {args.order_id}")
+                return 1
+            for name in (
+                "id",
+                "status",
+                "day",
+                "account",
+                "credit_cents",
+                "price_cents",
+                "created_at",
+                "paid_at",
+                "fulfilled_at",
+                "key_id",
+                "key_last6",
+                "key_expires_at",
+                "used_cents",
+                "refunded_at",
+                "failure_reason",
+            ):
+                print(f"{name:16} {getattr(o, name)}")
+            print("ledger:")
+            for e in session.scalars(
+                select(LedgerEntry).where(LedgerEntry.order_id == o.id).order_by(LedgerEntry.id)
+            ):
+                print(
+                    f"  {e.at:%H:%M:%S} {e.kind:20} "
+                    f"credit {e.credit_cents:+} money {e.money_cents:+}"
+                )
+    finally:
+        shop.close()
+    return 0
+
+
+def _refund(args: argparse.Namespace) -> int:
+    from cheaptokens.models import Order
+    from cheaptokens.orders import service
+    from cheaptokens.shop import build_shop
+
+    shop = build_shop(load_settings())
+    try:
+        with shop.sessions.begin() as session:
+            o = session.get(Order, args.order_id)
+            if o is None:
+                print(f"no order {args.order_id}")
+                return 1
+            service.request_refund(session, order=o, reason=args.reason, now=shop.clock())
+        print(f"refund queued for {args.order_id}; a worker carries it out")
+    finally:
+        shop.close()
+    return 0

@@ -1,0 +1,92 @@
+"""``cheaptokens serve``: the web shop, with an in-process worker.
+
+On the offline default (``CHEAPTOKENS_VENICE_MODE=sandbox``) it also runs the Venice
+sandbox in the same process (one account, ``CHEAPTOKENS_SANDBOX_DIEM`` DIEM a day) at
+``http://127.0.0.1:8001/api/v1``, and the shop's clock follows the sandbox clock, so
+``POST /_sandbox/clock`` moves both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from cheaptokens.cli._common import load_settings, setup_logging
+
+log = logging.getLogger("cheaptokens.serve")
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the web shop (and, offline, the Venice sandbox and a worker)",
+        description="Run the shop's web server. Settings come from CHEAPTOKENS_* environment "
+        "variables (see docs/operations.md); the options below override a few.",
+    )
+    p.add_argument("--host", help="interface to bind (CHEAPTOKENS_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (CHEAPTOKENS_PORT, 8000)")
+    p.add_argument("--no-worker", action="store_true", help="do not run a worker in-process")
+    p.add_argument("--no-migrate", action="store_true", help="do not upgrade the database first")
+    p.add_argument("--log-level", default="info", help="info, debug, warning (info)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cheaptokens import migrate
+    from cheaptokens.shop import build_shop
+    from cheaptokens.web.app import create_app
+    from cheaptokens.worker.maintenance import refresh_accounts
+
+    setup_logging(args.log_level)
+    settings = load_settings(host=args.host, port=args.port)
+    if not args.no_migrate:
+        migrate.upgrade(settings.db_url)
+    servers: list[uvicorn.Server] = []
+    clock = None
+    if settings.venice_mode == "sandbox" and not settings.venice_base_url:
+        from cheaptokens.config import SANDBOX_ADMIN_KEY
+        from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+
+        sandbox = Sandbox(
+            [AccountSpec(admin_key=SANDBOX_ADMIN_KEY, diem=settings.sandbox_diem)], frozen=False
+        )
+        clock = sandbox.clock.now
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(
+                    sandbox.app,
+                    host=settings.sandbox_host,
+                    port=settings.sandbox_port,
+                    log_level=args.log_level,
+                    access_log=False,
+                )
+            )
+        )
+        log.info(
+            "Venice sandbox on http://%s:%s/api/v1", settings.sandbox_host, settings.sandbox_port
+        )
+    shop = build_shop(settings, clock=clock) if clock else build_shop(settings)
+    app = create_app(shop, run_worker=settings.worker_in_process and not args.no_worker)
+    servers.append(
+        uvicorn.Server(
+            uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level)
+        )
+    )
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        await asyncio.sleep(0.5)
+        n = await asyncio.to_thread(refresh_accounts, shop)
+        log.info("read %d of %d Venice account balances", n, len(shop.gateways))
+        log.info("shop on http://%s:%s/", settings.host, settings.port)
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(main())
+    finally:
+        shop.close()
+    return 0

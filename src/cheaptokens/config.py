@@ -1,0 +1,104 @@
+"""Settings, read once from the environment (prefix ``CHEAPTOKENS_``).
+
+Every value has an offline default: SQLite under ``./var``, the built-in Venice
+sandbox and sandbox payments. Production sets at least ``CHEAPTOKENS_VENICE_MODE=live``,
+``CHEAPTOKENS_VENICE_ADMIN_KEYS``, ``CHEAPTOKENS_PAYMENTS=stripe`` with the Stripe keys,
+``CHEAPTOKENS_DATABASE_URL`` and ``CHEAPTOKENS_DATA_KEY``. ``docs/operations.md`` lists them all.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VENICE_API_URL = "https://api.venice.ai/api/v1"
+SANDBOX_ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_not_a_real_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHEAPTOKENS_", extra="ignore")
+
+    # Where the shop lives
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    data_dir: pathlib.Path = pathlib.Path("var")
+    database_url: str = ""  # default: sqlite:///<data_dir>/cheaptokens.db
+
+    # Venice
+    venice_mode: Literal["sandbox", "live"] = "sandbox"
+    venice_base_url: str = ""  # default: the sandbox's URL, or Venice's in live mode
+    #: ``name=KEY`` pairs separated by commas; in sandbox mode defaults to one sandbox account.
+    venice_admin_keys: SecretStr = SecretStr("")
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8001
+    sandbox_diem: Decimal = Decimal("100")
+    venice_timeout_seconds: float = 10.0
+
+    # Capacity
+    sell_fraction: Decimal = Field(default=Decimal("0.9"), gt=0, le=1)
+    safety_margin_cents: int = Field(default=100, ge=0)
+    max_order_cents: int = Field(default=50_000, gt=0)
+    min_order_cents: int = Field(default=100, gt=0)
+
+    # Time windows
+    quote_ttl_seconds: int = Field(default=60, gt=0)
+    checkout_ttl_seconds: int = Field(default=900, gt=0)
+    provision_deadline_seconds: int = Field(default=600, gt=0)
+
+    # Pricing curve defaults (the published parameters)
+    price_a: Decimal = Decimal("0.25")
+    price_b: Decimal = Decimal("0.70")
+    price_beta: Decimal = Decimal("0.25")
+    price_floor: Decimal = Decimal("0.10")
+
+    # Payments
+    payments: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_secret_key: SecretStr = SecretStr("")
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    stripe_api_base: str = ""  # tests point the SDK at a local server
+
+    # Secrets of the shop itself
+    data_key: SecretStr = SecretStr("")  # base64 32 bytes; generated into data_dir offline
+    admin_user: str = "admin"
+    admin_password: SecretStr = SecretStr("")  # empty: the dashboard is closed
+
+    # Abuse limits, per client address
+    quotes_per_minute: int = Field(default=60, gt=0)
+    orders_per_minute: int = Field(default=20, gt=0)
+
+    # Worker
+    worker_in_process: bool = True
+    worker_poll_seconds: float = 0.2
+
+    @field_validator("public_url", "venice_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'cheaptokens.db'}"
+
+    @property
+    def venice_url(self) -> str:
+        if self.venice_base_url:
+            return self.venice_base_url
+        if self.venice_mode == "live":
+            return VENICE_API_URL
+        return f"http://{self.sandbox_host}:{self.sandbox_port}/api/v1"
+
+    def account_keys(self) -> dict[str, str]:
+        """Account name -> ADMIN key. Never log the values."""
+        raw = self.venice_admin_keys.get_secret_value().strip()
+        if not raw:
+            return {"sandbox-1": SANDBOX_ADMIN_KEY} if self.venice_mode == "sandbox" else {}
+        pairs: dict[str, str] = {}
+        for i, item in enumerate(p.strip() for p in raw.split(",") if p.strip()):
+            name, sep, key = item.partition("=")
+            pairs[name.strip() if sep else f"account-{i + 1}"] = key.strip() if sep else name
+        return pairs

@@ -1,0 +1,218 @@
+"""The shop's tables (SQLAlchemy 2). Every amount is integer cents; every time is UTC.
+
+``ledger`` is append-only: each change of money, capacity or key writes a row there
+and no row is ever updated or deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Account(Base):
+    """A Venice account the operator owns (its ADMIN key lives in configuration, not here)."""
+
+    __tablename__ = "accounts"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    diem_allocation_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AccountDay(Base):
+    """One account's sellable credit on one UTC day, with the running totals.
+
+    ``capacity - sold - reserved >= 0`` is kept by conditional UPDATEs
+    (see :mod:`cheaptokens.inventory`), never by reading then writing.
+    """
+
+    __tablename__ = "account_days"
+    account: Mapped[str] = mapped_column(ForeignKey("accounts.name"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    allocation_cents: Mapped[int] = mapped_column(BigInteger)
+    capacity_cents: Mapped[int] = mapped_column(BigInteger)
+    sold_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PricingParamsRow(Base):
+    """A published parameter set of the price curve, by its hash."""
+
+    __tablename__ = "pricing_params"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Quote(Base):
+    __tablename__ = "quotes"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    day: Mapped[date] = mapped_column(Date)
+    account: Mapped[str] = mapped_column(ForeignKey("accounts.name"))
+    credit_cents: Mapped[int] = mapped_column(BigInteger)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    remaining_cents: Mapped[int] = mapped_column(BigInteger)  # pooled remaining at quote time
+    params_hash: Mapped[str] = mapped_column(ForeignKey("pricing_params.hash"))
+    #: open (holds a reservation) | ordered (reservation moved to an order) | released
+    status: Mapped[str] = mapped_column(String(16), default="open")
+
+    __table_args__ = (Index("ix_quotes_open_until", "status", "valid_until"),)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"), unique=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    account: Mapped[str] = mapped_column(ForeignKey("accounts.name"))
+    credit_cents: Mapped[int] = mapped_column(BigInteger)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    #: does the order still hold capacity (reserved while awaiting payment, sold once paid)?
+    holds: Mapped[str] = mapped_column(String(16), default="reserved")  # reserved|sold|none
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    checkout_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))
+
+    payment_provider: Mapped[str] = mapped_column(String(16))
+    payment_reference: Mapped[str | None] = mapped_column(String(255))
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    payment_ref: Mapped[str | None] = mapped_column(String(255))
+    paid_cents: Mapped[int | None] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    provision_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    key_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    key_last6: Mapped[str | None] = mapped_column(String(6))
+    key_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM, until received
+    key_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    key_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    key_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_cents: Mapped[int | None] = mapped_column(BigInteger)
+    usage_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    refund_ref: Mapped[str | None] = mapped_column(String(255))
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class LedgerEntry(Base):
+    """Append-only journal of every change of money, capacity or key."""
+
+    __tablename__ = "ledger"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    quote_id: Mapped[str | None] = mapped_column(String(40))
+    account: Mapped[str | None] = mapped_column(String(64))
+    day: Mapped[date | None] = mapped_column(Date)
+    credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    money_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Job(Base):
+    """Work for the worker; claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|done|dead
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("kind", "order_id"),
+        Index("ix_jobs_due", "status", "run_at"),
+    )
+
+
+class WebhookEvent(Base):
+    """Provider events already handled, so a re-delivery changes nothing."""
+
+    __tablename__ = "webhook_events"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Alert(Base):
+    """Something an operator must look at (failed provisioning, reconciliation finds)."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,75 @@
+"""Published price-curve parameters: the set in force at a moment, looked up by hash.
+
+Each set is stored once under its hash, so any quote can be recomputed later from
+(time, remaining credit, parameter hash). If no engine has published a set for the
+current moment, today's default curve (from the operator's configuration) is
+published on first use.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cheaptokens.db import upsert_insert
+from cheaptokens.models import PricingParamsRow
+from cheaptokens.orders.rules import ShopRules
+from cheaptokens.pricing.curve import (
+    PricingParams,
+    default_params,
+    params_from_json,
+    params_hash,
+    params_to_dict,
+)
+
+
+def publish(session: Session, *, params: PricingParams, now: datetime) -> str:
+    """Store ``params`` under its hash (idempotent) and return the hash."""
+    digest = params_hash(params)
+    insert = upsert_insert(session)
+    session.execute(
+        insert(PricingParamsRow)
+        .values(
+            hash=digest,
+            day=params.day_start.date(),
+            valid_from=params.valid_from,
+            valid_until=params.valid_until,
+            body=params_to_dict(params),
+            published_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    return digest
+
+
+def by_hash(session: Session, digest: str) -> PricingParams | None:
+    row = session.get(PricingParamsRow, digest)
+    if row is None:
+        return None
+    return params_from_json(json.dumps(row.body))
+
+
+def in_force(
+    session: Session, *, now: datetime, capacity_cents: int, rules: ShopRules
+) -> tuple[PricingParams, str]:
+    """The parameter set valid at ``now`` (the latest published), publishing the default."""
+    row = session.scalars(
+        select(PricingParamsRow)
+        .where(PricingParamsRow.valid_from <= now, PricingParamsRow.valid_until > now)
+        .order_by(PricingParamsRow.valid_from.desc(), PricingParamsRow.published_at.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        return params_from_json(json.dumps(row.body)), row.hash
+    params = default_params(
+        capacity_cents=max(1, capacity_cents),
+        day=now.date(),
+        a=rules.price_a,
+        b=rules.price_b,
+        beta=rules.price_beta,
+        floor=rules.price_floor,
+    )
+    return params, publish(session, params=params, now=now)

@@ -1,0 +1,41 @@
+"""The order state machine.
+
+awaiting_payment ──paid──▶ paid ──key made──▶ fulfilled ──00:00 UTC──▶ expired
+      │                     │                    │
+      ├─declined/expired──▶ cancelled ──late payment──▶ paid
+      │                     ├─no key by deadline / sold out──▶ refunded
+      │                     └─refund itself failed──────────▶ failed
+      └────────────────────────────────── operator refund (from paid/fulfilled) ─▶ refunded
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cheaptokens.errors import Conflict
+
+AWAITING_PAYMENT: Final = "awaiting_payment"
+PAID: Final = "paid"
+FULFILLED: Final = "fulfilled"
+EXPIRED: Final = "expired"
+REFUNDED: Final = "refunded"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+
+ALLOWED: Final[dict[str, frozenset[str]]] = {
+    AWAITING_PAYMENT: frozenset({PAID, CANCELLED}),
+    CANCELLED: frozenset({PAID}),  # a payment that arrives after the checkout lapsed
+    PAID: frozenset({FULFILLED, REFUNDED, FAILED}),
+    FULFILLED: frozenset({EXPIRED, REFUNDED}),
+    FAILED: frozenset({REFUNDED}),  # an operator retries the refund
+    EXPIRED: frozenset(),
+    REFUNDED: frozenset(),
+}
+
+TERMINAL: Final = frozenset({EXPIRED, REFUNDED})
+
+
+def check_transition(current: str, new: str) -> None:
+    """Raise :class:`Conflict` unless ``current -> new`` is an edge of the machine."""
+    if new not in ALLOWED.get(current, frozenset()):
+        raise Conflict(f"an order cannot go from {current} to {new}")

@@ -1,0 +1,85 @@
+"""Map every error to one JSON shape, in one place.
+
+    {"error": {"code": "sold_out", "message": "...", "field": "credit_cents"}}
+
+HTML pages get the same information rendered by :mod:`cheaptokens.web.pages`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cheaptokens.errors import RateLimited, ShopError, SoldOut
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return {"error": body}
+
+
+def _field_of(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ShopError)
+    async def shop_error(_request: Request, exc: ShopError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        if isinstance(exc, SoldOut):
+            extra = {
+                "available_cents": exc.available_cents,
+                "returns_at": exc.returns_at.isoformat().replace("+00:00", "Z"),
+            }
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field, **extra),
+            status_code=exc.status,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _field_of(tuple(first.get("loc", ())))
+        message = str(first.get("msg", "invalid request"))
+        if field:
+            message = f"{field}: {message}"
+        return JSONResponse(error_body("invalid_input", message, field), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", type(exc).__name__)  # never the message: may hold data
+        return JSONResponse(
+            error_body(
+                "internal_error",
+                "something went wrong on our side; nothing was charged "
+                "twice — try again, and contact the operator if it persists",
+            ),
+            status_code=500,
+        )

@@ -1,0 +1,109 @@
+"""Payment edges: the sandbox checkout page, provider webhooks and the success redirect."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from cheaptokens.errors import InvalidInput, NotFound
+from cheaptokens.money import format_usd
+from cheaptokens.orders import flows
+from cheaptokens.payments import InvalidCheckout, SandboxPayments, WebhookSignatureError
+from cheaptokens.payments.errors import WebhookPayloadError
+from cheaptokens.shop import Shop
+from cheaptokens.web.deps import get_shop
+from cheaptokens.web.render import render
+
+router = APIRouter(tags=["payments"])
+ShopDep = Annotated[Shop, Depends(get_shop)]
+
+
+def _sandbox(shop: Shop) -> SandboxPayments:
+    if not isinstance(shop.payments, SandboxPayments):
+        raise NotFound("sandbox payments are not enabled on this shop")
+    return shop.payments
+
+
+@router.get("/checkout/sandbox/{token}", response_class=HTMLResponse, include_in_schema=False)
+def sandbox_checkout_page(token: str, request: Request, shop: ShopDep) -> Response:
+    provider = _sandbox(shop)
+    try:
+        checkout = provider.read_checkout(token)
+    except InvalidCheckout:
+        raise NotFound("this checkout link is not valid; start again from the shop") from None
+    return render(
+        request,
+        "checkout_sandbox.html",
+        amount=format_usd(checkout.amount_cents),
+        order_id=checkout.order_id,
+        expires_at=checkout.expires_at,
+        expired=checkout.is_expired(shop.clock()),
+    )
+
+
+@router.post("/checkout/sandbox/{token}", include_in_schema=False)
+async def sandbox_checkout_submit(token: str, request: Request) -> Response:
+    shop: Shop = request.app.state.shop
+    provider = _sandbox(shop)
+    is_json = request.headers.get("content-type", "").startswith("application/json")
+    if is_json:
+        try:
+            body: Any = json.loads(await request.body())
+        except ValueError:
+            raise InvalidInput(
+                'the body must be JSON like {"outcome": "paid"}', field="outcome"
+            ) from None
+        outcome = body.get("outcome") if isinstance(body, dict) else None
+    else:
+        outcome = (await request.form()).get("outcome")
+    if outcome not in ("paid", "declined"):
+        raise InvalidInput('outcome must be "paid" or "declined"', field="outcome")
+    try:
+        event = provider.outcome(token, outcome, shop.clock())
+    except InvalidCheckout:
+        raise NotFound("this checkout link is not valid; start again from the shop") from None
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(flows.apply_payment_event, shop, event)
+    if is_json:
+        return JSONResponse({"order_id": event.order_id, "result": event.kind})
+    return RedirectResponse(f"/orders/{event.order_id}?checkout={event.kind}", status_code=303)
+
+
+@router.post("/webhooks/{provider_name}", include_in_schema=False)
+async def webhook(provider_name: str, request: Request) -> Response:
+    """Provider events, verified over the raw body before anything is parsed."""
+    shop: Shop = request.app.state.shop
+    if provider_name != shop.payments.name:
+        raise NotFound("no such webhook endpoint")
+    payload = await request.body()
+    try:
+        event = shop.payments.parse_webhook(
+            payload=payload, headers=dict(request.headers), now=shop.clock()
+        )
+    except WebhookSignatureError:
+        return JSONResponse(
+            {"error": {"code": "bad_signature", "message": "signature check failed"}},
+            status_code=400,
+        )
+    except WebhookPayloadError:
+        return JSONResponse(
+            {"error": {"code": "bad_payload", "message": "unreadable event"}}, status_code=400
+        )
+    if event is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(flows.apply_payment_event, shop, event)
+    return JSONResponse({"received": True})
+
+
+@router.get("/checkout/return", include_in_schema=False)
+def checkout_return(order: str, session_id: str, shop: ShopDep) -> Response:
+    """Stripe's success redirect: confirm with the provider in case the webhook is late."""
+    event = shop.payments.confirm(reference=session_id)
+    if event is not None and event.order_id == order:
+        flows.apply_payment_event(shop, event)
+    return RedirectResponse(f"/orders/{order}", status_code=303)

@@ -1,0 +1,82 @@
+"""The job table: enqueue, claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), finish.
+
+A claimed job carries a lease (``locked_until``). A worker that dies mid-job simply
+lets the lease lapse and another worker picks the job up again, so every handler must
+be idempotent (DESIGN invariant 4). One job per (kind, order): enqueueing twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from cheaptokens.db import dialect_name, upsert_insert
+from cheaptokens.models import Job
+
+PROVISION = "provision"
+REFUND = "refund"
+LEASE = timedelta(seconds=60)
+
+
+def enqueue(session: Session, *, kind: str, order_id: str, now: datetime, delay: float = 0) -> None:
+    """Queue ``kind`` for ``order_id``; re-arm it if an earlier one already finished."""
+    insert = upsert_insert(session)
+    run_at = now + timedelta(seconds=delay)
+    stmt = insert(Job).values(
+        kind=kind, order_id=order_id, status="queued", run_at=run_at, attempts=0, created_at=now
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Job.kind, Job.order_id],
+            set_={"status": "queued", "run_at": run_at, "attempts": 0},
+            where=Job.status != "queued",
+        )
+    )
+
+
+def claim(
+    session: Session, *, worker: str, now: datetime, kinds: tuple[str, ...] | None = None
+) -> Job | None:
+    """Lease the next due job to ``worker``; the caller commits right after."""
+    stmt = (
+        select(Job)
+        .where(
+            Job.status == "queued",
+            Job.run_at <= now,
+            or_(Job.locked_until.is_(None), Job.locked_until < now),
+        )
+        .order_by(Job.run_at, Job.id)
+        .limit(1)
+    )
+    if kinds:
+        stmt = stmt.where(Job.kind.in_(kinds))
+    if dialect_name(session) == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    job = session.scalars(stmt).first()
+    if job is None:
+        return None
+    job.locked_until = now + LEASE
+    job.locked_by = worker
+    job.attempts += 1
+    return job
+
+
+def _mine(job_id: int, worker: str):  # type: ignore[no-untyped-def]
+    # Fenced: a worker whose lease was taken over changes nothing.
+    return update(Job).where(Job.id == job_id, Job.locked_by == worker, Job.status == "queued")
+
+
+def finish(session: Session, *, job_id: int, worker: str) -> None:
+    session.execute(_mine(job_id, worker).values(status="done", locked_until=None, last_error=None))
+
+
+def retry_later(
+    session: Session, *, job_id: int, worker: str, now: datetime, delay: float, error: str
+) -> None:
+    session.execute(
+        _mine(job_id, worker).values(
+            run_at=now + timedelta(seconds=delay), locked_until=None, last_error=error[:500]
+        )
+    )

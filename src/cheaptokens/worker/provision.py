@@ -1,0 +1,193 @@
+"""Make the Venice key for a paid order — exactly once, whatever crashes in between.
+
+The steps, each safe to repeat:
+
+1. Mark the order ``provision_started_at`` (committed) before the first create.
+2. If it was already marked, an earlier attempt may have created a key whose secret
+   never reached the database: list the account's keys and delete every one whose
+   description names this order (the secret exists only in Venice's create response,
+   so such a key is useless and must not stay alive).
+3. Create the key: ``consumptionLimit {"diem": credit, "usd": 0}`` (a resold key can
+   never spend the operator's USD), ``limitPeriod: EPOCH``, ``expiresAt`` the next
+   00:00 UTC, description ``cheaptokens:<order id>``.
+4. In one transaction, and only while this worker still holds the job's lease (a
+   fencing check), store the key encrypted and mark the order fulfilled; otherwise
+   delete the key just made.
+
+Venice 429/5xx are retried by the client and then by rescheduling the job; past the
+deadline (or the end of the key's day) the order is refunded instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cheaptokens.db import dialect_name
+from cheaptokens.models import Alert, Job, Order
+from cheaptokens.money import cents_to_dollars
+from cheaptokens.orders import ledger
+from cheaptokens.orders import state as st
+from cheaptokens.shop import Shop
+from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.types import ConsumptionLimit, CreatedKey, VeniceGateway
+from cheaptokens.worker import jobs
+
+log = logging.getLogger(__name__)
+
+
+class Retry(Exception):
+    """Try the job again after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: int
+    worker: str
+
+
+def day_end(order: Order) -> datetime:
+    from datetime import UTC
+
+    return datetime.combine(order.day, time(0), tzinfo=UTC) + timedelta(days=1)
+
+
+def description_for(shop: Shop, order_id: str) -> str:
+    return f"{shop.rules.key_prefix}{order_id}"
+
+
+def _holds_lease(session: Session, lease: Lease, now: datetime) -> bool:
+    stmt = select(Job).where(
+        Job.id == lease.job_id, Job.locked_by == lease.worker, Job.locked_until > now
+    )
+    if dialect_name(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first() is not None
+
+
+def alert(
+    shop: Shop, *, kind: str, message: str, order_id: str | None = None, account: str | None = None
+) -> None:
+    with shop.sessions.begin() as session:
+        session.add(
+            Alert(at=shop.clock(), kind=kind, order_id=order_id, account=account, message=message)
+        )
+
+
+def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
+    """Run one attempt; raises :class:`Retry` to be called again later."""
+    now = shop.clock()
+    with shop.sessions.begin() as session:
+        order = session.get(Order, order_id, with_for_update=True)
+        if order is None or order.status != st.PAID or order.key_id is not None:
+            return  # done already, refunded, or never paid: nothing to do
+        deadline = (
+            min(order.paid_at + shop.rules.provision_deadline, day_end(order))
+            if order.paid_at
+            else day_end(order)
+        )
+        if now >= deadline:
+            order.failure_reason = "no key could be made before the deadline"
+            jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)
+            ledger.record(session, kind="provision_gave_up", now=now, order_id=order.id)
+            return
+        recovering = order.provision_started_at is not None
+        if not recovering:
+            order.provision_started_at = now
+        account, credit, expires = order.account, order.credit_cents, day_end(order)
+    gateway = shop.gateways.get(account)
+    if gateway is None:
+        alert(
+            shop,
+            kind="account_missing",
+            order_id=order_id,
+            account=account,
+            message=f"order {order_id} is on account {account}, which is not configured",
+        )
+        raise Retry("account not configured", 60)
+    description = description_for(shop, order_id)
+    try:
+        if recovering:
+            _delete_orphans(gateway, description)
+        created = gateway.create_key(
+            description=description,
+            consumption_limit=ConsumptionLimit(
+                diem=cents_to_dollars(credit), usd=cents_to_dollars(0)
+            ),
+            limit_period="EPOCH",
+            expires_at=expires,
+        )
+    except venice_errors.RateLimited as exc:
+        raise Retry("venice rate limited", max(exc.retry_after or 0, 3.0)) from exc
+    except venice_errors.Unavailable as exc:  # includes OutcomeUnknown: step 2 cleans up
+        with shop.sessions.begin() as session:
+            o = session.get(Order, order_id)
+            if o is not None and o.provision_started_at is None:
+                o.provision_started_at = now
+        raise Retry(f"venice unavailable ({type(exc).__name__})", 2.0) from exc
+    except venice_errors.VeniceError as exc:
+        alert(
+            shop,
+            kind="provision_failed",
+            order_id=order_id,
+            account=account,
+            message=f"Venice refused to create the key: {exc}",
+        )
+        raise Retry(f"venice error ({type(exc).__name__})", 30.0) from exc
+    _record_key(shop, order_id=order_id, created=created, gateway=gateway, lease=lease)
+
+
+def _delete_orphans(gateway: VeniceGateway, description: str) -> None:
+    for key in gateway.list_keys():
+        if key.description == description:
+            with contextlib.suppress(venice_errors.NotFound):
+                gateway.delete_key(key.id)
+            log.warning("deleted orphaned key %s (secret was never stored)", key.id)
+
+
+def _record_key(
+    shop: Shop, *, order_id: str, created: CreatedKey, gateway: VeniceGateway, lease: Lease
+) -> None:
+    now = shop.clock()
+    with shop.sessions.begin() as session:
+        order = session.get(Order, order_id, with_for_update=True)
+        keep = (
+            order is not None
+            and order.status == st.PAID
+            and order.key_id is None
+            and _holds_lease(session, lease, now)
+        )
+        if keep:
+            assert order is not None
+            st.check_transition(order.status, st.FULFILLED)
+            order.status = st.FULFILLED
+            order.key_id = created.id
+            order.key_last6 = created.api_key[-6:]
+            order.key_secret = shop.box.seal(created.api_key, context=order.id)
+            order.key_expires_at = created.expires_at or day_end(order)
+            order.fulfilled_at = now
+            order.updated_at = now
+            ledger.record(
+                session,
+                kind="key_created",
+                now=now,
+                order_id=order.id,
+                account=order.account,
+                day=order.day,
+                credit_cents=order.credit_cents,
+                detail={"key_id": created.id},
+            )
+            return
+    # Someone else finished (or refunded) the order, or our lease lapsed: undo our key.
+    with contextlib.suppress(venice_errors.NotFound):
+        gateway.delete_key(created.id)
+    raise Retry("lost the lease while creating the key", 0.5)

@@ -1,0 +1,103 @@
+"""Refund a paid order: first make sure no key of it stays alive, then refund the payment."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from cheaptokens import inventory
+from cheaptokens.models import Order
+from cheaptokens.orders import ledger
+from cheaptokens.orders import state as st
+from cheaptokens.payments.errors import PaymentProviderUnavailable, RefundFailed
+from cheaptokens.shop import Shop
+from cheaptokens.venice import errors as venice_errors
+from cheaptokens.worker.provision import Retry, _delete_orphans, alert, description_for
+
+
+def refund(shop: Shop, *, order_id: str) -> None:
+    now = shop.clock()
+    with shop.sessions.begin() as session:
+        order = session.get(Order, order_id)
+        if order is None or order.status in (st.REFUNDED, st.AWAITING_PAYMENT, st.EXPIRED):
+            return
+        account, key_id, payment_ref = order.account, order.key_id, order.payment_ref
+        amount = order.paid_cents or 0
+        needs_key_check = order.provision_started_at is not None and order.key_deleted_at is None
+    gateway = shop.gateways.get(account)
+    if needs_key_check and gateway is not None:
+        try:
+            if key_id is not None:
+                with contextlib.suppress(venice_errors.NotFound):
+                    gateway.delete_key(key_id)
+            _delete_orphans(gateway, description_for(shop, order_id))
+        except venice_errors.VeniceError as exc:
+            raise Retry(f"could not delete the key first ({type(exc).__name__})", 5.0) from exc
+        with shop.sessions.begin() as session:
+            o = session.get(Order, order_id)
+            if o is not None and o.key_id is not None:
+                o.key_deleted_at = now
+                ledger.record(
+                    session,
+                    kind="key_deleted",
+                    now=now,
+                    order_id=order_id,
+                    account=account,
+                    detail={"key_id": o.key_id, "why": "refund"},
+                )
+    refund_ref: str | None = None
+    if amount > 0 and payment_ref:
+        try:
+            result = shop.payments.refund(
+                payment_ref=payment_ref, amount_cents=amount, idempotency_key=f"refund-{order_id}"
+            )
+            refund_ref = result.reference
+        except PaymentProviderUnavailable as exc:
+            raise Retry("payment provider unavailable", 10.0) from exc
+        except RefundFailed as exc:
+            with shop.sessions.begin() as session:
+                o = session.get(Order, order_id, with_for_update=True)
+                if o is not None and o.status == st.PAID:
+                    _finish(session, o, st.FAILED, now)
+            alert(shop, kind="refund_failed", order_id=order_id, message=str(exc))
+            return
+    with shop.sessions.begin() as session:
+        o = session.get(Order, order_id, with_for_update=True)
+        if o is None or o.status == st.REFUNDED:
+            return
+        o.refund_ref = refund_ref
+        o.refunded_at = now
+        _finish(session, o, st.REFUNDED, now)
+        ledger.record(
+            session,
+            kind="refunded",
+            now=now,
+            order_id=order_id,
+            money_cents=-amount,
+            detail={"refund_ref": refund_ref},
+        )
+
+
+def _finish(session: Session, order: Order, status: str, now: datetime) -> None:
+    st.check_transition(order.status, status)
+    order.status = status
+    order.updated_at = now
+    if order.holds == "sold" and status == st.REFUNDED:
+        # Credit that no key ever drew on goes back on sale; a deleted key may have
+        # spent part of it, so its credit stays counted as sold (never oversell).
+        if order.key_id is None:
+            inventory.unsell(
+                session, account=order.account, day=order.day, credit_cents=order.credit_cents
+            )
+            ledger.record(
+                session,
+                kind="credit_released",
+                now=now,
+                order_id=order.id,
+                account=order.account,
+                day=order.day,
+                credit_cents=-order.credit_cents,
+            )
+        order.holds = "none"

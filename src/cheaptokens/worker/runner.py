@@ -1,0 +1,114 @@
+"""The worker loop: claim a due job, run it, record the outcome; run upkeep on timers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cheaptokens.orders import service
+from cheaptokens.shop import Shop
+from cheaptokens.worker import jobs, maintenance
+from cheaptokens.worker.provision import Lease, Retry, provision
+from cheaptokens.worker.refund import refund
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict[str, Callable[..., None]] = {jobs.PROVISION: provision, jobs.REFUND: refund}
+
+
+@dataclass
+class Worker:
+    shop: Shop
+    name: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    #: seconds between runs of each upkeep task
+    every: dict[str, float] = field(
+        default_factory=lambda: {
+            "sweep": 1.0,
+            "accounts": 300.0,
+            "usage": 300.0,
+            "expire": 30.0,
+            "reconcile": 600.0,
+        }
+    )
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def run_one(self) -> bool:
+        """Claim and run one due job; False when there was none."""
+        now = self.shop.clock()
+        with self.shop.sessions.begin() as session:
+            job = jobs.claim(session, worker=self.name, now=now)
+            if job is None:
+                return False
+            job_id, kind, order_id, attempts = job.id, job.kind, job.order_id, job.attempts
+        lease = Lease(job_id=job_id, worker=self.name)
+        try:
+            handler = HANDLERS[kind]
+            if kind == jobs.PROVISION:
+                handler(self.shop, order_id=order_id, lease=lease)
+            else:
+                handler(self.shop, order_id=order_id)
+        except Retry as exc:
+            delay = min(exc.delay * (1.5 ** min(attempts - 1, 8)), 60.0)
+            log.info("job %s %s for %s: retry in %.1fs (%s)", job_id, kind, order_id, delay, exc)
+            with self.shop.sessions.begin() as session:
+                jobs.retry_later(
+                    session,
+                    job_id=job_id,
+                    worker=self.name,
+                    now=self.shop.clock(),
+                    delay=delay,
+                    error=str(exc),
+                )
+            return True
+        with self.shop.sessions.begin() as session:
+            jobs.finish(session, job_id=job_id, worker=self.name)
+        return True
+
+    def upkeep(self, *, force: bool = False) -> None:
+        """Run each periodic task whose interval has passed."""
+        tasks: dict[str, Callable[[], object]] = {
+            "sweep": self._sweep,
+            "accounts": lambda: maintenance.refresh_accounts(self.shop),
+            "usage": lambda: maintenance.record_usage(self.shop),
+            "expire": lambda: maintenance.expire_keys(self.shop),
+            "reconcile": lambda: maintenance.reconcile(self.shop),
+        }
+        mono = time.monotonic()
+        for name, task in tasks.items():
+            if force or mono - self._last.get(name, -1e9) >= self.every[name]:
+                self._last[name] = mono
+                try:
+                    task()
+                except Exception:  # upkeep must never stop the job loop; it runs again
+                    log.exception("upkeep task %s failed", name)
+
+    def _sweep(self) -> None:
+        with self.shop.sessions.begin() as session:
+            service.sweep_expired(session, now=self.shop.clock())
+
+    def drain(self, *, limit: int = 1000) -> int:
+        """Run due jobs until none is left (tests and scripts); returns how many ran."""
+        ran = 0
+        while ran < limit and self.run_one():
+            ran += 1
+        return ran
+
+    def run_forever(self, stop: threading.Event, *, poll: float = 0.2) -> None:
+        log.info("worker %s started", self.name)
+        while not stop.is_set():
+            self.upkeep()
+            try:
+                busy = self.run_one()
+            except Exception:  # a crashed job is retried when its lease lapses
+                log.exception("job crashed; its lease will lapse and it will run again")
+                busy = False
+            if not busy:
+                stop.wait(poll)
