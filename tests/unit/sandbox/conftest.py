@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sandbox_helpers import ADMIN, ADMIN_KEY, START
 from starlette.testclient import TestClient
+from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, START
 
 from cheaptokens.venice.sandbox import AccountSpec, Sandbox
 

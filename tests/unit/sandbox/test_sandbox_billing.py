@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox_helpers import ADMIN, ADMIN_KEY, MODEL, bearer, chat
 from starlette.testclient import TestClient
+from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, MODEL, bearer, chat
 
 from cheaptokens.venice.sandbox import AccountSpec, Sandbox
 from cheaptokens.venice.sandbox.catalogue import find_model

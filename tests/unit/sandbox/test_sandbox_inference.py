@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sandbox_helpers import MODEL, bearer, chat
 from starlette.testclient import TestClient
+from tests.unit.sandbox.sandbox_helpers import MODEL, bearer, chat
 
 from cheaptokens.venice.sandbox.catalogue import count_tokens
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sandbox_helpers import ADMIN, ADMIN_KEY, bearer
 from starlette.testclient import TestClient
+from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, bearer
 
 from cheaptokens.venice.sandbox import Sandbox
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import ADMIN, ADMIN_KEY, START, bearer, chat
 from starlette.testclient import TestClient
+from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, START, bearer, chat
 
 from cheaptokens.venice.sandbox import AccountSpec, Sandbox
 
