@@ -222,12 +222,7 @@ class VeniceClient:
         If an earlier attempt's outcome was unknown (timeout after sending) and the retry
         says "not found", the first attempt deleted it: that counts as success.
         """
-        try:
-            self._request("DELETE", "/api_keys", params={"id": key_id})
-        except NotFound as exc:
-            if not getattr(exc, "_after_unknown_outcome", False):
-                raise
-            log.info("venice DELETE /api_keys: key already gone after an unanswered attempt")
+        self._request("DELETE", "/api_keys", params={"id": key_id}, gone_is_done=True)
 
     def rate_limits(self, *, api_key: str | None = None) -> RateLimits:
         """``GET /api_keys/rate_limits`` for the admin key, or for ``api_key`` when given.
@@ -266,8 +261,13 @@ class VeniceClient:
         body: Mapping[str, Any] | None = None,
         idempotent: bool = True,
         key: str | None = None,
+        gone_is_done: bool = False,
     ) -> Any:
-        """Send one logical request with retries; return the decoded JSON body."""
+        """Send one logical request with retries; return the decoded JSON body.
+
+        ``gone_is_done``: a :class:`NotFound` after an attempt whose outcome is unknown means
+        that attempt succeeded (used by delete); return ``None`` then.
+        """
         secrets = (self._admin_key, key or "")
         headers = {
             "Authorization": f"Bearer {key or self._admin_key}",
@@ -282,6 +282,7 @@ class VeniceClient:
         while True:
             attempt += 1
             hint: float | None = None
+            cause: BaseException | None = None
             try:
                 response = self._http.request(
                     method,
@@ -296,7 +297,7 @@ class VeniceClient:
                 error: VeniceError = Unavailable(
                     f"could not connect ({_kind(exc)})", method=method, path=path
                 )
-                cause: BaseException = exc
+                cause = exc
             except httpx.TransportError as exc:
                 log.warning("venice %s %s attempt %d: %s", method, path, attempt, _kind(exc))
                 if not idempotent:
@@ -313,11 +314,12 @@ class VeniceClient:
                 status = response.status_code
                 log.info("venice %s %s attempt %d: %d", method, path, attempt, status)
                 if 200 <= status < 300:
-                    return self._decode(response, method, path)
+                    return self._decode(response, method, path, idempotent=idempotent)
                 hint = self._server_hint(response)
                 error = self._error(response, method, path, secrets, hint)
-                if unknown_outcome:
-                    error._after_unknown_outcome = True  # type: ignore[attr-defined]
+                if gone_is_done and unknown_outcome and isinstance(error, NotFound):
+                    log.info("venice %s %s: already gone after an unanswered attempt", method, path)
+                    return None
                 if status != 429 and status < 500:
                     raise error
                 if not idempotent and status in _CREATE_AMBIGUOUS_STATUSES:
@@ -327,7 +329,6 @@ class VeniceClient:
                         method=method,
                         path=path,
                     )
-                cause = error
             delay = self._delay(attempt, hint)
             if attempt > self._max_retries or delay is None:
                 raise error from cause
@@ -379,13 +380,13 @@ class VeniceClient:
             retry_after=hint,
         )
 
-    def _decode(self, response: httpx.Response, method: str, path: str) -> Any:
+    def _decode(self, response: httpx.Response, method: str, path: str, *, idempotent: bool) -> Any:
         try:
             return json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:
-            if method == "POST":
+            if not idempotent:
                 raise OutcomeUnknown(
-                    "key creation answered with a body that is not JSON",
+                    "the answer is not JSON; the request may have taken effect",
                     status=response.status_code,
                     method=method,
                     path=path,
