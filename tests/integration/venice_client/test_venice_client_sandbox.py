@@ -6,7 +6,9 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -55,8 +57,9 @@ class Sleeps(list[float]):
 def make_client(
     http: TestClient, sandbox: Sandbox, key: str = ADMIN, sleeps: Sleeps | None = None
 ) -> VeniceClient:
+    # Starlette's TestClient is built on httpx2, not httpx, but has the same request() API.
     return VeniceClient(
-        http,
+        cast(httpx.Client, http),
         key,
         base_url=BASE,
         sleep=sleeps if sleeps is not None else Sleeps(),
