@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,3 +16,21 @@ def artifacts_dir() -> pathlib.Path:
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
+    """A freshly migrated database URL, once on SQLite and once on PostgreSQL."""
+    from support.databases import database
+
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A freshly migrated PostgreSQL database."""
+    from support.databases import postgres_database
+
+    with postgres_database() as url:
+        yield url

@@ -77,6 +77,7 @@ def make_kit(
     now: datetime | None = None,
     diem: Decimal = Decimal("100"),
     accounts: int = 1,
+    wrap: Any = None,
     **settings: Any,
 ) -> Iterator[Kit]:
     keys = {
@@ -84,8 +85,10 @@ def make_kit(
         for i in range(accounts)
     }
     sandbox = Sandbox([AccountSpec(admin_key=k, diem=diem) for k in keys.values()], now=now)
-    url = database_url or f"sqlite:///{tmp_path / 'shop.db'}"
-    migrate.upgrade(url)
+    url = database_url
+    if url is None:
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+        migrate.upgrade(url)
     cfg = Settings(
         database_url=url,
         data_dir=tmp_path,
@@ -94,7 +97,10 @@ def make_kit(
         **settings,
     )
     venice_http = TestClient(sandbox.app, base_url="http://sandbox.test")
-    shop = build_shop(cfg, clock=sandbox.clock.now, gateways=venice_gateways(venice_http, keys))
+    gateways = venice_gateways(venice_http, keys)
+    if wrap is not None:  # e.g. a gateway that crashes at a chosen step
+        gateways = {name: wrap(gw) for name, gw in gateways.items()}
+    shop = build_shop(cfg, clock=sandbox.clock.now, gateways=gateways)
     refresh_accounts(shop)
     web = TestClient(create_app(shop), base_url="http://testserver")
     try:
