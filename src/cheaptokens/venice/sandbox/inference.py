@@ -193,7 +193,9 @@ def chat_response(plan: ChatPlan, *, ident: str, created: int, currency: str) ->
                 "index": 0,
                 "finish_reason": plan.finish_reason,
                 "logprobs": None,
-                "stop_reason": None,
+                # FACTS §3.2 shows "stop_reason": null, but the SPEC declares it a nullable
+                # enum of "stop"/"length" without null, which strict OpenAPI 3.0 validators
+                # reject; the field is optional, so the sandbox leaves it out.
                 "message": {
                     "role": "assistant",
                     "content": "".join(plan.pieces),

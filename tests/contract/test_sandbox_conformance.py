@@ -1,0 +1,278 @@
+"""Every sandbox response validates against Venice's published OpenAPI schema.
+
+The schema is ``tests/contract/venice-openapi.yaml`` (a copy of Venice's swagger). It
+is loaded with YAML 1.2 core-schema scalars: PyYAML's default YAML 1.1 resolver would
+turn the file's bare ``on``/``off`` enum values into booleans and its dates into
+``datetime`` objects. ``$ref``s are inlined and responses are checked with the
+OpenAPI 3.0 validator (which understands ``nullable``).
+
+Statuses an operation does not declare (FACTS says Venice sends them anyway: the
+no-credentials 402 on key routes, 400 "API key not found" on GET /api_keys/{id}, 404
+unknown model, 403 model privacy) are checked against the spec's shared error
+schemas: 402 against ``StandardError`` or ``X402InferencePaymentRequired``, the rest
+against ``StandardError``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+from openapi_schema_validator import OAS30Validator
+from starlette.testclient import TestClient
+
+from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+
+SPEC_PATH = pathlib.Path(__file__).with_name("venice-openapi.yaml")
+ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_0000"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+MODEL = "zai-org-glm-5-1"
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema implicit types only."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {}
+for tag, pattern, first in [
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    ("float", r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", "-+0123456789."),
+]:
+    Yaml12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", re.compile(pattern), list(first))
+
+
+@cache
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(SPEC_PATH.read_text(encoding="utf-8"), Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader)
+    return loaded
+
+
+def test_loader_keeps_on_off_as_strings() -> None:
+    params = spec()["components"]["schemas"]["ChatCompletionRequest"]["properties"]
+    options = params["venice_parameters"]["properties"]["enable_web_search"]["enum"]
+    assert {"on", "off", "auto"} <= set(options)
+
+
+def resolve(node: Any, seen: tuple[str, ...] = ()) -> Any:
+    """Inline local ``$ref``s (a ref already being expanded is left as ``{}``)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in seen:
+                return {}
+            target: Any = spec()
+            for part in ref.removeprefix("#/").split("/"):
+                target = target[part]
+            return resolve(target, (*seen, ref))
+        return {k: resolve(v, seen) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(v, seen) for v in node]
+    return node
+
+
+def schema_for(path: str, method: str, status: int) -> dict[str, Any]:
+    responses = spec()["paths"][path][method]["responses"]
+    entry = responses.get(str(status))
+    if entry is not None:
+        return resolve(entry["content"]["application/json"]["schema"])  # type: ignore[no-any-return]
+    schemas = spec()["components"]["schemas"]
+    if status == 402:
+        return resolve(
+            {"anyOf": [schemas["StandardError"], schemas["X402InferencePaymentRequired"]]}
+        )  # type: ignore[no-any-return]
+    return resolve(schemas["StandardError"])  # type: ignore[no-any-return]
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str  # the spec's path template
+    status: int
+    body: Any
+
+
+def scenario() -> Iterator[Exchange]:
+    """Drive every covered operation through success and error responses."""
+    sb = Sandbox(
+        [AccountSpec(ADMIN_KEY, diem=Decimal("100"), usd=Decimal("1"))],
+        now=datetime(2026, 3, 10, 12, tzinfo=UTC),
+    )
+    with TestClient(sb.app) as c:
+
+        def call(
+            method: str, template: str, url: str, headers: dict[str, str] | None = None, **kw: Any
+        ) -> Any:
+            r = c.request(method.upper(), f"/api/v1{url}", headers=headers, **kw)
+            exchanges.append(Exchange(method, template, r.status_code, r.json()))
+            return r
+
+        exchanges: list[Exchange] = []
+        create = {"apiKeyType": "INFERENCE", "description": "contract"}
+        made = call(
+            "post",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={
+                **create,
+                "consumptionLimit": {"diem": 0.0001, "usd": 0},
+                "expiresAt": "2026-03-11T00:00:00Z",
+                "limitPeriod": "EPOCH",
+            },
+        ).json()["data"]
+        plain = call("post", "/api_keys", "/api_keys", ADMIN, json=create).json()["data"]
+        key = {"Authorization": f"Bearer {made['apiKey']}"}
+        plain_key = {"Authorization": f"Bearer {plain['apiKey']}"}
+        call("post", "/api_keys", "/api_keys", ADMIN, json={**create, "extra": 1})
+        call("post", "/api_keys", "/api_keys", key, json=create)
+        call("post", "/api_keys", "/api_keys", None, json=create)
+        call("get", "/api_keys", "/api_keys", ADMIN)
+        call("get", "/api_keys", "/api_keys", {"Authorization": "Bearer VENICE_ADMIN_KEY_bogus"})
+        call("get", "/api_keys/{id}", f"/api_keys/{made['id']}", ADMIN)
+        call("get", "/api_keys/{id}", "/api_keys/00000000-0000-0000-0000-000000000000", ADMIN)
+        call(
+            "patch",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={"id": made["id"], "description": "patched", "consumptionLimit": {"usd": None}},
+        )
+        call(
+            "patch", "/api_keys", "/api_keys", ADMIN, json={"id": made["id"], "apiKeyType": "ADMIN"}
+        )
+        call("get", "/api_keys/rate_limits", "/api_keys/rate_limits", key)
+        call("get", "/api_keys/rate_limits", "/api_keys/rate_limits", ADMIN)
+        call("get", "/billing/balance", "/billing/balance", ADMIN)
+        call("get", "/billing/balance", "/billing/balance", key)
+        call("get", "/models", "/models")
+        call("get", "/models", "/models?type=embedding", key)
+        call("get", "/models", "/models?type=all")
+        hello = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
+        call("post", "/chat/completions", "/chat/completions", key, json=hello)
+        call("post", "/chat/completions", "/chat/completions", key, json=hello)  # 402 DIEM cap
+        call(
+            "post",
+            "/chat/completions",
+            "/chat/completions",
+            plain_key,
+            json={**hello, "max_tokens": 3},
+        )
+        call(
+            "post", "/chat/completions", "/chat/completions", plain_key, json={**hello, "bogus": 1}
+        )
+        call(
+            "post",
+            "/chat/completions",
+            "/chat/completions",
+            plain_key,
+            json={**hello, "model": "nope"},
+        )
+        call("post", "/chat/completions", "/chat/completions", None, json=hello)
+        call(
+            "post",
+            "/chat/completions",
+            "/chat/completions",
+            {"Authorization": "Bearer nope"},
+            json=hello,
+        )
+        emb = {"model": "text-embedding-bge-m3", "input": ["a b", "c"]}
+        call("post", "/embeddings", "/embeddings", plain_key, json=emb)
+        call("post", "/embeddings", "/embeddings", plain_key, json={**emb, "input": [[1, 2]]})
+        call("post", "/embeddings", "/embeddings", None, json=emb)
+        sb.faults.add(
+            {"status": 429, "path": "/api/v1/embeddings"},
+            {"status": 503, "path": "/api/v1/chat/completions"},
+            {"status": 500, "path": "/api/v1/api_keys", "method": "GET"},
+        )
+        call("post", "/embeddings", "/embeddings", plain_key, json=emb)
+        call("post", "/chat/completions", "/chat/completions", plain_key, json=hello)
+        call("get", "/api_keys", "/api_keys", ADMIN)
+        for _ in range(20):
+            c.post("/api/v1/api_keys", headers=ADMIN, json=create)
+        call("post", "/api_keys", "/api_keys", ADMIN, json=create)  # 429
+        call("delete", "/api_keys", f"/api_keys?id={plain['id']}", ADMIN)
+        call("delete", "/api_keys", f"/api_keys?id={plain['id']}", ADMIN)
+        call("delete", "/api_keys", "/api_keys", ADMIN)
+        sb.clock.set(datetime(2026, 3, 11, tzinfo=UTC))
+        call("get", "/api_keys", "/api_keys", ADMIN)
+        call("patch", "/api_keys", "/api_keys", ADMIN, json={"id": made["id"], "description": "x"})
+    yield from exchanges
+
+
+@pytest.fixture(scope="module")
+def exchanges() -> list[Exchange]:
+    return list(scenario())
+
+
+def test_every_response_matches_its_schema(exchanges: list[Exchange]) -> None:
+    failures = []
+    for ex in exchanges:
+        validator = OAS30Validator(schema_for(ex.path, ex.method, ex.status))
+        errors = [e.message for e in validator.iter_errors(ex.body)]
+        if errors:
+            failures.append(f"{ex.method.upper()} {ex.path} {ex.status}: {errors[:3]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_scenario_covers_the_operations_and_errors(exchanges: list[Exchange]) -> None:
+    seen = {(e.method, e.path, e.status) for e in exchanges}
+    expected = {
+        ("post", "/api_keys", 200),
+        ("post", "/api_keys", 400),
+        ("post", "/api_keys", 401),
+        ("post", "/api_keys", 402),
+        ("post", "/api_keys", 429),
+        ("get", "/api_keys", 200),
+        ("get", "/api_keys", 401),
+        ("get", "/api_keys", 500),
+        ("get", "/api_keys/{id}", 200),
+        ("get", "/api_keys/{id}", 400),
+        ("patch", "/api_keys", 200),
+        ("patch", "/api_keys", 400),
+        ("delete", "/api_keys", 200),
+        ("delete", "/api_keys", 400),
+        ("get", "/api_keys/rate_limits", 200),
+        ("get", "/billing/balance", 200),
+        ("get", "/billing/balance", 401),
+        ("get", "/models", 200),
+        ("post", "/chat/completions", 200),
+        ("post", "/chat/completions", 400),
+        ("post", "/chat/completions", 401),
+        ("post", "/chat/completions", 402),
+        ("post", "/chat/completions", 404),
+        ("post", "/chat/completions", 503),
+        ("post", "/embeddings", 200),
+        ("post", "/embeddings", 400),
+        ("post", "/embeddings", 402),
+        ("post", "/embeddings", 429),
+    }
+    assert expected <= seen, sorted(expected - seen)
+
+
+def test_stream_final_usage_matches_the_usage_schema() -> None:
+    sb = Sandbox([AccountSpec(ADMIN_KEY, diem=Decimal("100"))])
+    with TestClient(sb.app) as c:
+        secret = c.post(
+            "/api/v1/api_keys", headers=ADMIN, json={"apiKeyType": "INFERENCE", "description": "s"}
+        ).json()["data"]["apiKey"]
+        r = c.post(
+            "/api/v1/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        )
+    events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+    final = json.loads(events[-2])
+    props = schema_for("/chat/completions", "post", 200)["properties"]
+    OAS30Validator(props["usage"]).validate(final["usage"])
+    OAS30Validator(props["cost"]).validate(final["cost"])
