@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,22 @@ def pg_url() -> Iterator[str]:
 
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def localstripe(artifacts_dir: pathlib.Path) -> Iterator[Any]:
+    """``localstripe`` (PyPI) as a subprocess on a free port, for the whole session."""
+    from support.stripe_fakes import LocalStripe
+
+    with LocalStripe(log_path=artifacts_dir / "localstripe.log") as server:
+        yield server
+
+
+@pytest.fixture
+def fake_stripe(localstripe: Any) -> Iterator[Any]:
+    """Stripe Checkout Sessions (which localstripe lacks) in front of localstripe."""
+    from support.stripe_fakes import FakeStripe
+    from support.stripe_fakes.localstripe import TEST_API_KEY
+
+    with FakeStripe(upstream=localstripe.base_url, api_key=TEST_API_KEY) as fake:
+        yield fake

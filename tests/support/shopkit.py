@@ -78,6 +78,7 @@ def make_kit(
     diem: Decimal = Decimal("100"),
     accounts: int = 1,
     wrap: Any = None,
+    payments: Any = None,
     **settings: Any,
 ) -> Iterator[Kit]:
     keys = {
@@ -100,7 +101,7 @@ def make_kit(
     gateways = venice_gateways(venice_http, keys)
     if wrap is not None:  # e.g. a gateway that crashes at a chosen step
         gateways = {name: wrap(gw) for name, gw in gateways.items()}
-    shop = build_shop(cfg, clock=sandbox.clock.now, gateways=gateways)
+    shop = build_shop(cfg, clock=sandbox.clock.now, gateways=gateways, payments=payments)
     refresh_accounts(shop)
     web = TestClient(create_app(shop), base_url="http://testserver")
     try:

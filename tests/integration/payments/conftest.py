@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import Iterator
-
 import pytest
 import stripe
 
 from cheaptokens.payments.stripe_checkout import StripePayments, make_stripe_client
-from support.stripe_fakes import FakeStripe, LocalStripe
+from support.stripe_fakes import FakeStripe
 from support.stripe_fakes.localstripe import TEST_API_KEY
 
 WEBHOOK_SECRET = "whsec_test_FAKE_cheaptokens_not_real"
 
 
-@pytest.fixture(scope="session")
-def localstripe(artifacts_dir: pathlib.Path) -> Iterator[LocalStripe]:
-    with LocalStripe(log_path=artifacts_dir / "localstripe.log") as server:
-        yield server
-
-
-@pytest.fixture
-def fake_stripe(localstripe: LocalStripe) -> Iterator[FakeStripe]:
-    with FakeStripe(upstream=localstripe.base_url, api_key=TEST_API_KEY) as fake:
-        yield fake
+# ``localstripe`` and ``fake_stripe`` live in tests/conftest.py (shared with the shop tests).
 
 
 @pytest.fixture
