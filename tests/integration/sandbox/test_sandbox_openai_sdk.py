@@ -92,3 +92,37 @@ def test_latency_over_real_http_trips_a_short_client_timeout(live_sandbox: LiveS
     live_sandbox.sandbox.faults.add({"latency_ms": 3000, "path": "/api/v1/billing/balance"})
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(f"{live_sandbox.base_url}/billing/balance", headers=ADMIN, timeout=0.3)
+
+
+def test_concurrent_calls_keep_the_ledger_exact(live_sandbox: LiveSandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> int:
+        body = {"apiKeyType": "INFERENCE", "description": "race"}
+        return httpx.post(
+            f"{live_sandbox.base_url}/api_keys", json=body, headers=ADMIN, timeout=10
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(create, range(30)))
+    assert statuses == [200] * 20 + [429] * 10
+
+    live_sandbox.sandbox.clock.advance(60)
+    secret = create_key(live_sandbox)
+
+    def call(n: int) -> Decimal:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": f"question {n}"}]}
+        response = httpx.post(
+            f"{live_sandbox.base_url}/chat/completions",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        return Decimal(str(response.json()["cost"]["diem"]))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        costs = list(pool.map(call, range(40)))
+    balance = httpx.get(
+        f"{live_sandbox.base_url}/billing/balance", headers=ADMIN, timeout=10
+    ).json()
+    assert Decimal(str(balance["balances"]["diem"])) == Decimal(100) - sum(costs)
