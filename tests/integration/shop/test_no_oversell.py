@@ -22,9 +22,7 @@ NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 def test_concurrent_quotes_never_exceed_capacity(tmp_path, db_url):
     # Two accounts of 10 DIEM: 2 × ($9 − $0.50 of the $1 margin) = $17 in all.
-    with make_kit(
-        tmp_path, database_url=db_url, now=NOON, diem=Decimal("10"), accounts=2
-    ) as kit:
+    with make_kit(tmp_path, database_url=db_url, now=NOON, diem=Decimal("10"), accounts=2) as kit:
         capacity = kit.web.get("/api/supply").json()["capacity_cents"]
         assert capacity == 1700
 
@@ -73,6 +71,9 @@ def test_concurrent_orders_and_payments_never_oversell(tmp_path, pg_url):
         kit.worker.drain()
         sup = kit.web.get("/api/supply").json()
         assert sup["sold_cents"] == sum(got) <= capacity
-        keys = [k for k in kit.shop.gateways["sandbox-1"].list_keys()
-                if k.description.startswith("cheaptokens:")]
+        keys = [
+            k
+            for k in kit.shop.gateways["sandbox-1"].list_keys()
+            if k.description.startswith("cheaptokens:")
+        ]
         assert len(keys) == got.count(200)

@@ -60,8 +60,11 @@ def test_webhook_pays_once_even_when_duplicated(stripe_kit):
     assert deliver(kit, body).status_code == 200  # Stripe redelivers
     kit.worker.drain()
     assert kit.status(order)["status"] == "fulfilled"
-    keys = [k for k in kit.shop.gateways["sandbox-1"].list_keys()
-            if k.description == f"cheaptokens:{order['order_id']}"]
+    keys = [
+        k
+        for k in kit.shop.gateways["sandbox-1"].list_keys()
+        if k.description == f"cheaptokens:{order['order_id']}"
+    ]
     assert len(keys) == 1
     assert kit.web.get("/api/supply").json()["sold_cents"] == 500
 
@@ -75,8 +78,9 @@ def test_forged_webhooks_change_nothing(stripe_kit):
     tampered = json.loads(body)
     tampered["data"]["object"]["amount_total"] = 1
     sig = sign_webhook(body, WHSEC, int(time.time()))
-    r = kit.web.post("/webhooks/stripe", content=json.dumps(tampered).encode(),
-                     headers={"Stripe-Signature": sig})
+    r = kit.web.post(
+        "/webhooks/stripe", content=json.dumps(tampered).encode(), headers={"Stripe-Signature": sig}
+    )
     assert r.status_code == 400
     stale = deliver(kit, body, ts=int(time.time()) - 3600)
     assert stale.status_code == 400
@@ -103,5 +107,8 @@ def test_refund_goes_through_stripe(stripe_kit):
     assert body["status"] == "refunded"
     refunds = [r for r in fake.requests if r.path.startswith("/v1/refunds")]
     assert len(refunds) == 1
-    assert not [k for k in kit.shop.gateways["sandbox-1"].list_keys()
-                if k.description == f"cheaptokens:{order['order_id']}"]
+    assert not [
+        k
+        for k in kit.shop.gateways["sandbox-1"].list_keys()
+        if k.description == f"cheaptokens:{order['order_id']}"
+    ]
