@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from cheaptokens import __version__
 from cheaptokens.shop import Shop
-from cheaptokens.web import api, errors, payments
+from cheaptokens.web import api, dashboard, errors, pages, payments
 from cheaptokens.web.deps import SlidingWindow
-from cheaptokens.web.render import HERE, render
+from cheaptokens.web.render import HERE
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -77,8 +77,7 @@ def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request) -> HTMLResponse:
-        return render(request, "home.html")
+    app.include_router(pages.router)
+    app.include_router(dashboard.router)
 
     return app

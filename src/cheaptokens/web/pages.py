@@ -1,0 +1,431 @@
+"""The buyer's HTML pages: the buy page, the order/key page and the docs under ``/docs/``.
+
+Everything is server-rendered; ``/static/home.js`` and ``/static/order.js`` add live prices,
+the quote countdown and the key/usage panel (the CSP allows only same-origin scripts).
+Without JavaScript the buy form still works: ``POST /buy`` places the order, keeps the
+order token in an HttpOnly cookie scoped to that order's page, and redirects to checkout.
+
+Order tokens never travel in a query or a path: the JavaScript page reads them from the
+URL fragment (``/orders/{id}#token=...``) or sessionStorage and sends them as a bearer
+header; the no-JavaScript page reads the cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cheaptokens import reports
+from cheaptokens.errors import InvalidInput, NotFound, ShopError, SoldOut
+from cheaptokens.models import Order
+from cheaptokens.money import format_usd
+from cheaptokens.orders import flows
+from cheaptokens.orders import state as st
+from cheaptokens.pricing.curve import next_midnight
+from cheaptokens.shop import Shop
+from cheaptokens.web import csrf
+from cheaptokens.web.deps import client_id, get_shop, limiter
+from cheaptokens.web.render import HERE, render
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+ShopDep = Annotated[Shop, Depends(get_shop)]
+
+PRESETS_DOLLARS = (1, 5, 10, 25)
+ORDER_COOKIE = "ct_order"
+SAMPLES_DIR = HERE / "templates" / "docs" / "samples"
+#: What the docs show instead of a real key (obviously fake; order.js swaps in the real one).
+PLACEHOLDER_KEY = "VENICE_INFERENCE_KEY_your_key_here"
+
+DOCS: tuple[tuple[str, str], ...] = (
+    ("", "Overview"),
+    ("getting-started", "Getting started"),
+    ("how-it-works", "How it works"),
+    ("authentication", "Authentication"),
+    ("base-url", "Base URL and set-up"),
+    ("chat-completions", "Chat completions"),
+    ("models", "Models and prices"),
+    ("streaming", "Streaming"),
+    ("rate-limits", "Rate limits"),
+    ("errors", "Error codes"),
+    ("key-expiry", "Key expiry"),
+    ("api", "JSON API for agents"),
+    ("faq", "FAQ"),
+)
+
+
+# ------------------------------------------------------------------------------ helpers
+def html_error(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    message: str,
+    next_href: str = "/",
+    next_label: str = "Back to the shop",
+) -> HTMLResponse:
+    """An error page that says what happened and what to do next."""
+    return render(
+        request,
+        "error.html",
+        status_code=status,
+        title=title,
+        message=message,
+        next_href=next_href,
+        next_label=next_label,
+    )
+
+
+def secure_cookies(shop: Shop) -> bool:
+    return shop.settings.public_url.startswith("https://")
+
+
+def sample(name: str, *, api_key: str, base_url: str, shop_url: str = "") -> str:
+    """A docs sample with its placeholders filled in (the files are what the tests run)."""
+    text = (SAMPLES_DIR / name).read_text(encoding="utf-8")
+    return (
+        text.replace("__API_KEY__", api_key)
+        .replace("__BASE_URL__", base_url)
+        .replace("__SHOP_URL__", shop_url)
+        .rstrip("\n")
+    )
+
+
+def samples_for(shop: Shop, *, api_key: str = PLACEHOLDER_KEY) -> dict[str, str]:
+    names = sorted(p.name for p in SAMPLES_DIR.iterdir() if p.is_file())
+    return {
+        n.replace(".", "_"): sample(
+            n, api_key=api_key, base_url=shop.buyer_base_url, shop_url=shop.settings.public_url
+        )
+        for n in names
+    }
+
+
+def _expiry_text(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ------------------------------------------------------------------------------- home
+def _home_context(shop: Shop) -> dict[str, Any]:
+    view = flows.pricing_now(shop)
+    per_dollar = (view.fraction * view.params.list_cents).quantize(Decimal("0.01"))
+    chart = reports.build_chart(
+        view.params,
+        now=view.now,
+        remaining_cents=view.remaining_cents,
+        sales=reports.sales_on(shop, view.now.date()),
+    )
+    midnight = next_midnight(view.now)
+    return {
+        "now": view.now,
+        "now_iso": view.now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "price_cents": format(per_dollar, "f"),
+        "discount_percent": format((view.discount * 100).quantize(Decimal("0.1")), "f"),
+        "remaining": format_usd(view.remaining_cents),
+        "sold": format_usd(view.sold_cents),
+        "capacity": format_usd(view.capacity_cents),
+        "sold_out": view.remaining_cents < shop.rules.min_order_cents,
+        "midnight_iso": midnight.isoformat().replace("+00:00", "Z"),
+        "seconds_left": int((midnight - view.now).total_seconds()),
+        "chart": chart,
+        "presets": PRESETS_DOLLARS,
+        "min_dollars": format_usd(shop.rules.min_order_cents),
+        "max_dollars": format_usd(min(shop.rules.max_order_cents, max(0, view.remaining_cents))),
+        "quote_ttl": shop.settings.quote_ttl_seconds,
+    }
+
+
+def _page(request: Request, shop: Shop, name: str, status: int = 200, **ctx: Any) -> Response:
+    token = csrf.CsrfToken(request, shop.box.mac_key)
+    response = render(request, name, status_code=status, csrf_token=token.value, **ctx)
+    return token.set_cookie(response, secure=secure_cookies(shop))
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, shop: ShopDep, cancelled: str | None = None) -> Response:
+    notice = None
+    if cancelled:
+        notice = "Checkout was cancelled: nothing was charged. Pick an amount to try again."
+    return _page(request, shop, "home.html", notice=notice, **_home_context(shop))
+
+
+def parse_dollars(choice: str, custom: str) -> int:
+    """The amount in cents from the form's preset choice or custom dollar field."""
+    raw = custom.strip() if choice == "custom" or (not choice and custom.strip()) else choice
+    raw = raw.strip().lstrip("$").replace(",", "")
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        raise InvalidInput("enter an amount in dollars, like 5 or 12.50", field="amount") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidInput("enter an amount in dollars above zero", field="amount")
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise InvalidInput("use whole cents, like 12.50", field="amount")
+    return int(cents)
+
+
+@router.post("/buy")
+async def buy(request: Request) -> Response:
+    """The no-JavaScript purchase: quote and order in one go, then off to checkout."""
+    shop: Shop = request.app.state.shop
+    form = await request.form()
+    try:
+        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
+        cents = parse_dollars(str(form.get("amount", "")), str(form.get("custom", "")))
+        limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
+        from starlette.concurrency import run_in_threadpool
+
+        placed = await run_in_threadpool(_place, shop, cents, client_id(request))
+    except ShopError as exc:
+        return _buy_error(request, shop, exc)
+    order = placed.order
+    if not order.checkout_url:
+        return html_error(
+            request,
+            status=503,
+            title="Checkout is not available",
+            message="The payment page could not be opened; nothing was charged. Try again.",
+        )
+    response = RedirectResponse(order.checkout_url, status_code=303)
+    response.set_cookie(
+        ORDER_COOKIE,
+        placed.token,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(shop),
+        path=f"/orders/{order.id}",
+        max_age=2 * 86_400,
+    )
+    return response
+
+
+def _place(shop: Shop, cents: int, client: str) -> Any:
+    quote = flows.new_quote(shop, credit_cents=cents)
+    return flows.new_order(
+        shop, quote_id=quote.id, credit_cents=None, idempotency_key=None, client=client
+    )
+
+
+def _buy_error(request: Request, shop: Shop, exc: ShopError) -> Response:
+    if isinstance(exc, csrf.CsrfRejected):
+        return html_error(
+            request,
+            status=403,
+            title="This form has expired",
+            message=exc.message,
+            next_label="Reload the shop",
+        )
+    message = exc.message
+    if isinstance(exc, SoldOut):
+        message = (
+            f"Only {format_usd(exc.available_cents)} of credit is left today. Pick a smaller "
+            f"amount, or come back after {_expiry_text(exc.returns_at)} when supply returns."
+        )
+    status = exc.status if 400 <= exc.status < 600 else 400
+    return _page(request, shop, "home.html", status, error=message, **_home_context(shop))
+
+
+# --------------------------------------------------------------------------- order page
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """What the no-JavaScript order page shows (the JavaScript page fetches the API)."""
+
+    order: Order
+    api_key: str | None
+    usage: flows.Usage | None
+
+
+def _order_from_cookie(request: Request, shop: Shop, order_id: str) -> OrderView | None:
+    token = request.cookies.get(ORDER_COOKIE)
+    if not token:
+        return None
+    try:
+        order = flows.order_for(shop, order_id=order_id, token=token)
+    except NotFound:
+        return None
+    key = flows.reveal_key(shop, order) if order.status == st.FULFILLED else None
+    use = None
+    if order.status in (st.FULFILLED, st.EXPIRED):
+        use = flows.usage(shop, order_id=order_id, token=token)
+    return OrderView(order, key, use)
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(
+    order_id: str, request: Request, shop: ShopDep, checkout: str | None = None
+) -> Response:
+    if len(order_id) > 40:
+        return html_error(
+            request,
+            status=404,
+            title="No such order",
+            message="This order link is not valid. Check that you copied the whole link.",
+        )
+    view = _order_from_cookie(request, shop, order_id)
+    api_key = view.api_key if view and view.api_key else PLACEHOLDER_KEY
+    return _page(
+        request,
+        shop,
+        "order.html",
+        order_id=order_id,
+        view=view,
+        checkout=checkout,
+        base_url=shop.buyer_base_url,
+        placeholder_key=PLACEHOLDER_KEY,
+        samples=samples_for(shop, api_key=api_key),
+        format_usd=format_usd,
+    )
+
+
+@router.post("/orders/{order_id}/received")
+async def order_received(order_id: str, request: Request) -> Response:
+    """The no-JavaScript "I saved it" button (the JavaScript page calls the JSON API)."""
+    shop: Shop = request.app.state.shop
+    form = await request.form()
+    token = request.cookies.get(ORDER_COOKIE, "")
+    try:
+        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
+        flows.confirm_receipt(shop, order_id=order_id, token=token)
+    except csrf.CsrfRejected as exc:
+        return html_error(
+            request,
+            status=403,
+            title="This form has expired",
+            message=exc.message,
+            next_href=f"/orders/{order_id}",
+            next_label="Back to your order",
+        )
+    except ShopError as exc:
+        return html_error(
+            request,
+            status=exc.status,
+            title="Could not confirm",
+            message=exc.message,
+            next_href=f"/orders/{order_id}",
+            next_label="Back to your order",
+        )
+    return RedirectResponse(f"/orders/{order_id}", status_code=303)
+
+
+# ---------------------------------------------------------------------------------- docs
+class ModelCatalogue:
+    """Venice's (or the sandbox's) model list with prices, cached for a few minutes.
+
+    Fetched with plain httpx from ``{base_url}/models`` (public on Venice); when Venice
+    cannot be reached the docs say so instead of failing.
+    """
+
+    def __init__(self, base_url: str, *, http: httpx.Client | None = None, ttl: float = 300):
+        self.base_url = base_url
+        self.http = http
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._models: list[dict[str, Any]] | None = None
+
+    def text_models(self) -> list[dict[str, Any]] | None:
+        with self._lock:
+            if self._models is not None and time.monotonic() - self._at < self.ttl:
+                return self._models
+            fetched = self._fetch()
+            if fetched is not None:
+                self._models, self._at = fetched, time.monotonic()
+            return fetched if fetched is not None else self._models
+
+    def _fetch(self) -> list[dict[str, Any]] | None:
+        try:
+            if self.http is not None:
+                r = self.http.get(f"{self.base_url}/models", params={"type": "text"})
+            else:
+                r = httpx.get(f"{self.base_url}/models", params={"type": "text"}, timeout=3.0)
+            r.raise_for_status()
+            data = r.json().get("data", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.info("model list unavailable: %s", type(exc).__name__)
+            return None
+        out = []
+        for m in data:
+            spec = m.get("model_spec", {}) if isinstance(m, dict) else {}
+            price = spec.get("pricing", {})
+            out.append(
+                {
+                    "id": str(m.get("id", "")),
+                    "name": str(spec.get("name", "")),
+                    "context": m.get("context_length") or spec.get("availableContextTokens"),
+                    "input": price.get("input", {}).get("usd"),
+                    "output": price.get("output", {}).get("usd"),
+                    "privacy": spec.get("privacy", ""),
+                }
+            )
+        return sorted(out, key=lambda m: m["id"])
+
+
+def catalogue(request: Request, shop: Shop) -> ModelCatalogue:
+    """The app's catalogue (tests may put their own on ``app.state.model_catalogue``)."""
+    existing = getattr(request.app.state, "model_catalogue", None)
+    if isinstance(existing, ModelCatalogue):
+        return existing
+    made = ModelCatalogue(shop.buyer_base_url)
+    request.app.state.model_catalogue = made
+    return made
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def docs_root() -> Response:
+    return RedirectResponse("/docs/", status_code=308)
+
+
+@router.get("/docs/{slug:path}", response_class=HTMLResponse)
+def docs_page(slug: str, request: Request, shop: ShopDep) -> Response:
+    slug = slug.strip("/")
+    titles = dict(DOCS)
+    if slug not in titles:
+        return html_error(
+            request,
+            status=404,
+            title="No such docs page",
+            message="That page does not exist. The docs index lists every topic.",
+            next_href="/docs/",
+            next_label="Go to the docs index",
+        )
+    now = shop.clock()
+    ctx: dict[str, Any] = {
+        "docs": DOCS,
+        "slug": slug,
+        "title": titles[slug],
+        "base_url": shop.buyer_base_url,
+        "shop_url": shop.settings.public_url,
+        "samples": samples_for(shop),
+        "placeholder_key": PLACEHOLDER_KEY,
+        "example_bought": "2026-11-25 18:30 UTC",
+        "example_expires": "2026-11-26 00:00 UTC",
+        "next_midnight": _expiry_text(next_midnight(now)),
+        "min_order": format_usd(shop.rules.min_order_cents),
+        "max_order": format_usd(shop.rules.max_order_cents),
+        "quote_ttl": shop.settings.quote_ttl_seconds,
+        "checkout_minutes": shop.settings.checkout_ttl_seconds // 60,
+        "venice_mode": shop.settings.venice_mode,
+    }
+    if slug == "models":
+        ctx["models"] = catalogue(request, shop).text_models()
+    template = f"docs/{slug or 'index'}.html"
+    return render(request, template, **ctx)
+
+
+def seconds_until(when: datetime, now: datetime) -> int:
+    return max(0, int((when - now) / timedelta(seconds=1)))
+
+
+def template_dir() -> pathlib.Path:
+    return HERE / "templates"

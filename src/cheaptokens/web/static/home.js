@@ -1,0 +1,164 @@
+// The buy page: live price (polls /api/pricing), countdown to 00:00 UTC, the chart's "now"
+// marker, and the quote -> order -> checkout flow through the JSON API. Without this
+// script the form posts to /buy and the server does the same steps.
+"use strict";
+(function () {
+  const live = document.getElementById("live");
+  if (!live) return;
+  const $ = (id) => document.getElementById(id);
+  let offset = Date.parse(live.dataset.now) - Date.now(); // server clock minus ours
+  let midnight = Date.parse(live.dataset.midnight);
+  const serverNow = () => Date.now() + offset;
+  const usd = (cents) => "$" + (cents / 100).toFixed(2);
+  const fmtLeft = (ms) => {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return h + " h " + String(m).padStart(2, "0") + " min " + String(sec).padStart(2, "0") + " s";
+  };
+
+  function tick() {
+    $("countdown").textContent = fmtLeft(midnight - serverNow());
+  }
+
+  function moveNow(nowMs, priceCents) {
+    const svg = $("curve");
+    if (!svg) return;
+    const left = +svg.dataset.left, top = +svg.dataset.top;
+    const w = +svg.dataset.plotW, h = +svg.dataset.plotH, list = +svg.dataset.listCents;
+    const dayStart = midnight - 86400000;
+    const hours = Math.min(24, Math.max(0, (nowMs - dayStart) / 3600000));
+    const x = (left + (w * hours) / 24).toFixed(1);
+    const y = (top + h * (1 - priceCents / list)).toFixed(1);
+    $("now-line").setAttribute("x1", x);
+    $("now-line").setAttribute("x2", x);
+    $("now-dot").setAttribute("cx", x);
+    $("now-dot").setAttribute("cy", y);
+    $("now-label").setAttribute("x", (+x + 6).toFixed(1));
+    $("now-label").setAttribute("y", (+y - 8).toFixed(1));
+  }
+
+  async function refresh() {
+    try {
+      const [p, s] = await Promise.all([
+        fetch("/api/pricing").then((r) => r.json()),
+        fetch("/api/supply").then((r) => r.json()),
+      ]);
+      offset = Date.parse(p.now) - Date.now();
+      midnight = Date.parse(p.key_expires_at);
+      const price = parseFloat(p.price_cents_per_dollar);
+      $("price").textContent = price.toFixed(2);
+      $("discount").textContent = parseFloat(p.discount_percent).toFixed(1);
+      $("remaining").textContent = usd(s.remaining_cents);
+      $("sold").textContent = usd(s.sold_cents);
+      moveNow(Date.parse(p.now), price);
+    } catch (e) {
+      $("live-status").textContent = "Live prices are paused (connection lost); retrying…";
+    }
+  }
+
+  // ---------------------------------------------------------------- the buy flow
+  const form = $("buy-form"), quoteBox = $("quote"), errBox = $("buy-error");
+  const custom = $("custom");
+  let quote = null, quoteTimer = null;
+  $("quote-btn").textContent = "Get my price";
+
+  custom.addEventListener("input", () => { $("amount-custom").checked = true; });
+
+  function showError(text) {
+    errBox.textContent = text;
+    errBox.hidden = false;
+  }
+
+  function amountCents() {
+    const choice = (form.querySelector("input[name=amount]:checked") || {}).value || "custom";
+    const raw = (choice === "custom" ? custom.value : choice).trim().replace(/^\$/, "");
+    if (!/^\d+(\.\d{1,2})?$/.test(raw)) return null;
+    const [whole, frac = ""] = raw.split(".");
+    return parseInt(whole, 10) * 100 + parseInt((frac + "00").slice(0, 2), 10);
+  }
+
+  async function postJson(url, body, headers) {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: Object.assign({ "Content-Type": "application/json" }, headers || {}),
+      body: JSON.stringify(body),
+    });
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      const msg = (data.error && data.error.message) || "Something went wrong; try again.";
+      throw new Error(msg);
+    }
+    return data;
+  }
+
+  function resetQuote() {
+    clearInterval(quoteTimer);
+    quote = null;
+    quoteBox.hidden = true;
+    form.hidden = false;
+  }
+
+  function showQuote(q) {
+    quote = q;
+    errBox.hidden = true;
+    form.hidden = true;
+    quoteBox.hidden = false;
+    $("quote-credit").textContent = usd(q.credit_cents);
+    $("quote-price").textContent = usd(q.price_cents);
+    $("quote-discount").textContent =
+      (100 - (100 * q.price_cents) / q.credit_cents).toFixed(1) + " %";
+    $("quote-expiry").textContent = q.key_expires_at.replace("T", " ").replace(":00Z", " UTC");
+    const until = Date.parse(q.valid_until);
+    const step = () => {
+      const left = Math.max(0, Math.ceil((until - serverNow()) / 1000));
+      $("quote-countdown").textContent = String(left);
+      if (left <= 0) {
+        clearInterval(quoteTimer);
+        resetQuote();
+        showError("That price has expired. Press “Get my price” for a fresh one.");
+      }
+    };
+    step();
+    quoteTimer = setInterval(step, 250);
+    $("order-btn").focus();
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    errBox.hidden = true;
+    const cents = amountCents();
+    if (cents === null || cents <= 0) {
+      showError("Enter an amount in dollars, like 5 or 12.50.");
+      custom.focus();
+      return;
+    }
+    try {
+      showQuote(await postJson("/api/quotes", { credit_cents: cents }));
+    } catch (e) {
+      showError(e.message);
+    }
+  });
+
+  $("requote-btn").addEventListener("click", () => { resetQuote(); custom.focus(); });
+
+  $("order-btn").addEventListener("click", async () => {
+    if (!quote) return;
+    $("order-btn").disabled = true;
+    try {
+      const order = await postJson(
+        "/api/orders", { quote_id: quote.quote_id }, { "Idempotency-Key": "web-" + quote.quote_id });
+      sessionStorage.setItem("ct_order_" + order.order_id, order.order_token);
+      clearInterval(quoteTimer);
+      window.location.assign(order.checkout_url);
+    } catch (e) {
+      $("order-btn").disabled = false;
+      resetQuote();
+      showError(e.message);
+    }
+  });
+
+  tick();
+  setInterval(tick, 1000);
+  refresh();
+  setInterval(refresh, 5000);
+})();

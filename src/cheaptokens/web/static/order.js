@@ -1,0 +1,163 @@
+// The order/key page: reads the order token from the URL fragment (#token=...) or
+// sessionStorage (never from a query or path), follows the order through the JSON API,
+// shows the key once, fills it into the samples, and meters the key's usage.
+"use strict";
+(function () {
+  const root = document.getElementById("order");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const orderId = root.dataset.orderId;
+  const placeholder = root.dataset.placeholder;
+  const usd = (cents) => "$" + (cents / 100).toFixed(2);
+
+  // Copy buttons work in both modes.
+  document.querySelectorAll("button.copy").forEach((btn) => {
+    btn.hidden = false;
+    btn.addEventListener("click", async () => {
+      const target = $(btn.dataset.copyTarget);
+      const el = target && target.tagName === "CODE" ? target : target.nextElementSibling.querySelector("code");
+      const text = el.textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch (e) {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        const sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        document.execCommand && document.execCommand("copy");
+      }
+      const old = btn.textContent;
+      btn.textContent = "Copied";
+      setTimeout(() => { btn.textContent = old; }, 1500);
+    });
+  });
+  if (root.dataset.server === "1") return; // the server already rendered this order
+
+  const storeKey = "ct_order_" + orderId;
+  const fromHash = new URLSearchParams(window.location.hash.slice(1)).get("token");
+  if (fromHash) sessionStorage.setItem(storeKey, fromHash);
+  const token = fromHash || sessionStorage.getItem(storeKey);
+  const message = $("order-message");
+  if (!token) {
+    $("need-token").hidden = false;
+    message.textContent = "This page needs your private order link.";
+    return;
+  }
+  $("need-token").hidden = true;
+  const link = window.location.origin + "/orders/" + orderId + "#token=" + token;
+  if (!fromHash) history.replaceState(null, "", window.location.pathname + window.location.search + "#token=" + token);
+  $("secret-link").value = link;
+  $("secret-link-panel").hidden = false;
+  const auth = { Authorization: "Bearer " + token };
+  let order = null;
+
+  function setStep(done, current) {
+    document.querySelectorAll("#progress li").forEach((li) => {
+      li.classList.toggle("done", done.includes(li.dataset.step));
+      li.classList.toggle("current", li.dataset.step === current);
+    });
+  }
+
+  function fillSamples(key) {
+    document.querySelectorAll("code.sample").forEach((c) => {
+      c.textContent = c.textContent.split(placeholder).join(key);
+    });
+  }
+
+  function render(o) {
+    order = o;
+    message.textContent = o.message;
+    const s = o.status;
+    if (s === "awaiting_payment") setStep(["ordered"], "paid");
+    else if (s === "paid") setStep(["ordered", "paid"], "key");
+    else if (s === "fulfilled" || s === "expired") setStep(["ordered", "paid", "key", "ready"], null);
+    else setStep(["ordered"], null);
+    if (s === "awaiting_payment" && o.checkout_url) {
+      message.innerHTML = "";
+      message.append("Waiting for your payment. ");
+      const a = document.createElement("a");
+      a.href = o.checkout_url;
+      a.textContent = "Go to checkout";
+      message.append(a);
+    }
+    const key = o.key;
+    if (key && key.api_key) {
+      $("api-key").textContent = key.api_key;
+      $("key-panel").hidden = false;
+      $("key-saved").hidden = true;
+      fillSamples(key.api_key);
+    } else if (key && key.last6) {
+      $("key-panel").hidden = true;
+      $("last6").textContent = "…" + key.last6;
+      $("key-saved").hidden = false;
+    }
+    if (key && key.expires_at) {
+      document.querySelectorAll(".expires").forEach((e) => {
+        e.textContent = key.expires_at.replace("T", " ").replace(":00Z", " UTC");
+      });
+    }
+  }
+
+  async function poll() {
+    try {
+      const r = await fetch("/api/orders/" + orderId, { headers: auth });
+      if (r.status === 404) {
+        message.textContent = "This order link is not valid. Check that you copied the whole link.";
+        return;
+      }
+      render(await r.json());
+    } catch (e) {
+      message.textContent = "Connection lost; retrying…";
+    }
+    if (!order || order.status === "awaiting_payment" || order.status === "paid") {
+      setTimeout(poll, 1000);
+    } else if (order.status === "fulfilled" || order.status === "expired") {
+      usage();
+    }
+  }
+
+  async function usage() {
+    try {
+      const r = await fetch("/api/orders/" + orderId + "/usage", { headers: auth });
+      if (!r.ok) return;
+      const u = await r.json();
+      $("usage").hidden = false;
+      const meter = $("usage-meter");
+      meter.max = u.credit_cents;
+      meter.value = u.used_cents;
+      $("usage-used").textContent = usd(u.used_cents);
+      $("usage-left").textContent = usd(u.remaining_cents);
+      const h = Math.floor(u.seconds_left / 3600), m = Math.floor((u.seconds_left % 3600) / 60);
+      $("usage-time").textContent = h + " h " + m + " min";
+      const since = order && order.paid_at && u.checked_at
+        ? (Date.parse(u.checked_at) - Date.parse(order.paid_at)) / 3600000 : 0;
+      if (since > 0 && u.used_cents > 0) {
+        const rate = u.used_cents / since; // cents per hour
+        $("usage-rate").textContent = usd(rate) + " per hour";
+        const projected = u.used_cents + rate * (u.seconds_left / 3600);
+        const pct = Math.min(100, Math.round((100 * projected) / u.credit_cents));
+        $("usage-forecast").textContent = pct >= 100
+          ? "At this rate you will use all of your credit before midnight."
+          : "At this rate you will use " + pct + " % of your credit before midnight.";
+      } else {
+        $("usage-rate").textContent = "no use yet";
+        $("usage-forecast").textContent = "Make a call and this meter shows your burn rate.";
+      }
+    } catch (e) { /* keep the last reading */ }
+    if (order && order.status === "fulfilled") setTimeout(usage, 15000);
+  }
+
+  $("saved-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await fetch("/api/orders/" + orderId + "/received", { method: "POST", headers: auth });
+    if (r.ok) {
+      render(await r.json());
+      $("key-saved").focus && $("saved-title").scrollIntoView();
+    } else {
+      message.textContent = "Could not confirm yet; try again in a moment.";
+    }
+  });
+
+  poll();
+})();

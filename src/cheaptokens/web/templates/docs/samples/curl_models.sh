@@ -1,0 +1,1 @@
+curl -sS "__BASE_URL__/models?type=text"
