@@ -53,6 +53,8 @@ class EngineConfig:
     arrival_prior_days: float = 0.3
     #: prior sd of ln v (how far the willingness level may be off)
     willingness_prior_sd: float = 0.3
+    #: shade the fluid bid price (1 = the deterministic solution)
+    bid_price_scale: float = 1.0
 
 
 def _q6(x: float) -> Decimal:
@@ -141,17 +143,25 @@ class PricingEngine:
         g_rest = gs[j0:]
         m = [v * g for g in g_rest]
         sol = fluid.solve(
-            demand=demand, m=m, remaining=float(x), floor=float(cfg.floor), sigma=fc.sigma
+            demand=demand,
+            m=m,
+            remaining=float(x),
+            floor=float(cfg.floor),
+            sigma=fc.sigma,
+            mu_scale=cfg.bid_price_scale,
         )
         a, b = self._fit(sol, g_rest)
 
         plan = self._plan
         left = float(x)
         cap = float(self._capacity)
+        total = sum(sol.sales)
+        # the plan never runs out before 00:00: expected sales beyond x are scaled down
+        squeeze = left / total if total > left > 0 else 1.0
         plan[hour] = _q6(min(1.0, left / cap))
         for k in range(hour + 1, 25):
             lo = (k - 1 - hour) * fluid.SLOTS_PER_HOUR
-            left -= sum(sol.sales[lo : lo + fluid.SLOTS_PER_HOUR])
+            left -= squeeze * sum(sol.sales[lo : lo + fluid.SLOTS_PER_HOUR])
             plan[k] = _q6(min(1.0, max(0.0, left / cap)))
         start = self._day_start + timedelta(hours=hour)
         self._params = PricingParams(

@@ -120,8 +120,13 @@ def solve(
     floor: float,
     sigma: float,
     iterations: int = 22,
+    mu_scale: float = 1.0,
 ) -> FluidSolution:
-    """Solve the fluid problem for slots with request volume ``demand`` and scale ``m``."""
+    """Solve the fluid problem for slots with request volume ``demand`` and scale ``m``.
+
+    ``mu_scale`` < 1 shades the bid price (demand is random, so the deterministic problem
+    overvalues the last units of credit); the prices then use ``mu_scale × μ``.
+    """
     prices, shares = _prices_for(0.0, m, floor, sigma)
     sold = sum(d * s for d, s in zip(demand, shares, strict=True))
     mu = 0.0
@@ -134,7 +139,7 @@ def solve(
                 lo = mid
             else:
                 hi = mid
-        mu = hi
+        mu = hi * mu_scale
         prices, shares = _prices_for(mu, m, floor, sigma)
     sales = tuple(d * s for d, s in zip(demand, shares, strict=True))
     return FluidSolution(mu=mu, prices=tuple(prices), sales=sales)
