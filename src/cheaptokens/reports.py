@@ -22,7 +22,6 @@ from cheaptokens.orders import state as st
 from cheaptokens.pricing.curve import (
     PLAN_POINTS,
     PricingParams,
-    day_start,
     planned_remaining_cents,
     price_fraction,
 )
@@ -156,7 +155,7 @@ def sales_on(shop: Shop, day: date) -> list[Sale]:
             .where(Order.day == day, Order.status.in_(SOLD_STATUSES), Order.paid_at.is_not(None))
             .order_by(Order.paid_at)
         ).all()
-    return [Sale(at=r[0], credit_cents=r[1], price_cents=r[2]) for r in rows]
+    return [Sale(at=r[0], credit_cents=r[1], price_cents=r[2]) for r in rows if r[0] is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +362,3 @@ def refund_order(shop: Shop, *, order_id: str, reason: str) -> None:
         if order is None:
             raise NotFound("no such order", field="order_id")
         service.request_refund(session, order=order, reason=reason, now=shop.clock())
-
-
-def day_of(now: datetime) -> datetime:
-    return day_start(now)

@@ -13,11 +13,10 @@ header; the no-JavaScript page reads the cookie.
 from __future__ import annotations
 
 import logging
-import pathlib
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -421,11 +420,3 @@ def docs_page(slug: str, request: Request, shop: ShopDep) -> Response:
         ctx["models"] = catalogue(request, shop).text_models()
     template = f"docs/{slug or 'index'}.html"
     return render(request, template, **ctx)
-
-
-def seconds_until(when: datetime, now: datetime) -> int:
-    return max(0, int((when - now) / timedelta(seconds=1)))
-
-
-def template_dir() -> pathlib.Path:
-    return HERE / "templates"

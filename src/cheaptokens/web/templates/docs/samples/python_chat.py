@@ -10,4 +10,5 @@ reply = client.chat.completions.create(
     messages=[{"role": "user", "content": "Say hello in five words."}],
 )
 print(reply.choices[0].message.content)
-print("tokens used:", reply.usage.total_tokens)
+if reply.usage:
+    print("tokens used:", reply.usage.total_tokens)

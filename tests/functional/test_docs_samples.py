@@ -1,0 +1,130 @@
+"""Every code sample of the buyer docs runs against the Venice sandbox over real HTTP.
+
+The samples are the files under ``web/templates/docs/samples/`` that the docs and the key
+page render; here they are filled in with a key bought from a live shop and run as the
+buyer would: Python with the ``openai`` SDK, the cURL lines with curl, Node checked for syntax
+(the ``openai`` npm package is not installed offline).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from browser.live import Live, live_shop
+from cheaptokens.venice.sandbox import catalogue
+from cheaptokens.web.pages import PLACEHOLDER_KEY, SAMPLES_DIR, sample
+
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with live_shop(tmp_path_factory.mktemp("docs"), now=NOON) as shop:
+        yield shop
+
+
+@pytest.fixture(scope="module")
+def bought(live: Live) -> dict[str, Any]:
+    order = live.buy(500)
+    assert order["final"]["status"] == "fulfilled", order["final"]
+    return order
+
+
+def _fill(name: str, live: Live, key: str, **extra: str) -> str:
+    text = sample(name, api_key=key, base_url=live.venice_url, shop_url=live.url)
+    for placeholder, value in extra.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def _json_values(text: str) -> list[Any]:
+    """The JSON documents curl printed back to back (its answers end without a newline)."""
+    decoder, out, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
+    return out
+
+
+def _run(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, **kw)
+
+
+def test_every_sample_names_a_catalogue_model() -> None:
+    known = set(catalogue.models_by_id())
+    for path in SAMPLES_DIR.iterdir():
+        text = path.read_text()
+        for token in ("llama-3.3-70b", "deepseek-v3.2", "claude-sonnet-4-5"):
+            if token in text:
+                assert token in known
+        assert "sk-" not in text  # no OpenAI-looking keys; placeholders only
+
+
+@pytest.mark.parametrize("name", ["python_chat.py", "python_stream.py", "python_errors.py"])
+def test_python_samples_run(name: str, live: Live, bought: dict[str, Any]) -> None:
+    code = _fill(name, live, bought["final"]["key"]["api_key"])
+    done = _run([sys.executable, "-c", code])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    assert "not valid" not in done.stdout and "Out of credit" not in done.stdout
+
+
+def test_python_error_sample_explains_an_unknown_key(live: Live) -> None:
+    code = _fill("python_errors.py", live, PLACEHOLDER_KEY)
+    done = _run([sys.executable, "-c", code])
+    assert done.returncode == 0, done.stderr
+    assert "The key is not valid any more" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_chat_and_models(live: Live, bought: dict[str, Any]) -> None:
+    key = bought["final"]["key"]["api_key"]
+    chat = _run(["bash", "-c", _fill("curl_chat.sh", live, key)])
+    assert chat.returncode == 0, chat.stderr
+    assert json.loads(chat.stdout)["choices"][0]["message"]["content"]
+    stream = _run(["bash", "-c", _fill("curl_stream.sh", live, key)])
+    assert stream.returncode == 0, stream.stderr
+    assert stream.stdout.count("data: ") > 2 and "data: [DONE]" in stream.stdout
+    models = _run(["bash", "-c", _fill("curl_models.sh", live, key)])
+    ids = {m["id"] for m in json.loads(models.stdout)["data"]}
+    assert {"llama-3.3-70b", "deepseek-v3.2", "claude-sonnet-4-5"} <= ids
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_agent_api_samples(live: Live, bought: dict[str, Any]) -> None:
+    agent = _run(["bash", "-e", "-c", _fill("curl_agent.sh", live, "")])
+    assert agent.returncode == 0, agent.stderr
+    last = _json_values(agent.stdout)[-1]
+    assert last["checkout_url"] and last["order_token"] and last["status"] == "awaiting_payment"
+    script = _fill(
+        "curl_order.sh",
+        live,
+        "",
+        __ORDER_ID__=bought["order_id"],
+        __ORDER_TOKEN__=bought["order_token"],
+    )
+    lines = _run(["bash", "-e", "-c", script])
+    assert lines.returncode == 0, lines.stderr
+    outputs = _json_values(lines.stdout)
+    assert outputs[0]["status"] == "fulfilled"
+    assert outputs[1]["credit_cents"] == 500
+    assert outputs[2]["key"]["api_key"] is None  # received: the shop forgot it
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("name", ["node_chat.mjs", "node_stream.mjs"])
+def test_node_samples_parse(name: str, tmp_path: Any, live: Live) -> None:
+    path = tmp_path / name
+    path.write_text(_fill(name, live, PLACEHOLDER_KEY))
+    done = _run(["node", "--check", str(path)])
+    assert done.returncode == 0, done.stderr
