@@ -90,6 +90,8 @@ def make_kit(
     if url is None:
         url = f"sqlite:///{tmp_path / 'shop.db'}"
         migrate.upgrade(url)
+    settings.setdefault("orders_per_minute", 10_000)  # the abuse brake is tested on its own
+    settings.setdefault("quotes_per_minute", 10_000)
     cfg = Settings(
         database_url=url,
         data_dir=tmp_path,

@@ -21,5 +21,9 @@ class ShopRules:
     price_b: Decimal = Decimal("0.70")
     price_beta: Decimal = Decimal("0.25")
     price_floor: Decimal = Decimal("0.10")
+    #: Venice: 20 key creations per minute and 500 active keys per account (FACTS §1.7);
+    #: some key room is left for the operator's own keys (and the ADMIN key itself).
+    creations_per_minute: int = 20
+    max_active_keys: int = 490
     #: Description prefix of every key the shop makes; reconciliation keys on it.
     key_prefix: str = "cheaptokens:"

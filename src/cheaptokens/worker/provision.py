@@ -25,11 +25,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cheaptokens import inventory
 from cheaptokens.db import dialect_name
-from cheaptokens.models import Alert, Job, Order
+from cheaptokens.models import AccountDay, Alert, Job, LedgerEntry, Order
 from cheaptokens.money import cents_to_dollars
 from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
@@ -39,6 +40,9 @@ from cheaptokens.venice.types import ConsumptionLimit, CreatedKey, VeniceGateway
 from cheaptokens.worker import jobs
 
 log = logging.getLogger(__name__)
+
+
+CREATION_WINDOW = timedelta(seconds=60)
 
 
 class Retry(Exception):
@@ -102,8 +106,14 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
             return
         recovering = order.provision_started_at is not None
         if not recovering:
+            if not _place_on_account_with_room(shop, session, order, now):
+                wait = _budget_wait(session, order.account, now)
+                raise Retry("no account has key-creation budget or key room now", wait)
             order.provision_started_at = now
         account, credit, expires = order.account, order.credit_cents, day_end(order)
+        ledger.record(
+            session, kind="key_create_attempt", now=now, order_id=order.id, account=account
+        )
     gateway = shop.gateways.get(account)
     if gateway is None:
         alert(
@@ -144,6 +154,98 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
         )
         raise Retry(f"venice error ({type(exc).__name__})", 30.0) from exc
     _record_key(shop, order_id=order_id, created=created, gateway=gateway, lease=lease)
+
+
+def creations_in_window(session: Session, account: str, now: datetime) -> int:
+    """Key creations this shop started on ``account`` in the last minute (Venice allows 20)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(
+                LedgerEntry.kind == "key_create_attempt",
+                LedgerEntry.account == account,
+                LedgerEntry.at > now - CREATION_WINDOW,
+            )
+        )
+        or 0
+    )
+
+
+def active_keys(session: Session, account: str, now: datetime) -> int:
+    """Live shop keys on ``account`` (expired keys do not count toward Venice's 500)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(
+                Order.account == account,
+                Order.status == st.FULFILLED,
+                Order.key_expires_at > now,
+            )
+        )
+        or 0
+    )
+
+
+def _has_room(shop: Shop, session: Session, account: str, now: datetime) -> bool:
+    rules = shop.rules
+    return (
+        creations_in_window(session, account, now) < rules.creations_per_minute
+        and active_keys(session, account, now) < rules.max_active_keys
+    )
+
+
+def _place_on_account_with_room(shop: Shop, session: Session, order: Order, now: datetime) -> bool:
+    """Keep the order's account if it can take one more key now, else move the sale to one
+    that can (it must also have the credit: the move is a guarded UPDATE). False if none can.
+
+    The account's capacity row is locked first, so workers racing on one account count
+    its creation budget one after another.
+    """
+    lock = select(AccountDay).where(
+        AccountDay.account == order.account, AccountDay.day == order.day
+    )
+    if dialect_name(session) == "postgresql":
+        lock = lock.with_for_update()
+    session.execute(lock)
+    if _has_room(shop, session, order.account, now):
+        return True
+    for other in sorted(shop.gateways):
+        if other == order.account or not _has_room(shop, session, other, now):
+            continue
+        if inventory.sell_unreserved(
+            session, account=other, day=order.day, credit_cents=order.credit_cents
+        ):
+            inventory.unsell(
+                session, account=order.account, day=order.day, credit_cents=order.credit_cents
+            )
+            ledger.record(
+                session,
+                kind="sale_moved",
+                now=now,
+                order_id=order.id,
+                account=other,
+                day=order.day,
+                credit_cents=order.credit_cents,
+                detail={"from": order.account},
+            )
+            order.account = other
+            return True
+    return False
+
+
+def _budget_wait(session: Session, account: str, now: datetime) -> float:
+    oldest = session.scalar(
+        select(func.min(LedgerEntry.at)).where(
+            LedgerEntry.kind == "key_create_attempt",
+            LedgerEntry.account == account,
+            LedgerEntry.at > now - CREATION_WINDOW,
+        )
+    )
+    if oldest is None:
+        return 5.0
+    return max(1.0, (oldest + CREATION_WINDOW - now).total_seconds())
 
 
 def _delete_orphans(gateway: VeniceGateway, description: str) -> None:

@@ -36,7 +36,13 @@ def test_paid_order_gets_exactly_one_key(tmp_path, db_url):
                 .where(LedgerEntry.order_id == order["order_id"])
                 .order_by(LedgerEntry.id)
             ).all()
-        assert kinds == ["order_placed", "payment_received", "credit_sold", "key_created"]
+        assert kinds == [
+            "order_placed",
+            "payment_received",
+            "credit_sold",
+            "key_create_attempt",
+            "key_created",
+        ]
 
 
 def test_declined_checkout_releases_credit(tmp_path, db_url):

@@ -161,3 +161,31 @@ def test_reconcile_deletes_stray_shop_keys_and_alerts(tmp_path, db_url):
         with kit.shop.sessions() as s:
             alerts = s.scalars(select(Alert).where(Alert.kind == "reconcile")).all()
         assert [a.order_id for a in alerts] == ["ord_doesnotexist"]
+
+
+def test_creation_budget_is_respected_then_resumes(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url, now=NOON, max_order_cents=10_000) as kit:
+        orders = [kit.buy(100) for _ in range(22)]
+        kit.worker.drain()
+        statuses = [kit.status(o)["status"] for o in orders]
+        assert statuses.count("fulfilled") == 20 and statuses.count("paid") == 2
+        kit.sandbox.clock.advance(61)
+        kit.worker.drain()
+        assert all(kit.status(o)["status"] == "fulfilled" for o in orders)
+        assert len(shop_keys(kit)) == 22
+
+
+def test_a_sale_moves_to_an_account_with_creation_budget(tmp_path, db_url):
+    with make_kit(
+        tmp_path, database_url=db_url, now=NOON, accounts=2, max_order_cents=10_000
+    ) as kit:
+        orders = [kit.buy(100) for _ in range(30)]
+        kit.worker.drain()
+        assert all(kit.status(o)["status"] == "fulfilled" for o in orders)
+        per_account = {
+            name: len([k for k in gw.list_keys() if k.description.startswith("cheaptokens:")])
+            for name, gw in kit.shop.gateways.items()
+        }
+        assert sum(per_account.values()) == 30 and max(per_account.values()) <= 20
+        sup = kit.web.get("/api/supply").json()
+        assert sup["sold_cents"] == 3000 and sup["reserved_cents"] == 0
