@@ -109,8 +109,10 @@
       (100 - (100 * q.price_cents) / q.credit_cents).toFixed(1) + " %";
     $("quote-expiry").textContent = q.key_expires_at.replace("T", " ").replace(":00Z", " UTC");
     const until = Date.parse(q.valid_until);
+    // The server's times are whole seconds: never show more than the lock window itself.
+    const ttl = Math.round((until - Date.parse(q.created_at)) / 1000);
     const step = () => {
-      const left = Math.max(0, Math.ceil((until - serverNow()) / 1000));
+      const left = Math.min(ttl, Math.max(0, Math.ceil((until - serverNow()) / 1000)));
       $("quote-countdown").textContent = String(left);
       if (left <= 0) {
         clearInterval(quoteTimer);

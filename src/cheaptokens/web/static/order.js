@@ -137,9 +137,13 @@
         $("usage-rate").textContent = usd(rate) + " per hour";
         const projected = u.used_cents + rate * (u.seconds_left / 3600);
         const pct = Math.min(100, Math.round((100 * projected) / u.credit_cents));
-        $("usage-forecast").textContent = pct >= 100
-          ? "At this rate you will use all of your credit before midnight."
-          : "At this rate you will use " + pct + " % of your credit before midnight.";
+        let text = "At this rate you will use " + pct + " % of your credit before midnight.";
+        if (pct >= 100) {
+          const mins = Math.max(1, Math.round((60 * u.remaining_cents) / rate));
+          text += " It runs out in about " + (mins >= 60 ? Math.floor(mins / 60) + " h " : "") +
+            (mins % 60) + " min.";
+        }
+        $("usage-forecast").textContent = text;
       } else {
         $("usage-rate").textContent = "no use yet";
         $("usage-forecast").textContent = "Make a call and this meter shows your burn rate.";
