@@ -12,7 +12,7 @@ import pathlib
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VENICE_API_URL = "https://api.venice.ai/api/v1"
@@ -20,14 +20,19 @@ SANDBOX_ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_not_a_real_key"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHEAPTOKENS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CHEAPTOKENS_", extra="ignore", populate_by_name=True
+    )
 
     # Where the shop lives
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     data_dir: pathlib.Path = pathlib.Path("var")
-    database_url: str = ""  # default: sqlite:///<data_dir>/cheaptokens.db
+    #: default: sqlite:///<data_dir>/cheaptokens.db; plain ``DATABASE_URL`` is read too
+    database_url: str = Field(
+        default="", validation_alias=AliasChoices("CHEAPTOKENS_DATABASE_URL", "DATABASE_URL")
+    )
 
     # Venice
     venice_mode: Literal["sandbox", "live"] = "sandbox"

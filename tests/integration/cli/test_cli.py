@@ -1,0 +1,150 @@
+"""The operator's commands against a running sandbox, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+ADMIN = "VENICE_ADMIN_KEY_cli_test_not_real"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sandbox_url():
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cheaptokens",
+            "sandbox",
+            "--port",
+            str(port),
+            "--admin-key",
+            ADMIN,
+            "--diem",
+            "50",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api/v1"
+    for _ in range(100):
+        try:
+            httpx.get(f"{url}/models", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def cli(env, *args, ok=True):
+    r = subprocess.run(
+        [sys.executable, "-m", "cheaptokens", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if ok:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_every_command_has_help():
+    env = dict(os.environ)
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["worker", "--help"],
+        ["sandbox", "--help"],
+        ["db", "--help"],
+        ["db", "upgrade", "--help"],
+        ["db", "backup", "--help"],
+        ["accounts", "--help"],
+        ["accounts", "list", "--help"],
+        ["orders", "--help"],
+        ["orders", "refund", "--help"],
+    ):
+        out = cli(env, *args).stdout
+        assert "usage: cheaptokens" in out
+
+
+def test_operator_commands(tmp_path, db_url, sandbox_url):
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CHEAPTOKENS_DATA_DIR": str(tmp_path),
+        "CHEAPTOKENS_VENICE_BASE_URL": sandbox_url,
+        "CHEAPTOKENS_VENICE_ADMIN_KEYS": f"main={ADMIN}",
+    }
+    cli(env, "db", "upgrade")
+    assert cli(env, "db", "current").stdout.strip().startswith("0")
+    assert "1 of 1 accounts answered" in cli(env, "accounts", "refresh").stdout
+    listing = cli(env, "accounts", "list").stdout
+    assert "main" in listing and "$50.00" in listing and "$44.00" in listing  # 50×0.9 − 1
+
+    # A paid order, made the way the web would, then handled from the command line.
+    from cheaptokens.config import Settings
+    from cheaptokens.orders import flows
+    from cheaptokens.shop import build_shop
+
+    shop = build_shop(
+        Settings(
+            database_url=db_url,
+            data_dir=tmp_path,
+            venice_base_url=sandbox_url,
+            venice_admin_keys=f"main={ADMIN}",
+        )
+    )
+    try:
+        placed = flows.new_order(
+            shop, quote_id=None, credit_cents=300, idempotency_key=None, client=None
+        )
+        checkout = placed.order.checkout_url.rsplit("/", 1)[-1]
+        flows.apply_payment_event(shop, shop.payments.outcome(checkout, "paid", shop.clock()))
+    finally:
+        shop.close()
+    order_id = placed.order.id
+    cli(env, "worker", "--once")
+    assert "fulfilled" in cli(env, "orders", "list").stdout
+    shown = cli(env, "orders", "show", order_id).stdout
+    assert "key_created" in shown and "VENICE_INFERENCE_KEY_" not in shown
+    assert "refund queued" in cli(env, "orders", "refund", order_id).stdout
+    cli(env, "worker", "--once")
+    assert "refunded" in cli(env, "orders", "list", "--status", "refunded").stdout
+    keys = httpx.get(
+        f"{sandbox_url}/api_keys", headers={"Authorization": f"Bearer {ADMIN}"}
+    ).json()["data"]
+    assert not [k for k in keys if k["description"] == f"cheaptokens:{order_id}"]
+    assert cli(env, "orders", "show", "ord_missing", ok=False).returncode == 1
+
+
+def test_sqlite_backup_and_restore(tmp_path):
+    db = tmp_path / "shop.db"
+    env = {
+        **os.environ,
+        "CHEAPTOKENS_DATABASE_URL": f"sqlite:///{db}",
+        "CHEAPTOKENS_DATA_DIR": str(tmp_path),
+    }
+    cli(env, "db", "upgrade")
+    backup = tmp_path / "backup.db"
+    cli(env, "db", "backup", str(backup))
+    cli(env, "db", "downgrade", "--revision", "base")
+    assert cli(env, "db", "current").stdout.strip() == "(empty)"
+    cli(env, "db", "restore", str(backup))
+    assert cli(env, "db", "current").stdout.strip() != "(empty)"
