@@ -258,7 +258,7 @@ def past_chart(days: list[PastDay], *, width: int = 640, height: int = 200) -> B
     top, bottom, left = 10, 24, 8
     plot_h = height - top - bottom
     peak = max([d.capacity_cents for d in ordered] + [1])
-    slot = (width - 2 * left) / max(1, len(ordered))
+    slot = min(48.0, (width - 2 * left) / max(1, len(ordered)))  # thin bars for few days
     bars = []
     for i, d in enumerate(ordered):
         x = left + i * slot + slot * 0.15
