@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     quote_ttl_seconds: int = Field(default=60, gt=0)
     checkout_ttl_seconds: int = Field(default=900, gt=0)
     provision_deadline_seconds: int = Field(default=600, gt=0)
+    job_lease_seconds: int = Field(default=60, gt=0)
 
     # Pricing curve defaults (the published parameters)
     price_a: Decimal = Decimal("0.25")

@@ -55,6 +55,7 @@ def rules_from(settings: Settings) -> ShopRules:
         quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
         checkout_ttl=timedelta(seconds=settings.checkout_ttl_seconds),
         provision_deadline=timedelta(seconds=settings.provision_deadline_seconds),
+        job_lease=timedelta(seconds=settings.job_lease_seconds),
         sell_fraction=settings.sell_fraction,
         margin_cents=settings.safety_margin_cents,
         min_order_cents=settings.min_order_cents,

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from cheaptokens import failpoints
 from cheaptokens.errors import InvalidInput, NotFound, ServiceUnavailable
 from cheaptokens.models import AccountDay, Order, Quote
 from cheaptokens.orders import published, service
@@ -107,6 +108,7 @@ def new_order(
             return placed
         order_id, price, expires = order.id, order.price_cents, order.checkout_expires_at
         credit = order.credit_cents
+    failpoints.hit("checkout.after_order_commit")
     base = shop.settings.public_url
     try:
         checkout = shop.payments.create_checkout(
@@ -145,6 +147,8 @@ def apply_payment_event(shop: Shop, event: PaymentEvent) -> None:
         service.record_payment_event(
             session, event=event, provider=shop.payments.name, now=shop.clock()
         )
+        failpoints.hit("payment.before_commit")
+    failpoints.hit("payment.after_commit")
 
 
 def order_for(shop: Shop, *, order_id: str, token: str) -> Order:

@@ -12,6 +12,8 @@ class ShopRules:
     quote_ttl: timedelta = timedelta(seconds=60)
     checkout_ttl: timedelta = timedelta(minutes=15)
     provision_deadline: timedelta = timedelta(minutes=10)
+    #: how long a claimed job is a worker's before another may take it over
+    job_lease: timedelta = timedelta(seconds=60)
     sell_fraction: Decimal = Decimal("0.9")
     margin_cents: int = 100
     min_order_cents: int = 100

@@ -37,7 +37,12 @@ def enqueue(session: Session, *, kind: str, order_id: str, now: datetime, delay:
 
 
 def claim(
-    session: Session, *, worker: str, now: datetime, kinds: tuple[str, ...] | None = None
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    kinds: tuple[str, ...] | None = None,
+    lease: timedelta = LEASE,
 ) -> Job | None:
     """Lease the next due job to ``worker``; the caller commits right after."""
     stmt = (
@@ -57,7 +62,7 @@ def claim(
     job = session.scalars(stmt).first()
     if job is None:
         return None
-    job.locked_until = now + LEASE
+    job.locked_until = now + lease
     job.locked_by = worker
     job.attempts += 1
     return job

@@ -28,7 +28,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cheaptokens import inventory
+from cheaptokens import failpoints, inventory
 from cheaptokens.db import dialect_name
 from cheaptokens.models import AccountDay, Alert, Job, LedgerEntry, Order
 from cheaptokens.money import cents_to_dollars
@@ -114,6 +114,8 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
         ledger.record(
             session, kind="key_create_attempt", now=now, order_id=order.id, account=account
         )
+        failpoints.hit("provision.before_mark_commit")
+    failpoints.hit("provision.after_mark_commit")
     gateway = shop.gateways.get(account)
     if gateway is None:
         alert(
@@ -153,6 +155,7 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
             message=f"Venice refused to create the key: {exc}",
         )
         raise Retry(f"venice error ({type(exc).__name__})", 30.0) from exc
+    failpoints.hit("provision.after_create")
     _record_key(shop, order_id=order_id, created=created, gateway=gateway, lease=lease)
 
 
@@ -288,7 +291,10 @@ def _record_key(
                 credit_cents=order.credit_cents,
                 detail={"key_id": created.id},
             )
-            return
+            failpoints.hit("provision.before_record_commit")
+    if keep:
+        failpoints.hit("provision.after_record_commit")
+        return
     # Someone else finished (or refunded) the order, or our lease lapsed: undo our key.
     with contextlib.suppress(venice_errors.NotFound):
         gateway.delete_key(created.id)

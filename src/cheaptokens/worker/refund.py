@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from cheaptokens import inventory
+from cheaptokens import failpoints, inventory
 from cheaptokens.models import Order
 from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
@@ -33,6 +33,7 @@ def refund(shop: Shop, *, order_id: str) -> None:
                 with contextlib.suppress(venice_errors.NotFound):
                     gateway.delete_key(key_id)
             _delete_orphans(gateway, description_for(shop, order_id))
+            failpoints.hit("refund.after_key_delete")
         except venice_errors.VeniceError as exc:
             raise Retry(f"could not delete the key first ({type(exc).__name__})", 5.0) from exc
         with shop.sessions.begin() as session:
@@ -54,6 +55,7 @@ def refund(shop: Shop, *, order_id: str) -> None:
                 payment_ref=payment_ref, amount_cents=amount, idempotency_key=f"refund-{order_id}"
             )
             refund_ref = result.reference
+            failpoints.hit("refund.after_refund_call")
         except PaymentProviderUnavailable as exc:
             raise Retry("payment provider unavailable", 10.0) from exc
         except RefundFailed as exc:
@@ -70,6 +72,7 @@ def refund(shop: Shop, *, order_id: str) -> None:
         o.refund_ref = refund_ref
         o.refunded_at = now
         _finish(session, o, st.REFUNDED, now)
+        failpoints.hit("refund.before_commit")
         ledger.record(
             session,
             kind="refunded",

@@ -44,7 +44,7 @@ class Worker:
         """Claim and run one due job; False when there was none."""
         now = self.shop.clock()
         with self.shop.sessions.begin() as session:
-            job = jobs.claim(session, worker=self.name, now=now)
+            job = jobs.claim(session, worker=self.name, now=now, lease=self.shop.rules.job_lease)
             if job is None:
                 return False
             job_id, kind, order_id, attempts = job.id, job.kind, job.order_id, job.attempts
