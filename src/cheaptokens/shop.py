@@ -94,8 +94,10 @@ def build_shop(
         if http is None:
             http = httpx.Client(timeout=settings.venice_timeout_seconds)
             closers.append(http.close)
+        t = settings.venice_timeout_seconds
+        timeout = httpx.Timeout(t, connect=min(5.0, t))
         gateways = {
-            name: VeniceClient(http, key, base_url=settings.venice_url)
+            name: VeniceClient(http, key, base_url=settings.venice_url, timeout=timeout)
             for name, key in settings.account_keys().items()
         }
     return Shop(
