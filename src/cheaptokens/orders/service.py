@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -278,6 +279,9 @@ def cancel(session: Session, *, order: Order, now: datetime, reason: str) -> Non
 
 
 # ----------------------------------------------------------------------------- payments
+_ORDER_ID = re.compile(r"ord_[0-9a-f]{32}")
+
+
 def record_payment_event(
     session: Session, *, event: PaymentEvent, provider: str, now: datetime
 ) -> Order | None:
@@ -289,18 +293,26 @@ def record_payment_event(
     """
     if session.get(WebhookEvent, event.event_id) is not None:
         return None
+    # Another integration on the same provider account may tag its sessions with an
+    # ``order_id`` of its own (any length, any characters): it is no order of ours, and must
+    # not reach a 40-character column or a PostgreSQL text (NUL) — that would answer 500 and
+    # make the provider redeliver it forever.
+    ours = _ORDER_ID.fullmatch(event.order_id) is not None
     session.add(
         WebhookEvent(
-            event_id=event.event_id, provider=provider, order_id=event.order_id, received_at=now
+            event_id=event.event_id,
+            provider=provider,
+            order_id=event.order_id if ours else None,
+            received_at=now,
         )
     )
-    order = session.get(Order, event.order_id, with_for_update=True)
+    order = session.get(Order, event.order_id, with_for_update=True) if ours else None
     if order is None:
         ledger.record(
             session,
             kind="event_unknown_order",
             now=now,
-            detail={"event_id": event.event_id, "kind": event.kind},
+            detail={"event_id": event.event_id, "kind": event.kind, "ours": ours},
         )
         return None
     if event.kind == "paid":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,12 +14,15 @@ from cheaptokens.errors import InvalidInput, NotFound
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows
 from cheaptokens.payments import InvalidCheckout, SandboxPayments, WebhookSignatureError
-from cheaptokens.payments.errors import WebhookPayloadError
+from cheaptokens.payments.errors import PaymentError, WebhookPayloadError
 from cheaptokens.shop import Shop
 from cheaptokens.web.deps import get_shop
 from cheaptokens.web.render import render
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["payments"])
+_ORDER_ID = re.compile(r"ord_[0-9a-f]{32}")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 ShopDep = Annotated[Shop, Depends(get_shop)]
 
 
@@ -102,8 +107,20 @@ async def webhook(provider_name: str, request: Request) -> Response:
 
 @router.get("/checkout/return", include_in_schema=False)
 def checkout_return(order: str, session_id: str, shop: ShopDep) -> Response:
-    """Stripe's success redirect: confirm with the provider in case the webhook is late."""
-    event = shop.payments.confirm(reference=session_id)
-    if event is not None and event.order_id == order:
-        flows.apply_payment_event(shop, event)
+    """Stripe's success redirect: confirm with the provider in case the webhook is late.
+
+    Anyone can call this URL with anything in it, so the ids are checked before they go to the
+    provider or into the ``Location`` header, and a provider that cannot answer (an unknown
+    session, Stripe down) only skips the early confirmation: the webhook still comes.
+    """
+    if _ORDER_ID.fullmatch(order) is None:
+        return RedirectResponse("/", status_code=303)
+    if _SESSION_ID.fullmatch(session_id) is not None:
+        try:
+            event = shop.payments.confirm(reference=session_id)
+        except PaymentError as exc:
+            log.info("checkout return for %s not confirmed: %s", order, type(exc).__name__)
+            event = None
+        if event is not None and event.order_id == order:
+            flows.apply_payment_event(shop, event)
     return RedirectResponse(f"/orders/{order}", status_code=303)
