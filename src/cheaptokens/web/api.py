@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from cheaptokens.errors import InvalidInput, NotFound
@@ -18,6 +18,7 @@ from cheaptokens.orders import state as st
 from cheaptokens.pricing.curve import next_midnight, params_to_dict
 from cheaptokens.shop import Shop
 from cheaptokens.web.deps import client_id, get_shop, limiter
+from cheaptokens.web.errors import documented
 
 router = APIRouter(prefix="/api", tags=["shop"])
 
@@ -36,8 +37,13 @@ class QuoteIn(Strict):
     credit_cents: StrictInt = Field(description="Credit to buy, in cents ($1 = 100).")
 
 
+# Ids are printable ASCII: anything else cannot be one of ours, and a NUL would not even
+# reach PostgreSQL (it refuses NUL in text), so refuse it here with a clear 422.
+ID_PATTERN = r"^[!-~]{1,64}$"
+
+
 class OrderIn(Strict):
-    quote_id: StrictStr | None = Field(default=None, max_length=64)
+    quote_id: StrictStr | None = Field(default=None, pattern=ID_PATTERN)
     credit_cents: StrictInt | None = None
 
 
@@ -127,6 +133,7 @@ FORMULA = (
 )
 
 ShopDep = Annotated[Shop, Depends(get_shop)]
+OrderId = Annotated[str, Path(pattern=ID_PATTERN, description="The order's id (ord_...).")]
 
 
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
@@ -158,8 +165,10 @@ def pricing(shop: ShopDep) -> PricingOut:
     )
 
 
-@router.get("/pricing/params/{params_hash}")
-def pricing_params(params_hash: str, shop: ShopDep) -> dict[str, Any]:
+@router.get("/pricing/params/{params_hash}", responses=documented(404, 422))
+def pricing_params(
+    params_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")], shop: ShopDep
+) -> dict[str, Any]:
     """A published parameter set, to recompute any quote made with it."""
     return flows.params_body(shop, params_hash)
 
@@ -179,7 +188,12 @@ def supply(shop: ShopDep) -> SupplyOut:
     )
 
 
-@router.post("/quotes", response_model=QuoteOut, status_code=201)
+@router.post(
+    "/quotes",
+    response_model=QuoteOut,
+    status_code=201,
+    responses=documented(400, 409, 413, 422, 429),
+)
 def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
     limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
     quote = flows.new_quote(shop, credit_cents=body.credit_cents)
@@ -195,12 +209,17 @@ def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
     )
 
 
-@router.post("/orders", response_model=OrderOut, status_code=201)
+@router.post(
+    "/orders",
+    response_model=OrderOut,
+    status_code=201,
+    responses=documented(400, 404, 409, 413, 422, 429, 503),
+)
 def create_order(
     body: OrderIn,
     request: Request,
     shop: ShopDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(pattern=r"^[ -~]{1,200}$")] = None,
 ) -> OrderOut:
     limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
     if body.quote_id is None and body.credit_cents is None:
@@ -238,9 +257,9 @@ MESSAGES = {
 }
 
 
-@router.get("/orders/{order_id}", response_model=OrderStatusOut)
+@router.get("/orders/{order_id}", response_model=OrderStatusOut, responses=documented(404, 422))
 def get_order(
-    order_id: str, shop: ShopDep, token: Annotated[str, Depends(bearer)]
+    order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
 ) -> OrderStatusOut:
     order = flows.order_for(shop, order_id=order_id, token=token)
     key = None
@@ -266,17 +285,21 @@ def get_order(
     )
 
 
-@router.post("/orders/{order_id}/received", response_model=OrderStatusOut)
+@router.post(
+    "/orders/{order_id}/received",
+    response_model=OrderStatusOut,
+    responses=documented(400, 404, 413, 422),
+)
 def confirm_received(
-    order_id: str, shop: ShopDep, token: Annotated[str, Depends(bearer)]
+    order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
 ) -> OrderStatusOut:
     """The buyer saved the key: the shop forgets it and shows only its last six characters."""
     flows.confirm_receipt(shop, order_id=order_id, token=token)
     return get_order(order_id, shop, token)
 
 
-@router.get("/orders/{order_id}/usage", response_model=UsageOut)
-def get_usage(order_id: str, shop: ShopDep, token: Annotated[str, Depends(bearer)]) -> UsageOut:
+@router.get("/orders/{order_id}/usage", response_model=UsageOut, responses=documented(404, 422))
+def get_usage(order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]) -> UsageOut:
     u = flows.usage(shop, order_id=order_id, token=token)
     return UsageOut(
         order_id=order_id,

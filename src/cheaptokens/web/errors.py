@@ -13,11 +13,43 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cheaptokens.errors import RateLimited, ShopError, SoldOut
 
 log = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, for people (``message``) and programs (``code``, ``field``)."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str = Field(description="Stable machine-readable code, e.g. sold_out, invalid_input.")
+    message: str = Field(description="What happened and what to do, in plain words.")
+    field: str | None = Field(default=None, description="The offending input, if one is.")
+    available_cents: int | None = Field(default=None, description="sold_out: credit left.")
+    returns_at: str | None = Field(default=None, description="sold_out: when credit returns.")
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers has this shape."""
+
+    error: ErrorDetail
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the error statuses it can answer, with :class:`ErrorOut`."""
+    words = {
+        400: "Invalid input (names the field).",
+        404: "No such quote or order, or the token does not match.",
+        409: "Conflicts with the current state: sold out, quote used or expired, key reused.",
+        413: "The request body is too large.",
+        422: "The request does not match the schema (names the field).",
+        429: "Too many requests from this client; see Retry-After.",
+        503: "A dependency (the payment provider) is unavailable; nothing was charged.",
+    }
+    return {code: {"model": ErrorOut, "description": words[code]} for code in statuses}
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
