@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     max_order_cents: int = Field(default=50_000, gt=0)
     min_order_cents: int = Field(default=100, gt=0)
 
+    # Warm pool of pre-created keys per account (0 turns it off)
+    pool_size: int = Field(default=10, ge=0, le=400)
+    pool_creation_headroom: int = Field(default=5, ge=0, le=20)
+
     # Time windows
     quote_ttl_seconds: int = Field(default=60, gt=0)
     checkout_ttl_seconds: int = Field(default=900, gt=0)

@@ -18,6 +18,7 @@ PROVISION_POINTS = (
     "provision.before_mark_commit",
     "provision.after_mark_commit",
     "provision.after_create",
+    "provision.after_pool_patch",
     "provision.before_record_commit",
     "provision.after_record_commit",
 )

@@ -216,3 +216,25 @@ class Alert(Base):
     account: Mapped[str | None] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
+
+
+class PoolKey(Base):
+    """A pre-created key held in reserve: cap 0 (it can spend nothing), expiring at the next
+    00:00 UTC, never counted as sold capacity. At a sale its cap is raised with
+    ``PATCH /api_keys`` — no creation needed, so a burst is not held up by Venice's
+    20-creations-a-minute limit."""
+
+    __tablename__ = "pool_keys"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(ForeignKey("accounts.name"))
+    day: Mapped[date] = mapped_column(Date)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM, bound to key_id
+    last6: Mapped[str] = mapped_column(String(6))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: ready | claimed (an order is raising its cap) | sold | deleted
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    order_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_pool_keys_ready", "account", "day", "status"),)

@@ -56,6 +56,8 @@ def rules_from(settings: Settings) -> ShopRules:
         checkout_ttl=timedelta(seconds=settings.checkout_ttl_seconds),
         provision_deadline=timedelta(seconds=settings.provision_deadline_seconds),
         job_lease=timedelta(seconds=settings.job_lease_seconds),
+        pool_size=settings.pool_size,
+        pool_creation_headroom=settings.pool_creation_headroom,
         sell_fraction=settings.sell_fraction,
         margin_cents=settings.safety_margin_cents,
         min_order_cents=settings.min_order_cents,

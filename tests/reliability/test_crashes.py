@@ -53,6 +53,7 @@ def shop_env(db_url, tmp_path, venice_url, admin) -> dict[str, str]:
         "CHEAPTOKENS_JOB_LEASE_SECONDS": "1",
         "CHEAPTOKENS_ORDERS_PER_MINUTE": "1000",
         "CHEAPTOKENS_QUOTES_PER_MINUTE": "1000",
+        "CHEAPTOKENS_POOL_SIZE": "0",
     }
 
 
@@ -103,7 +104,12 @@ def pending_jobs(session, order_id) -> int:
 
 def venice_keys(venice_url, admin) -> list[dict]:
     r = httpx.get(f"{venice_url}/api_keys", headers={"Authorization": f"Bearer {admin}"})
-    return [k for k in r.json()["data"] if k["description"].startswith("cheaptokens:")]
+    return [
+        k
+        for k in r.json()["data"]
+        if k["description"].startswith("cheaptokens:")
+        and not k["description"].startswith("cheaptokens:pool:")
+    ]
 
 
 def assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id) -> Order:
@@ -141,6 +147,8 @@ def test_worker_killed_during_provisioning(point, db_url, tmp_path, venice_url):
     shop = in_process_shop(env)
     try:
         order_id = paid_order(shop)
+        if point == "provision.after_pool_patch":
+            env["CHEAPTOKENS_POOL_SIZE"] = "2"  # this step exists only when selling from the pool
         killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         worker_until_settled(env, shop, order_id)

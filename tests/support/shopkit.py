@@ -92,6 +92,7 @@ def make_kit(
         migrate.upgrade(url)
     settings.setdefault("orders_per_minute", 10_000)  # the abuse brake is tested on its own
     settings.setdefault("quotes_per_minute", 10_000)
+    settings.setdefault("pool_size", 0)  # the warm pool has tests of its own
     cfg = Settings(
         database_url=url,
         data_dir=tmp_path,

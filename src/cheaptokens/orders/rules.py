@@ -27,5 +27,8 @@ class ShopRules:
     #: some key room is left for the operator's own keys (and the ADMIN key itself).
     creations_per_minute: int = 20
     max_active_keys: int = 490
+    #: Warm pool: ready keys kept per account, and creations per minute left to direct sales.
+    pool_size: int = 0
+    pool_creation_headroom: int = 5
     #: Description prefix of every key the shop makes; reconciliation keys on it.
     key_prefix: str = "cheaptokens:"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -13,7 +13,10 @@ from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
 from cheaptokens.shop import Shop
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.worker import pool
 from cheaptokens.worker.provision import alert
+
+POOL_GRACE = timedelta(minutes=5)
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +128,19 @@ def reconcile(shop: Shop) -> list[str]:
         for key in keys:
             if not key.description.startswith(prefix):
                 continue
-            order_id = key.description[len(prefix) :]
+            now = shop.clock()
             with shop.sessions() as session:
-                order = session.get(Order, order_id)
-                owned = order is not None and (
-                    order.status == st.PAID
-                    or (order.status == st.FULFILLED and order.key_id == key.id)
-                )
+                if pool.is_pool_description(shop, key.description):
+                    # A refill records its key just after Venice made it: give it a moment.
+                    owned = pool.owns(session, key_id=key.id) or (now - key.created_at < POOL_GRACE)
+                    order_id = None
+                else:
+                    order_id = key.description[len(prefix) :]
+                    order = session.get(Order, order_id)
+                    owned = order is not None and (
+                        order.status == st.PAID
+                        or (order.status == st.FULFILLED and order.key_id == key.id)
+                    )
             if owned:
                 continue
             try:

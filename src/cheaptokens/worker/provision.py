@@ -25,19 +25,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cheaptokens import failpoints, inventory
 from cheaptokens.db import dialect_name
-from cheaptokens.models import AccountDay, Alert, Job, LedgerEntry, Order
+from cheaptokens.models import AccountDay, Alert, Job, LedgerEntry, Order, PoolKey
 from cheaptokens.money import cents_to_dollars
 from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
 from cheaptokens.shop import Shop
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.types import ConsumptionLimit, CreatedKey, VeniceGateway
-from cheaptokens.worker import jobs
+from cheaptokens.worker import jobs, pool
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +105,33 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
             ledger.record(session, kind="provision_gave_up", now=now, order_id=order.id)
             return
         recovering = order.provision_started_at is not None
-        if not recovering:
-            if not _place_on_account_with_room(shop, session, order, now):
+        pooled = pool.claimed_for(session, order_id=order.id)
+        if pooled is None and not recovering:
+            pooled = pool.claim(session, account=order.account, order_id=order.id, now=now)
+            if pooled is None and not _place_on_account_with_room(shop, session, order, now):
                 wait = _budget_wait(session, order.account, now)
                 raise Retry("no account has key-creation budget or key room now", wait)
             order.provision_started_at = now
         account, credit, expires = order.account, order.credit_cents, day_end(order)
-        ledger.record(
-            session, kind="key_create_attempt", now=now, order_id=order.id, account=account
-        )
+        if pooled is not None:
+            ledger.record(
+                session,
+                kind="pool_key_claimed",
+                now=now,
+                order_id=order.id,
+                account=account,
+                detail={"key_id": pooled.key_id},
+            )
+            pool_key: tuple[str, bytes, datetime] | None = (
+                pooled.key_id,
+                pooled.secret,
+                pooled.expires_at,
+            )
+        else:
+            pool_key = None
+            ledger.record(
+                session, kind="key_create_attempt", now=now, order_id=order.id, account=account
+            )
         failpoints.hit("provision.before_mark_commit")
     failpoints.hit("provision.after_mark_commit")
     gateway = shop.gateways.get(account)
@@ -126,6 +144,11 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
             message=f"order {order_id} is on account {account}, which is not configured",
         )
         raise Retry("account not configured", 60)
+    if pool_key is not None:
+        _sell_pool_key(
+            shop, order_id=order_id, credit=credit, pool_key=pool_key, gateway=gateway, lease=lease
+        )
+        return
     description = description_for(shop, order_id)
     try:
         if recovering:
@@ -251,6 +274,43 @@ def _budget_wait(session: Session, account: str, now: datetime) -> float:
     return max(1.0, (oldest + CREATION_WINDOW - now).total_seconds())
 
 
+def _sell_pool_key(
+    shop: Shop,
+    *,
+    order_id: str,
+    credit: int,
+    pool_key: tuple[str, bytes, datetime],
+    gateway: VeniceGateway,
+    lease: Lease,
+) -> None:
+    """Raise a claimed pool key's cap to the order's credit and hand it over (idempotent)."""
+    key_id, sealed, expires_at = pool_key
+    description = description_for(shop, order_id)
+    limit = ConsumptionLimit(diem=cents_to_dollars(credit), usd=cents_to_dollars(0))
+    try:
+        gateway.update_key(key_id, description=description, consumption_limit=limit)
+    except venice_errors.NotFound:
+        # The pool key is gone (deleted or expired): fall back to creating one.
+        with shop.sessions.begin() as session:
+            pool.discard(session, key_id=key_id)
+        raise Retry("pool key vanished; creating a key instead", 0.1) from None
+    except venice_errors.RateLimited as exc:
+        raise Retry("venice rate limited", max(exc.retry_after or 0, 1.0)) from exc
+    except venice_errors.VeniceError as exc:
+        raise Retry(f"venice error on PATCH ({type(exc).__name__})", 1.0) from exc
+    failpoints.hit("provision.after_pool_patch")
+    created = CreatedKey(
+        id=key_id,
+        api_key=shop.box.open(sealed, context=key_id),
+        api_key_type="INFERENCE",
+        description=description,
+        expires_at=expires_at,
+        consumption_limits=limit,
+        limit_period="EPOCH",
+    )
+    _record_key(shop, order_id=order_id, created=created, gateway=gateway, lease=lease)
+
+
 def _delete_orphans(gateway: VeniceGateway, description: str) -> None:
     for key in gateway.list_keys():
         if key.description == description:
@@ -291,10 +351,16 @@ def _record_key(
                 credit_cents=order.credit_cents,
                 detail={"key_id": created.id},
             )
+            session.execute(
+                update(PoolKey).where(PoolKey.key_id == created.id).values(status="sold")
+            )
             failpoints.hit("provision.before_record_commit")
+        owner = order.key_id if order is not None else None
     if keep:
         failpoints.hit("provision.after_record_commit")
         return
+    if owner == created.id:
+        return  # another worker recorded this very (pool) key: it is the order's key
     # Someone else finished (or refunded) the order, or our lease lapsed: undo our key.
     with contextlib.suppress(venice_errors.NotFound):
         gateway.delete_key(created.id)

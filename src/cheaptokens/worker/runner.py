@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from cheaptokens.orders import service
 from cheaptokens.shop import Shop
-from cheaptokens.worker import jobs, maintenance
+from cheaptokens.worker import jobs, maintenance, pool
 from cheaptokens.worker.provision import Lease, Retry, provision
 from cheaptokens.worker.refund import refund
 
@@ -35,6 +35,7 @@ class Worker:
             "accounts": 300.0,
             "usage": 300.0,
             "expire": 30.0,
+            "pool": 1.0,
             "reconcile": 600.0,
         }
     )
@@ -78,7 +79,8 @@ class Worker:
             "sweep": self._sweep,
             "accounts": lambda: maintenance.refresh_accounts(self.shop),
             "usage": lambda: maintenance.record_usage(self.shop),
-            "expire": lambda: maintenance.expire_keys(self.shop),
+            "expire": lambda: (maintenance.expire_keys(self.shop), pool.expire(self.shop)),
+            "pool": lambda: pool.refill(self.shop),
             "reconcile": lambda: maintenance.reconcile(self.shop),
         }
         mono = time.monotonic()
