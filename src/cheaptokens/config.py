@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     # Worker
     worker_in_process: bool = True
     worker_poll_seconds: float = 0.2
+    worker_threads: int = Field(default=4, ge=1, le=64)
 
     @field_validator("public_url", "venice_base_url")
     @classmethod

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        worker.run_forever(stop, poll=settings.worker_poll_seconds)
+        worker.run_forever(stop, poll=settings.worker_poll_seconds, threads=settings.worker_threads)
     finally:
         shop.close()
     return 0

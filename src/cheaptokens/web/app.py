@@ -104,7 +104,14 @@ def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
 
             worker = Worker(shop)
             thread = threading.Thread(
-                target=worker.run_forever, args=(stop,), name="cheaptokens-worker", daemon=True
+                target=worker.run_forever,
+                args=(stop,),
+                kwargs={
+                    "poll": shop.settings.worker_poll_seconds,
+                    "threads": shop.settings.worker_threads,
+                },
+                name="cheaptokens-worker",
+                daemon=True,
             )
             thread.start()
         try:

@@ -103,10 +103,9 @@ class Worker:
             ran += 1
         return ran
 
-    def run_forever(self, stop: threading.Event, *, poll: float = 0.2) -> None:
-        log.info("worker %s started", self.name)
+    def run_jobs(self, stop: threading.Event, *, poll: float = 0.2) -> None:
+        """Claim and run jobs until ``stop`` is set."""
         while not stop.is_set():
-            self.upkeep()
             try:
                 busy = self.run_one()
             except Exception:  # a crashed job is retried when its lease lapses
@@ -114,3 +113,36 @@ class Worker:
                 busy = False
             if not busy:
                 stop.wait(poll)
+
+    def run_upkeep(self, stop: threading.Event, *, poll: float = 0.2) -> None:
+        while not stop.is_set():
+            self.upkeep()
+            stop.wait(poll)
+
+    def run_forever(self, stop: threading.Event, *, poll: float = 0.2, threads: int = 1) -> None:
+        """Upkeep on one thread and jobs on ``threads`` others, until ``stop`` is set.
+
+        Each job thread is a worker of its own name, so lease fencing tells them apart.
+        """
+        log.info("worker %s started with %d job threads", self.name, threads)
+        runners = [
+            threading.Thread(
+                target=self.run_upkeep,
+                args=(stop,),
+                kwargs={"poll": poll},
+                name=f"{self.name}-upkeep",
+                daemon=True,
+            )
+        ]
+        for i in range(max(1, threads)):
+            w = Worker(self.shop, name=f"{self.name}-j{i}")
+            runners.append(
+                threading.Thread(
+                    target=w.run_jobs, args=(stop,), kwargs={"poll": poll}, name=w.name, daemon=True
+                )
+            )
+        for t in runners:
+            t.start()
+        stop.wait()
+        for t in runners:
+            t.join(timeout=30)
