@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,22 @@ from cheaptokens.payments.stripe_events import event_from_payload, event_from_se
 from cheaptokens.payments.types import Checkout, PaymentEvent, Refund
 
 SIGNATURE_HEADER = "Stripe-Signature"
+
+
+_BODY_DUMPS = ("message='Post details'", "message='API response body'")
+
+
+def _no_bodies(record: logging.LogRecord) -> bool:
+    """Drop the SDK's DEBUG dumps of request and response bodies: a Checkout Session's
+    success_url carries the buyer's order token (in its fragment), so those lines would put it
+    in the shop's logs whenever DEBUG logging is on."""
+    if record.levelno > logging.DEBUG:
+        return True
+    message = record.getMessage()
+    return not any(marker in message for marker in _BODY_DUMPS)
+
+
+logging.getLogger("stripe").addFilter(_no_bodies)
 
 # Stripe accepts a Checkout Session expiry between 30 minutes and 24 hours after creation,
 # measured on Stripe's clock when the request arrives. The margins absorb request latency and
