@@ -173,6 +173,13 @@ class EnginePolicy:
         self.engine.observe(now, requested_cents, price_fraction, accepted)
 
 
+class LazyEnginePolicy(EnginePolicy):
+    """The engine without the hourly job: the first quote of an hour re-plans (timed)."""
+
+    def hourly(self, now: datetime) -> None:
+        pass
+
+
 class ClockPolicy:
     """Baseline: a price that depends on the clock only (fixed 50 %, or a time decay)."""
 
@@ -209,6 +216,7 @@ POLICIES: dict[str, Callable[[EngineConfig | None], Policy]] = {
     "engine": lambda cfg: EnginePolicy(cfg),
     "fixed50": lambda cfg: ClockPolicy(fixed_half),
     "clock-decay": lambda cfg: ClockPolicy(clock_decay),
+    "engine-lazy": lambda cfg: LazyEnginePolicy(cfg),
 }
 
 
