@@ -156,7 +156,7 @@ def refit_forecast(
 
     obs: list[tuple[float, bool]] = []
     for r in records:
-        h = (24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)) or 24.0
+        h = 24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)
         p = float(r.price_fraction)
         if p > 0:
             obs.append((math.log(p) - math.log(g_float(h)), r.accepted))
