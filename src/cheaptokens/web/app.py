@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cheaptokens import __version__
 from cheaptokens.shop import Shop
-from cheaptokens.web import api, dashboard, errors, pages, payments
+from cheaptokens.web import api, dashboard, errors, pages, payments, stream
 from cheaptokens.web.deps import SlidingWindow
 from cheaptokens.web.render import HERE
 
@@ -131,8 +131,10 @@ def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
     )
     app.state.shop = shop
     app.state.limiter = SlidingWindow()
-    errors.install(app)
+    app.state.ticker = stream.PriceTicker(shop)
+    errors.install(app, crash_headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
     app.include_router(api.router)
+    app.include_router(stream.router)
     app.include_router(payments.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_middleware(BodyLimit)  # inside security_headers, so a 413 carries them too

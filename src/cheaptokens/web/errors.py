@@ -8,6 +8,7 @@ HTML pages get the same information rendered by :mod:`cheaptokens.web.pages`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,7 +66,11 @@ def _field_of(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> None:
+    """Register the handlers. ``crash_headers`` go on 500 answers, which Starlette sends from
+    outside every middleware (so the security-headers middleware never sees them)."""
+    on_crash = dict(crash_headers or {})
+
     @app.exception_handler(ShopError)
     async def shop_error(_request: Request, exc: ShopError) -> JSONResponse:
         extra: dict[str, Any] = {}
@@ -114,4 +119,5 @@ def install(app: FastAPI) -> None:
                 "twice — try again, and contact the operator if it persists",
             ),
             status_code=500,
+            headers=on_crash,
         )
