@@ -15,8 +15,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and immediate write locks."""
+def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and immediate write locks.
+
+    ``readonly`` (SQLite): transactions begin DEFERRED, so readers never queue behind
+    writers (WAL lets them read a consistent snapshot meanwhile).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -24,14 +28,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, immediate=not readonly)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool = True) -> None:
     # pysqlite's own transaction handling defers BEGIN; take over so that every
     # transaction starts with BEGIN IMMEDIATE: writers queue on the busy timeout
     # instead of failing on a read-to-write lock upgrade.
@@ -48,7 +52,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -40,6 +40,12 @@ class Shop:
     #: where buyers' keys work (the sandbox offline, Venice in production)
     buyer_base_url: str = ""
     closers: list[Callable[[], None]] = field(default_factory=list)
+    #: read-only sessions (on SQLite they do not queue behind writers); default: ``sessions``
+    reads: sessionmaker[Session] | None = None
+
+    @property
+    def readonly(self) -> sessionmaker[Session]:
+        return self.reads or self.sessions
 
     @property
     def token_key(self) -> bytes:
@@ -90,8 +96,14 @@ def build_shop(
 ) -> Shop:
     """Everything the shop needs, from ``settings``; tests pass their own ``http``/fakes."""
     engine = make_engine(settings.db_url)
+    reads = None
+    if settings.db_url.startswith("sqlite"):
+        read_engine = make_engine(settings.db_url, readonly=True)
+        reads = make_sessionmaker(read_engine)
     box = SecretBox(load_data_key(settings.data_key.get_secret_value(), settings.data_dir))
     closers: list[Callable[[], None]] = [engine.dispose]
+    if reads is not None:
+        closers.append(read_engine.dispose)
     if gateways is None:
         if http is None:
             http = httpx.Client(timeout=settings.venice_timeout_seconds)
@@ -112,4 +124,5 @@ def build_shop(
         clock=clock,
         buyer_base_url=settings.venice_url,
         closers=closers,
+        reads=reads,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 import pytest
 
-from browser.live import ADMIN_PASSWORD, Live, live_shop
+from support.live import ADMIN_PASSWORD, Live, live_shop
 from cheaptokens.web.pages import DOCS
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from browser.live import Live, live_shop
+from support.live import Live, live_shop
 from cheaptokens.venice.sandbox import catalogue
 from cheaptokens.web.pages import PLACEHOLDER_KEY, SAMPLES_DIR, sample
 

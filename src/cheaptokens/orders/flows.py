@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from cheaptokens import failpoints
+from cheaptokens import failpoints, inventory
 from cheaptokens.errors import InvalidInput, NotFound, ServiceUnavailable
 from cheaptokens.models import AccountDay, Order, Quote
 from cheaptokens.orders import published, service
@@ -47,12 +47,19 @@ class PricingView:
 
 
 def pricing_now(shop: Shop) -> PricingView:
+    """The live price: a read-only look-up, except on the first call of a day (or of a
+    parameter set), which opens the day and publishes the default curve."""
     now = shop.clock()
-    with shop.sessions.begin() as session:
-        supply = service.open_day(session, rules=shop.rules, now=now)
-        params, digest = published.in_force(
-            session, now=now, capacity_cents=supply.capacity_cents, rules=shop.rules
-        )
+    with shop.readonly() as session:
+        supply = inventory.supply(session, day=now.date())
+        found = published.find_in_force(session, now=now) if supply.capacity_cents else None
+    if found is None:
+        with shop.sessions.begin() as session:
+            supply = service.open_day(session, rules=shop.rules, now=now)
+            found = published.in_force(
+                session, now=now, capacity_cents=supply.capacity_cents, rules=shop.rules
+            )
+    params, digest = found
     remaining = supply.remaining_cents
     return PricingView(
         now=now,

@@ -45,25 +45,47 @@ def publish(session: Session, *, params: PricingParams, now: datetime) -> str:
     return digest
 
 
+_PARSED: dict[str, PricingParams] = {}
+
+
+def _parse(digest: str, body: dict[str, object]) -> PricingParams:
+    """Parameter sets never change under their hash, so each is parsed once per process."""
+    params = _PARSED.get(digest)
+    if params is None:
+        params = params_from_json(json.dumps(body))
+        if len(_PARSED) > 1000:
+            _PARSED.clear()
+        _PARSED[digest] = params
+    return params
+
+
 def by_hash(session: Session, digest: str) -> PricingParams | None:
     row = session.get(PricingParamsRow, digest)
     if row is None:
         return None
-    return params_from_json(json.dumps(row.body))
+    return _parse(digest, row.body)
+
+
+def find_in_force(session: Session, *, now: datetime) -> tuple[PricingParams, str] | None:
+    """The latest parameter set valid at ``now``, if one was published (read-only)."""
+    row = session.execute(
+        select(PricingParamsRow.hash, PricingParamsRow.body)
+        .where(PricingParamsRow.valid_from <= now, PricingParamsRow.valid_until > now)
+        .order_by(PricingParamsRow.valid_from.desc(), PricingParamsRow.published_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return _parse(row.hash, row.body), row.hash
 
 
 def in_force(
     session: Session, *, now: datetime, capacity_cents: int, rules: ShopRules
 ) -> tuple[PricingParams, str]:
     """The parameter set valid at ``now`` (the latest published), publishing the default."""
-    row = session.scalars(
-        select(PricingParamsRow)
-        .where(PricingParamsRow.valid_from <= now, PricingParamsRow.valid_until > now)
-        .order_by(PricingParamsRow.valid_from.desc(), PricingParamsRow.published_at.desc())
-        .limit(1)
-    ).first()
-    if row is not None:
-        return params_from_json(json.dumps(row.body)), row.hash
+    found = find_in_force(session, now=now)
+    if found is not None:
+        return found
     params = default_params(
         capacity_cents=max(1, capacity_cents),
         day=now.date(),
