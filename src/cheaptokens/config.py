@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     price_beta: Decimal = Decimal("0.25")
     price_floor: Decimal = Decimal("0.10")
 
+    # The pricing engine's demand forecast (what the operator expects of a day)
+    repricing: bool = True  # re-plan the curve every hour; False keeps the default curve
+    forecast_arrivals: Decimal = Field(default=Decimal(100), ge=0)  # quote requests a day
+    forecast_willingness: Decimal = Field(default=Decimal("0.75"), gt=0, le=1)
+    forecast_request_cents: int = Field(default=500, gt=0)  # median request size
+
     # Payments
     payments: Literal["sandbox", "stripe"] = "sandbox"
     stripe_secret_key: SecretStr = SecretStr("")

@@ -93,6 +93,7 @@ def make_kit(
     settings.setdefault("orders_per_minute", 10_000)  # the abuse brake is tested on its own
     settings.setdefault("quotes_per_minute", 10_000)
     settings.setdefault("pool_size", 0)  # the warm pool has tests of its own
+    settings.setdefault("repricing", False)  # so does the hourly re-plan
     cfg = Settings(
         database_url=url,
         data_dir=tmp_path,

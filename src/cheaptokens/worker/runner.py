@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from cheaptokens.orders import service
 from cheaptokens.shop import Shop
-from cheaptokens.worker import jobs, maintenance, pool
+from cheaptokens.worker import jobs, maintenance, pool, repricing
 from cheaptokens.worker.provision import Lease, Retry, provision
 from cheaptokens.worker.refund import refund
 
@@ -37,6 +37,7 @@ class Worker:
             "expire": 30.0,
             "pool": 1.0,
             "reconcile": 600.0,
+            "reprice": 15.0,
         }
     )
     _last: dict[str, float] = field(default_factory=dict)
@@ -82,6 +83,7 @@ class Worker:
             "expire": lambda: (maintenance.expire_keys(self.shop), pool.expire(self.shop)),
             "pool": lambda: pool.refill(self.shop),
             "reconcile": lambda: maintenance.reconcile(self.shop),
+            "reprice": self._reprice,
         }
         mono = time.monotonic()
         for name, task in tasks.items():
@@ -91,6 +93,10 @@ class Worker:
                     task()
                 except Exception:  # upkeep must never stop the job loop; it runs again
                     log.exception("upkeep task %s failed", name)
+
+    def _reprice(self) -> None:
+        if self.shop.settings.repricing:
+            repricing.replan(self.shop)
 
     def _sweep(self) -> None:
         with self.shop.sessions.begin() as session:

@@ -1,0 +1,61 @@
+"""The hourly re-plan publishes the engine's curve; quotes follow it and stay recomputable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from cheaptokens.pricing.curve import params_from_json, price_fraction, quote_price_cents
+from cheaptokens.worker import repricing
+from support.shopkit import make_kit
+
+T = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+
+
+def test_each_hour_gets_its_own_published_curve(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url, now=T, repricing=True) as kit:
+        default = kit.web.get("/api/pricing").json()
+        kit.worker.upkeep(force=True)
+        hourly = kit.web.get("/api/pricing").json()
+        assert hourly["params_hash"] != default["params_hash"]
+        assert hourly["params"]["valid_from"].startswith("2026-11-25T09:00:00")
+        assert hourly["next_change_at"] == "2026-11-25T10:00:00Z"
+        assert repricing.replan(kit.shop) is None  # once per hour
+        kit.sandbox.clock.advance(3600)
+        kit.worker.upkeep(force=True)
+        later = kit.web.get("/api/pricing").json()
+        assert later["params"]["valid_from"].startswith("2026-11-25T10:00:00")
+
+        # Any quote can be recomputed from its published parameters.
+        quote = kit.web.post("/api/quotes", json={"credit_cents": 1234}).json()
+        body = kit.web.get(f"/api/pricing/params/{quote['params_hash']}").json()
+        import json
+
+        params = params_from_json(json.dumps(body))
+        when = datetime.fromisoformat(quote["created_at"].replace("Z", "+00:00"))
+        assert (
+            quote_price_cents(
+                params, now=when, remaining_cents=quote["remaining_cents"], credit_cents=1234
+            )
+            == quote["price_cents"]
+        )
+        assert (
+            params.floor
+            <= price_fraction(params, now=when, remaining_cents=quote["remaining_cents"])
+            <= 1
+        )
+
+
+def test_declined_quotes_lower_the_next_hours_price(tmp_path):
+    def price_after(declines: int) -> Decimal:
+        with make_kit(tmp_path / str(declines), now=T, repricing=True) as kit:
+            for _ in range(declines):
+                q = kit.web.post("/api/quotes", json={"credit_cents": 200})
+                assert q.status_code == 201
+            kit.sandbox.clock.advance(120)  # the quotes lapse: each one a "no"
+            kit.worker.upkeep(force=True)
+            kit.sandbox.clock.advance(3600)
+            kit.worker.upkeep(force=True)
+            return Decimal(kit.web.get("/api/pricing").json()["price_fraction"])
+
+    assert price_after(30) < price_after(0)
