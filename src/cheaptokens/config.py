@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     quotes_per_minute: int = Field(default=60, gt=0)
     orders_per_minute: int = Field(default=20, gt=0)
 
+    #: how long each server process reuses a computed ``GET /api/pricing`` (0: never)
+    pricing_cache_seconds: float = Field(default=1.0, ge=0, le=10)
+
     # Worker
     worker_in_process: bool = True
     worker_poll_seconds: float = 0.2

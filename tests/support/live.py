@@ -101,6 +101,7 @@ def live_shop(tmp_path: pathlib.Path, *, now: datetime, **settings: Any) -> Iter
         admin_password=ADMIN_PASSWORD,
         quotes_per_minute=1000,
         orders_per_minute=1000,
+        pricing_cache_seconds=0,
         **settings,
     )
     with serve(sandbox.app, sb_port):

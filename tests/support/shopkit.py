@@ -94,6 +94,7 @@ def make_kit(
     settings.setdefault("quotes_per_minute", 10_000)
     settings.setdefault("pool_size", 0)  # the warm pool has tests of its own
     settings.setdefault("repricing", False)  # so does the hourly re-plan
+    settings.setdefault("pricing_cache_seconds", 0)  # tests move the clock by hand
     cfg = Settings(
         database_url=url,
         data_dir=tmp_path,

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from cheaptokens.errors import InvalidInput, NotFound
@@ -19,6 +20,7 @@ from cheaptokens.pricing.curve import next_midnight, params_to_dict
 from cheaptokens.shop import Shop
 from cheaptokens.web.deps import client_id, get_shop, limiter
 from cheaptokens.web.errors import documented
+from cheaptokens.web.pricecache import PriceCache
 
 router = APIRouter(prefix="/api", tags=["shop"])
 
@@ -145,7 +147,14 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
 
 
 @router.get("/pricing", response_model=PricingOut)
-def pricing(shop: ShopDep) -> PricingOut:
+async def get_pricing(request: Request) -> Response:
+    """The live price per $1 of credit, its discount and the published parameters in force
+    (recomputed at most once a second per server process; ``now`` says when)."""
+    cache: PriceCache = request.app.state.price_cache
+    return Response(await cache.get(), media_type="application/json")
+
+
+def pricing(shop: Shop) -> PricingOut:
     view = flows.pricing_now(shop)
     fraction = view.fraction
     per_dollar = (fraction * view.params.list_cents).normalize()

@@ -16,6 +16,7 @@ from cheaptokens import __version__
 from cheaptokens.shop import Shop
 from cheaptokens.web import api, dashboard, errors, pages, payments, stream
 from cheaptokens.web.deps import SlidingWindow
+from cheaptokens.web.pricecache import PriceCache
 from cheaptokens.web.render import HERE
 
 SECURITY_HEADERS = {
@@ -132,6 +133,10 @@ def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
     app.state.shop = shop
     app.state.limiter = SlidingWindow()
     app.state.ticker = stream.PriceTicker(shop)
+    app.state.price_cache = PriceCache(
+        lambda: api.pricing(shop).model_dump_json().encode(),
+        ttl=shop.settings.pricing_cache_seconds,
+    )
     errors.install(app, crash_headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
     app.include_router(api.router)
     app.include_router(stream.router)
