@@ -127,7 +127,7 @@ def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
         version=__version__,
         summary="Discounted same-day Venice.ai credit, delivered as real Venice API keys.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI loads from a CDN: the shop must work offline
         redoc_url=None,
     )
     app.state.shop = shop

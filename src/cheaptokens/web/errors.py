@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +37,39 @@ class ErrorOut(BaseModel):
     """Every error the API answers has this shape."""
 
     error: ErrorDetail
+
+
+#: Pages people see get an HTML error that says what to do next (API clients get JSON).
+HTML_MESSAGES: dict[int, tuple[str, str]] = {
+    0: ("Something is not right", "The request could not be handled. Go back and try again."),
+    404: (
+        "Page not found",
+        "There is no page at this address. Check the link, or start from the shop's home page.",
+    ),
+    405: (
+        "Not allowed here",
+        "This address does not take that kind of request. Go back and use the page's buttons.",
+    ),
+    413: ("Too much data", "The form sent more data than the shop accepts. Go back and send less."),
+    500: (
+        "Something went wrong on our side",
+        "Nothing was charged twice. Wait a moment and "
+        "try again; if it keeps happening, contact the shop's operator.",
+    ),
+}
+_MACHINE_PREFIXES = ("/api/", "/webhooks/", "/openapi.json", "/_sandbox")
+
+
+def wants_html(request: Request) -> bool:
+    if request.url.path.startswith(_MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def html_page(request: Request, status: int, title: str, message: str) -> Response:
+    from cheaptokens.web.pages import html_error
+
+    return html_error(request, status=status, title=title, message=message)
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -99,10 +132,13 @@ def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> 
         return JSONResponse(error_body("invalid_input", message, field), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )
+        if wants_html(request):
+            title, message = HTML_MESSAGES.get(exc.status_code, HTML_MESSAGES[0])
+            return html_page(request, exc.status_code, title, message)
         return JSONResponse(
             error_body(code, str(exc.detail)),
             status_code=exc.status_code,
@@ -110,8 +146,13 @@ def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> 
         )
 
     @app.exception_handler(Exception)
-    async def crash(_request: Request, exc: Exception) -> JSONResponse:
+    async def crash(request: Request, exc: Exception) -> Response:
         log.error("unhandled error: %s", type(exc).__name__)  # never the message: may hold data
+        if wants_html(request):
+            title, message = HTML_MESSAGES[500]
+            page = html_page(request, 500, title, message)
+            page.headers.update(on_crash or {})
+            return page
         return JSONResponse(
             error_body(
                 "internal_error",
