@@ -6,7 +6,7 @@ holds every amount as an ``int`` number of cents and converts only at its edges.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 CENT = Decimal("0.01")
 
@@ -19,6 +19,11 @@ def cents_to_dollars(cents: int) -> Decimal:
 def dollars_to_cents(amount: Decimal) -> int:
     """Whole cents of a dollar amount, rounded down (never count credit we do not have)."""
     return int((amount * 100).to_integral_value(rounding=ROUND_DOWN))
+
+
+def dollars_to_cents_up(amount: Decimal) -> int:
+    """Whole cents, rounded up: for credit *used*, so what is left is never overstated."""
+    return int((amount * 100).to_integral_value(rounding=ROUND_CEILING))
 
 
 def format_usd(cents: int) -> str:

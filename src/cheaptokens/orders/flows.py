@@ -198,9 +198,9 @@ def usage(shop: Shop, *, order_id: str, token: str) -> Usage:
     if order.status == st.FULFILLED and order.key_id and gateway is not None:
         try:
             key = gateway.get_key(order.key_id)
-            from cheaptokens.money import dollars_to_cents
+            from cheaptokens.money import dollars_to_cents_up
 
-            used = dollars_to_cents(key.period_usage)
+            used = dollars_to_cents_up(key.period_usage)
             checked, live = now, True
         except venice_errors.VeniceError:
             log.info("usage for %s: Venice unavailable, showing the last reading", order_id)

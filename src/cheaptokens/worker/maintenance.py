@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from cheaptokens.models import Account, Order
-from cheaptokens.money import dollars_to_cents
+from cheaptokens.money import dollars_to_cents, dollars_to_cents_up
 from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
 from cheaptokens.shop import Shop
@@ -65,7 +65,7 @@ def record_usage(shop: Shop, *, now: datetime | None = None) -> int:
             key = gateway.get_key(key_id)
         except venice_errors.VeniceError:
             continue
-        used = dollars_to_cents(key.period_usage)
+        used = dollars_to_cents_up(key.period_usage)
         with shop.sessions.begin() as session:
             order = session.get(Order, order_id)
             if order is not None:

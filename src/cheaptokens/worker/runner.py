@@ -10,14 +10,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from cheaptokens.orders import service
+from cheaptokens.pricing.curve import next_midnight
 from cheaptokens.shop import Shop
 from cheaptokens.worker import jobs, maintenance, pool, repricing
 from cheaptokens.worker.provision import Lease, Retry, provision
 from cheaptokens.worker.refund import refund
 
 log = logging.getLogger(__name__)
+
+LAST_CALL = timedelta(minutes=10)
 
 HANDLERS: dict[str, Callable[..., None]] = {jobs.PROVISION: provision, jobs.REFUND: refund}
 
@@ -86,8 +90,12 @@ class Worker:
             "reprice": self._reprice,
         }
         mono = time.monotonic()
+        every = dict(self.every)
+        if next_midnight(self.shop.clock()) - self.shop.clock() < LAST_CALL:
+            # Keys stop answering at 00:00: read their usage often in the last minutes.
+            every["usage"] = min(every["usage"], 60.0)
         for name, task in tasks.items():
-            if force or mono - self._last.get(name, -1e9) >= self.every[name]:
+            if force or mono - self._last.get(name, -1e9) >= every[name]:
                 self._last[name] = mono
                 try:
                     task()

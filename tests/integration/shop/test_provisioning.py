@@ -189,3 +189,34 @@ def test_a_sale_moves_to_an_account_with_creation_budget(tmp_path, db_url):
         assert sum(per_account.values()) == 30 and max(per_account.values()) <= 20
         sup = kit.web.get("/api/supply").json()
         assert sup["sold_cents"] == 3000 and sup["reserved_cents"] == 0
+
+
+def test_usage_is_recorded_before_the_key_expires(tmp_path, db_url):
+    from cheaptokens.models import Order
+    from cheaptokens.worker import maintenance
+
+    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+        order = kit.buy(500)
+        kit.worker.drain()
+        key = kit.status(order)["key"]["api_key"]
+        for _ in range(3):
+            r = kit.venice_http.post(
+                "/api/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "model": "llama-3.3-70b",
+                    "messages": [{"role": "user", "content": "hi " * 200}],
+                },
+            )
+            assert r.status_code == 200
+        auth = {"Authorization": f"Bearer {order['order_token']}"}
+        usage = kit.web.get(f"/api/orders/{order['order_id']}/usage", headers=auth).json()
+        assert usage["live"] is True and 0 < usage["used_cents"] <= 500
+        assert usage["remaining_cents"] == 500 - usage["used_cents"]
+        kit.sandbox.clock.set(datetime(2026, 11, 25, 23, 55, tzinfo=UTC))
+        assert maintenance.record_usage(kit.shop) == 1
+        kit.sandbox.clock.set(datetime(2026, 11, 26, 0, 0, 5, tzinfo=UTC))
+        kit.worker.upkeep(force=True)
+        with kit.shop.sessions() as s:
+            o = s.get(Order, order["order_id"])
+            assert o.status == "expired" and o.used_cents == usage["used_cents"]
