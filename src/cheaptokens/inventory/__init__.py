@@ -9,6 +9,7 @@ gap. Nothing here commits; callers own the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
@@ -25,6 +26,8 @@ class Supply:
     capacity_cents: int
     sold_cents: int
     reserved_cents: int
+    #: (account, room left) for each account open that day, roomiest first
+    rooms: tuple[tuple[str, int], ...] = ()
 
     @property
     def remaining_cents(self) -> int:
@@ -74,29 +77,40 @@ def ensure_day(session: Session, *, day: date, sell_fraction: Decimal, margin_ce
 
 def supply(session: Session, *, day: date) -> Supply:
     rows = session.execute(
-        select(AccountDay.capacity_cents, AccountDay.sold_cents, AccountDay.reserved_cents).where(
-            AccountDay.day == day
-        )
+        select(
+            AccountDay.account,
+            AccountDay.capacity_cents,
+            AccountDay.sold_cents,
+            AccountDay.reserved_cents,
+        ).where(AccountDay.day == day)
     ).all()
+    rooms = sorted(((r[0], r[1] - r[2] - r[3]) for r in rows), key=lambda ar: (-ar[1], ar[0]))
     return Supply(
-        capacity_cents=sum(r[0] for r in rows),
-        sold_cents=sum(r[1] for r in rows),
-        reserved_cents=sum(r[2] for r in rows),
+        capacity_cents=sum(r[1] for r in rows),
+        sold_cents=sum(r[2] for r in rows),
+        reserved_cents=sum(r[3] for r in rows),
+        rooms=tuple(rooms),
     )
 
 
-def reserve(session: Session, *, day: date, credit_cents: int) -> str | None:
+def reserve(
+    session: Session, *, day: date, credit_cents: int, supply: Supply | None = None
+) -> str | None:
     """Hold ``credit_cents`` on one account that has room; its name, or None if none has.
 
     A key draws on one account, so the whole amount must fit on a single account;
-    the roomiest is tried first.
+    the roomiest is tried first. ``supply`` (read in the same transaction) saves a query;
+    the UPDATE re-checks the room either way.
     """
     room = AccountDay.capacity_cents - AccountDay.sold_cents - AccountDay.reserved_cents
-    candidates = session.scalars(
-        select(AccountDay.account)
-        .where(AccountDay.day == day, room >= credit_cents)
-        .order_by(room.desc(), AccountDay.account)
-    ).all()
+    if supply is not None and supply.rooms:
+        candidates: Sequence[str] = [a for a, r in supply.rooms if r >= credit_cents]
+    else:
+        candidates = session.scalars(
+            select(AccountDay.account)
+            .where(AccountDay.day == day, room >= credit_cents)
+            .order_by(room.desc(), AccountDay.account)
+        ).all()
     for account in candidates:
         result = session.execute(
             update(AccountDay)

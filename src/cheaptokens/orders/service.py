@@ -56,7 +56,12 @@ def authorize(session: Session, *, order_id: str, token: str) -> Order:
 
 # ----------------------------------------------------------------------------- supply
 def open_day(session: Session, *, rules: ShopRules, now: datetime) -> inventory.Supply:
+    """Today's supply, opening the day for every enabled account on its first request
+    (an account enabled later in the day joins at the next 00:00 UTC)."""
     day = now.date()
+    supply = inventory.supply(session, day=day)
+    if supply.rooms:
+        return supply
     inventory.ensure_day(
         session, day=day, sell_fraction=rules.sell_fraction, margin_cents=rules.margin_cents
     )
@@ -94,7 +99,7 @@ def create_quote(session: Session, *, rules: ShopRules, credit_cents: int, now: 
     params, digest = published.in_force(
         session, now=now, capacity_cents=supply.capacity_cents, rules=rules
     )
-    account = inventory.reserve(session, day=now.date(), credit_cents=credit_cents)
+    account = inventory.reserve(session, day=now.date(), credit_cents=credit_cents, supply=supply)
     if account is None:
         raise _sold_out(now, inventory.supply(session, day=now.date()).remaining_cents)
     price = quote_price_cents(params, now=now, remaining_cents=remaining, credit_cents=credit_cents)

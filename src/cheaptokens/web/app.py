@@ -154,7 +154,7 @@ def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
         return response
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     app.include_router(pages.router)
