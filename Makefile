@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install lint typecheck pytest services browser clean
+.PHONY: run test install lint typecheck pytest services browser node clean
 
 $(BIN)/cheaptokens: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ services:
 browser:
 	bash scripts/browser.sh
 
+# The openai npm package, to run the docs' Node samples (skipped where there is no npm).
+node:
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/node --no-audit --no-fund --silent; \
+	else echo "npm not found: the Node docs samples will be skipped"; fi
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -31,10 +37,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install services browser
+pytest: install services browser node
 	$(BIN)/pytest
 
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules

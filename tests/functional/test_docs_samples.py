@@ -2,13 +2,14 @@
 
 The samples are the files under ``web/templates/docs/samples/`` that the docs and the key
 page render; here they are filled in with a key bought from a live shop and run as the
-buyer would: Python with the ``openai`` SDK, the cURL lines with curl, Node checked for syntax
-(the ``openai`` npm package is not installed offline).
+buyer would: Python with the ``openai`` SDK, the cURL lines with curl, and Node with the
+``openai`` npm package that ``make node`` installs into ``tests/node``.
 """
 
 from __future__ import annotations
 
 import json
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -17,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from support.live import Live, live_shop
 from cheaptokens.venice.sandbox import catalogue
 from cheaptokens.web.pages import PLACEHOLDER_KEY, SAMPLES_DIR, sample
+from support.live import Live, live_shop
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -121,10 +122,22 @@ def test_curl_agent_api_samples(live: Live, bought: dict[str, Any]) -> None:
     assert outputs[2]["key"]["api_key"] is None  # received: the shop forgot it
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+NODE_DIR = pathlib.Path(__file__).resolve().parents[1] / "node"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").exists(),
+    reason="node or the openai npm package is not installed (make node)",
+)
 @pytest.mark.parametrize("name", ["node_chat.mjs", "node_stream.mjs"])
-def test_node_samples_parse(name: str, tmp_path: Any, live: Live) -> None:
-    path = tmp_path / name
-    path.write_text(_fill(name, live, PLACEHOLDER_KEY))
-    done = _run(["node", "--check", str(path)])
+def test_node_samples_run(name: str, live: Live, bought: dict[str, Any]) -> None:
+    key = bought["final"]["key"]["api_key"]
+    # ES modules find packages next to the importing file: run it from tests/node.
+    path = NODE_DIR / f"run-{name}"
+    path.write_text(_fill(name, live, key))
+    try:
+        done = _run(["node", str(path)])
+    finally:
+        path.unlink()
     assert done.returncode == 0, done.stderr
+    assert done.stdout.strip(), "the sample printed no answer"
