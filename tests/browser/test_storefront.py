@@ -14,8 +14,8 @@ from typing import Any
 import openai
 import pytest
 
-from support.live import ADMIN_PASSWORD, Live, live_shop
 from cheaptokens.web.pages import DOCS
+from support.live import ADMIN_PASSWORD, Live, live_shop
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -50,7 +50,7 @@ def test_many_concurrent_waiters_share_one_rebuild():
 
 
 def test_ttl_zero_always_rebuilds():
-    build, calls = counting_builder()
+    build, _calls = counting_builder()
     cache = PriceCache(build, ttl=0)
 
     async def scenario():
