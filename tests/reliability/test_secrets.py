@@ -195,6 +195,12 @@ def live(tmp_path: Any) -> Iterator[tuple[Kit, str]]:
             access_log=True,
             lifespan="off",
         )
+        # An earlier in-process uvicorn (default log config) may have left its access
+        # logger detached from the root logger; re-attach it for this test.
+        access_logger = logging.getLogger("uvicorn.access")
+        saved = (access_logger.propagate, access_logger.level, access_logger.disabled)
+        access_logger.propagate, access_logger.disabled = True, False
+        access_logger.setLevel(logging.INFO)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -205,6 +211,8 @@ def live(tmp_path: Any) -> Iterator[tuple[Kit, str]]:
         finally:
             server.should_exit = True
             thread.join(timeout=10)
+            access_logger.propagate, _, access_logger.disabled = saved
+            access_logger.setLevel(saved[1])
 
 
 def test_live_server_access_log_leaks_no_secret(live, transcript):
