@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from typing import Any
 
 from cheaptokens.cli._common import load_settings, setup_logging
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     settings = load_settings(host=args.host, port=args.port)
+    if "CHEAPTOKENS_PUBLIC_URL" not in os.environ:
+        # Links the shop hands out (checkout, order pages) follow the address it listens on.
+        settings.public_url = f"http://{settings.host}:{settings.port}"
     if not args.no_migrate:
         migrate.upgrade(settings.db_url)
     servers: list[uvicorn.Server] = []
