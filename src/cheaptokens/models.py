@@ -238,3 +238,16 @@ class PoolKey(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_pool_keys_ready", "account", "day", "status"),)
+
+
+class StrayPayment(Base):
+    """A second, different payment for an order that was already paid: refunded in full."""
+
+    __tablename__ = "stray_payments"
+    payment_ref: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refund_ref: Mapped[str | None] = mapped_column(String(255))
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

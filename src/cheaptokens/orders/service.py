@@ -27,7 +27,7 @@ from cheaptokens.errors import (
     QuoteExpired,
     SoldOut,
 )
-from cheaptokens.models import Order, Quote, WebhookEvent
+from cheaptokens.models import Order, Quote, StrayPayment, WebhookEvent
 from cheaptokens.orders import ledger, published
 from cheaptokens.orders import state as st
 from cheaptokens.orders.rules import ShopRules
@@ -329,6 +329,9 @@ def record_payment_event(
 
 def mark_paid(session: Session, *, order: Order, event: PaymentEvent, now: datetime) -> None:
     if order.status not in (st.AWAITING_PAYMENT, st.CANCELLED):
+        if event.payment_ref and order.payment_ref and event.payment_ref != order.payment_ref:
+            _refund_stray(session, order=order, event=event, now=now)
+            return
         ledger.record(
             session,
             kind="payment_duplicate",
@@ -378,6 +381,31 @@ def mark_paid(session: Session, *, order: Order, event: PaymentEvent, now: datet
         credit_cents=order.credit_cents,
     )
     jobs.enqueue(session, kind=jobs.PROVISION, order_id=order.id, now=now)
+
+
+def _refund_stray(session: Session, *, order: Order, event: PaymentEvent, now: datetime) -> None:
+    """Money arrived twice for one order (a second, different payment): give it back."""
+    assert event.payment_ref is not None
+    if session.get(StrayPayment, event.payment_ref) is not None:
+        return
+    session.add(
+        StrayPayment(
+            payment_ref=event.payment_ref,
+            order_id=order.id,
+            amount_cents=event.amount_cents,
+            currency=event.currency.lower(),
+            received_at=now,
+        )
+    )
+    ledger.record(
+        session,
+        kind="stray_payment_received",
+        now=now,
+        order_id=order.id,
+        money_cents=event.amount_cents,
+        detail={"event_id": event.event_id},
+    )
+    jobs.enqueue(session, kind=jobs.REFUND_STRAY, order_id=order.id, now=now)
 
 
 def _rehold_as_sold(session: Session, *, order: Order) -> bool:

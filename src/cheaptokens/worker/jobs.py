@@ -17,6 +17,7 @@ from cheaptokens.models import Job
 
 PROVISION = "provision"
 REFUND = "refund"
+REFUND_STRAY = "refund_stray"
 LEASE = timedelta(seconds=60)
 
 

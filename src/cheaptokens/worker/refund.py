@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cheaptokens import failpoints, inventory
-from cheaptokens.models import Order
+from cheaptokens.models import Order, StrayPayment
 from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
 from cheaptokens.payments.errors import PaymentProviderUnavailable, RefundFailed
@@ -104,3 +105,37 @@ def _finish(session: Session, order: Order, status: str, now: datetime) -> None:
                 credit_cents=-order.credit_cents,
             )
         order.holds = "none"
+
+
+def refund_stray(shop: Shop, *, order_id: str) -> None:
+    """Refund every extra payment recorded for ``order_id`` (idempotent per payment)."""
+    now = shop.clock()
+    with shop.sessions() as session:
+        pending = session.execute(
+            select(StrayPayment.payment_ref, StrayPayment.amount_cents).where(
+                StrayPayment.order_id == order_id, StrayPayment.refunded_at.is_(None)
+            )
+        ).all()
+    for payment_ref, amount in pending:
+        try:
+            result = shop.payments.refund(
+                payment_ref=payment_ref, amount_cents=amount, idempotency_key=f"stray-{payment_ref}"
+            )
+        except PaymentProviderUnavailable as exc:
+            raise Retry("payment provider unavailable", 10.0) from exc
+        except RefundFailed as exc:
+            alert(shop, kind="refund_failed", order_id=order_id, message=str(exc))
+            continue
+        with shop.sessions.begin() as session:
+            row = session.get(StrayPayment, payment_ref)
+            if row is None or row.refunded_at is not None:
+                continue
+            row.refunded_at, row.refund_ref = now, result.reference
+            ledger.record(
+                session,
+                kind="stray_payment_refunded",
+                now=now,
+                order_id=order_id,
+                money_cents=-amount,
+                detail={"refund_ref": result.reference},
+            )

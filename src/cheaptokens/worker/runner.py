@@ -17,13 +17,17 @@ from cheaptokens.pricing.curve import next_midnight
 from cheaptokens.shop import Shop
 from cheaptokens.worker import jobs, maintenance, pool, repricing
 from cheaptokens.worker.provision import Lease, Retry, provision
-from cheaptokens.worker.refund import refund
+from cheaptokens.worker.refund import refund, refund_stray
 
 log = logging.getLogger(__name__)
 
 LAST_CALL = timedelta(minutes=10)
 
-HANDLERS: dict[str, Callable[..., None]] = {jobs.PROVISION: provision, jobs.REFUND: refund}
+HANDLERS: dict[str, Callable[..., None]] = {
+    jobs.PROVISION: provision,
+    jobs.REFUND: refund,
+    jobs.REFUND_STRAY: refund_stray,
+}
 
 
 @dataclass

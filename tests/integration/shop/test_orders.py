@@ -141,3 +141,35 @@ def test_bad_input_is_rejected_and_changes_nothing(tmp_path, db_url):
         with kit.shop.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Order)) == 0
         assert supply(kit)["reserved_cents"] == 0
+
+
+def test_a_second_different_payment_is_refunded(tmp_path, db_url):
+    from cheaptokens.models import StrayPayment
+    from cheaptokens.orders import flows
+    from cheaptokens.payments import PaymentEvent
+
+    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+        order = kit.buy(500)
+        kit.worker.drain()
+        second = PaymentEvent(
+            event_id="evt_second_payment",
+            kind="paid",
+            order_id=order["order_id"],
+            reference="x",
+            payment_ref="sbpay_second_payment_for_the_same_order",
+            amount_cents=order["price_cents"],
+            currency="usd",
+            occurred_at=kit.now(),
+        )
+        flows.apply_payment_event(kit.shop, second)
+        flows.apply_payment_event(kit.shop, second)  # redelivered: still one refund
+        kit.worker.drain()
+        with kit.shop.sessions() as s:
+            rows = s.scalars(select(StrayPayment)).all()
+            kinds = s.scalars(
+                select(LedgerEntry.kind).where(LedgerEntry.order_id == order["order_id"])
+            ).all()
+        assert len(rows) == 1 and rows[0].refunded_at is not None and rows[0].refund_ref
+        assert kinds.count("stray_payment_refunded") == 1
+        assert kit.status(order)["status"] == "fulfilled"  # the first payment keeps its key
+        assert supply(kit)["sold_cents"] == 500
