@@ -12,6 +12,8 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per Venice call is the client's own log; httpx's would repeat it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def load_settings(**overrides: object) -> Settings:
