@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Sequence
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("serve", "worker", "sandbox", "db", "accounts", "orders")
+COMMANDS = ("serve", "worker", "sandbox", "db", "accounts", "orders", "pricing")
 
 
 def build_parser() -> argparse.ArgumentParser:

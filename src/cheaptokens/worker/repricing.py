@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cheaptokens.models import Order, PricingParamsRow, Quote
 from cheaptokens.orders import published, service
 from cheaptokens.orders import state as st
 from cheaptokens.pricing.curve import day_start
 from cheaptokens.pricing.engine import EngineConfig, PricingEngine
-from cheaptokens.pricing.forecast import Forecast
+from cheaptokens.pricing.forecast import Forecast, QuoteRecord, refit_forecast
 from cheaptokens.shop import Shop
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,39 @@ def forecast_of(shop: Shop) -> Forecast:
         v=float(s.forecast_willingness),
         q_med_cents=float(s.forecast_request_cents),
     )
+
+
+def settled_quotes(session: Session, *, since: datetime, until: datetime) -> list[QuoteRecord]:
+    """Quotes in ``[since, until)`` whose outcome is known: accepted if they became a paid
+    order, declined if they lapsed or their checkout was declined or expired."""
+    rows = session.execute(
+        select(Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status, Order.status)
+        .outerjoin(Order, Order.quote_id == Quote.id)
+        .where(Quote.created_at >= since, Quote.created_at < until)
+        .order_by(Quote.created_at)
+    ).all()
+    records = []
+    for created_at, credit, price, quote_status, order_status in rows:
+        if quote_status == "open" or order_status == st.AWAITING_PAYMENT or not credit:
+            continue  # not settled yet
+        records.append(
+            QuoteRecord(
+                at=created_at,
+                requested_cents=credit,
+                price_fraction=Decimal(price) / Decimal(credit),
+                accepted=order_status in ACCEPTED,
+            )
+        )
+    return records
+
+
+def refit(shop: Shop, *, days: int = 7, now: datetime | None = None) -> Forecast:
+    """The nightly refit: the configured forecast moved towards the last ``days`` days."""
+    now = now or shop.clock()
+    end = day_start(now)
+    with shop.readonly() as session:
+        records = settled_quotes(session, since=end - timedelta(days=days), until=end)
+    return refit_forecast(records, forecast_of(shop))
 
 
 def published_this_hour(shop: Shop, now: datetime) -> bool:
@@ -66,23 +100,12 @@ def replan(shop: Shop, *, now: datetime | None = None, force: bool = False) -> s
         supply = service.open_day(session, rules=shop.rules, now=now)
         if supply.capacity_cents <= 0:
             return None
-        rows = session.execute(
-            select(
-                Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status, Order.status
-            )
-            .outerjoin(Order, Order.quote_id == Quote.id)
-            .where(Quote.day == now.date(), Quote.created_at < now)
-            .order_by(Quote.created_at)
-        ).all()
+        records = settled_quotes(session, since=day_start(now), until=now)
     rules = shop.rules
     engine = PricingEngine(EngineConfig(floor=rules.price_floor, beta=rules.price_beta))
     engine.start_day(day_start(now), supply.capacity_cents, forecast_of(shop))
-    for created_at, credit, price, quote_status, order_status in rows:
-        if quote_status == "open" or order_status == st.AWAITING_PAYMENT:
-            continue  # not settled yet
-        accepted = order_status in ACCEPTED
-        fraction = Decimal(price) / Decimal(credit) if credit else Decimal(0)
-        engine.observe(created_at, credit, fraction, accepted)
+    for r in records:
+        engine.observe(r.at, r.requested_cents, r.price_fraction, r.accepted)
     params = engine.replan(now, remaining_cents=supply.remaining_cents)
     with shop.sessions.begin() as session:
         digest = published.publish(session, params=params, now=now)

@@ -97,6 +97,10 @@ def test_operator_commands(tmp_path, db_url, sandbox_url):
     assert "1 of 1 accounts answered" in cli(env, "accounts", "refresh").stdout
     listing = cli(env, "accounts", "list").stdout
     assert "main" in listing and "$50.00" in listing and "$44.00" in listing  # 50×0.9 − 1
+    assert "price per $1" in cli(env, "pricing", "show").stdout
+    assert len(cli(env, "pricing", "replan").stdout.strip()) == 64  # the new set's hash
+    refit = cli(env, "pricing", "refit", "--days", "3").stdout
+    assert "CHEAPTOKENS_FORECAST_ARRIVALS=" in refit
 
     # A paid order, made the way the web would, then handled from the command line.
     from cheaptokens.config import Settings

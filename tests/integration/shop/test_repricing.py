@@ -59,3 +59,17 @@ def test_declined_quotes_lower_the_next_hours_price(tmp_path):
             return Decimal(kit.web.get("/api/pricing").json()["price_fraction"])
 
     assert price_after(30) < price_after(0)
+
+
+def test_nightly_refit_learns_from_yesterdays_quotes(tmp_path):
+    with make_kit(tmp_path, now=T, forecast_arrivals=100) as kit:
+        for _ in range(20):  # 20 requests, all declined (they lapse)
+            assert kit.web.post("/api/quotes", json={"credit_cents": 200}).status_code == 201
+        kit.sandbox.clock.advance(120)
+        kit.worker.upkeep(force=True)
+        kit.sandbox.clock.advance(24 * 3600)
+        prior = repricing.forecast_of(kit.shop)
+        fitted = repricing.refit(kit.shop, days=1)
+        assert fitted.n < prior.n  # fewer requests than forecast
+        assert fitted.v < prior.v  # everyone said no at these prices
+        assert repricing.refit(kit.shop, days=1, now=T) == prior  # no history: unchanged
