@@ -79,6 +79,8 @@ def test_every_command_has_help():
         ["accounts", "list", "--help"],
         ["orders", "--help"],
         ["orders", "refund", "--help"],
+        ["pricing", "--help"],
+        ["pricing", "refit", "--help"],
     ):
         out = cli(env, *args).stdout
         assert "usage: cheaptokens" in out
