@@ -58,9 +58,18 @@ def test_double_click_and_replays_pay_once(tmp_path, db_url):
         assert form.status_code == 303
         kit.worker.drain()
         # Another paid event for the same order, much later, validly signed: not a second sale.
+        # For the same payment it is a duplicate; for a different payment, a refund.
         kit.sandbox.clock.advance(3600)
-        event = sandbox_event(kit, order, event_id="evt_second_paid")
-        assert post_sandbox_event(kit, event).status_code == 200
+        from dataclasses import replace
+
+        from cheaptokens.models import Order
+
+        with kit.shop.sessions() as s:
+            paid_ref = s.get(Order, order["order_id"]).payment_ref
+        same = replace(sandbox_event(kit, order, event_id="evt_again"), payment_ref=paid_ref)
+        assert post_sandbox_event(kit, same).status_code == 200
+        other = sandbox_event(kit, order, event_id="evt_second_paid")
+        assert post_sandbox_event(kit, other).status_code == 200
         kit.worker.drain()
         assert kit.status(order)["status"] == "fulfilled"
         assert len(keys_of(kit, order["order_id"])) == 1
@@ -68,6 +77,7 @@ def test_double_click_and_replays_pay_once(tmp_path, db_url):
         assert kinds.count("payment_received") == 1
         assert kinds.count("credit_sold") == 1
         assert "payment_duplicate" in kinds
+        assert kinds.count("stray_payment_refunded") == 1
         assert supply(kit)["sold_cents"] == 500
         assert_never_oversold(kit)
 
