@@ -44,7 +44,8 @@ from cheaptokens.worker import pool  # noqa: E402
 from cheaptokens.worker.maintenance import refresh_accounts  # noqa: E402
 from cheaptokens.worker.runner import Worker  # noqa: E402
 from support.databases import postgres_database  # noqa: E402
-from support.live import free_port, serve  # noqa: E402
+from support.live import serve  # noqa: E402
+from support.procs import free_port  # noqa: E402
 
 KEYS = [f"VENICE_ADMIN_KEY_bench_{i}_not_real" for i in range(3)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from cheaptokens.config import SANDBOX_ADMIN_KEY
+from support.procs import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_up(url: str, proc: subprocess.Popen[bytes], log: pathlib.Path) -> None:

@@ -14,7 +14,6 @@ import hmac
 import logging
 import pathlib
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from cheaptokens.orders import service
 from cheaptokens.web.app import create_app
 from cheaptokens.web.csrf import CSRF_FIELD
 from reliability.paykit import WHSEC, deliver_stripe, session_id_of, stripe_body
+from support.procs import free_port
 from support.shopkit import Kit, make_kit
 from support.stripe_fakes.localstripe import TEST_API_KEY
 
@@ -176,10 +176,6 @@ def test_stripe_flow_leaks_no_secret(tmp_path, fake_stripe, transcript):
 
 
 # ----------------------------------------------------------------------------- live server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

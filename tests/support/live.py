@@ -8,7 +8,6 @@ The shop's clock is the sandbox's (running) clock; the shop's in-process worker 
 from __future__ import annotations
 
 import pathlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,15 +26,9 @@ from cheaptokens.shop import Shop, build_shop
 from cheaptokens.venice.sandbox import AccountSpec, Sandbox
 from cheaptokens.web.app import create_app
 from cheaptokens.worker.maintenance import refresh_accounts
+from support.procs import free_port
 
 ADMIN_PASSWORD = "correct-horse-test-only"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

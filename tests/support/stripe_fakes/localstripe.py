@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import pathlib
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 
+from support.procs import free_port
+
 TEST_API_KEY = "sk_test_FAKE_cheaptokens_not_a_real_key"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LocalStripe:
