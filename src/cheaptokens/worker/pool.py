@@ -136,6 +136,11 @@ def claim(session: Session, *, account: str, order_id: str, now: datetime) -> Po
     return row
 
 
+def release(session: Session, *, key: PoolKey) -> None:
+    """Undo a claim made in this transaction (the key goes back to the pool)."""
+    key.status, key.order_id, key.claimed_at = "ready", None, None
+
+
 def claimed_for(session: Session, *, order_id: str) -> PoolKey | None:
     return session.scalars(
         select(PoolKey).where(PoolKey.order_id == order_id, PoolKey.status == "claimed")

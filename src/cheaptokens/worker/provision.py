@@ -108,6 +108,8 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
         pooled = pool.claimed_for(session, order_id=order.id)
         if pooled is None and not recovering:
             pooled = pool.claim(session, account=order.account, order_id=order.id, now=now)
+            if pooled is None:
+                pooled = _claim_on_another_account(shop, session, order, now)
             if pooled is None and not _place_on_account_with_room(shop, session, order, now):
                 wait = _budget_wait(session, order.account, now)
                 raise Retry("no account has key-creation budget or key room now", wait)
@@ -222,6 +224,44 @@ def _has_room(shop: Shop, session: Session, account: str, now: datetime) -> bool
     )
 
 
+def _move_sale(session: Session, order: Order, to: str, now: datetime) -> bool:
+    """Move the order's sold credit to account ``to`` if it has the room (guarded UPDATE)."""
+    if not inventory.sell_unreserved(
+        session, account=to, day=order.day, credit_cents=order.credit_cents
+    ):
+        return False
+    inventory.unsell(session, account=order.account, day=order.day, credit_cents=order.credit_cents)
+    ledger.record(
+        session,
+        kind="sale_moved",
+        now=now,
+        order_id=order.id,
+        account=to,
+        day=order.day,
+        credit_cents=order.credit_cents,
+        detail={"from": order.account},
+    )
+    order.account = to
+    return True
+
+
+def _claim_on_another_account(
+    shop: Shop, session: Session, order: Order, now: datetime
+) -> PoolKey | None:
+    """The order's account has no ready pool key: take one on an account that has one and
+    the credit, moving the sale there — a PATCH beats waiting for a creation slot."""
+    for other in sorted(shop.gateways):
+        if other == order.account or pool.ready_count(session, account=other, now=now) == 0:
+            continue
+        claimed = pool.claim(session, account=other, order_id=order.id, now=now)
+        if claimed is None:
+            continue
+        if _move_sale(session, order, other, now):
+            return claimed
+        pool.release(session, key=claimed)  # no credit there after all
+    return None
+
+
 def _place_on_account_with_room(shop: Shop, session: Session, order: Order, now: datetime) -> bool:
     """Keep the order's account if it can take one more key now, else move the sale to one
     that can (it must also have the credit: the move is a guarded UPDATE). False if none can.
@@ -240,23 +280,7 @@ def _place_on_account_with_room(shop: Shop, session: Session, order: Order, now:
     for other in sorted(shop.gateways):
         if other == order.account or not _has_room(shop, session, other, now):
             continue
-        if inventory.sell_unreserved(
-            session, account=other, day=order.day, credit_cents=order.credit_cents
-        ):
-            inventory.unsell(
-                session, account=order.account, day=order.day, credit_cents=order.credit_cents
-            )
-            ledger.record(
-                session,
-                kind="sale_moved",
-                now=now,
-                order_id=order.id,
-                account=other,
-                day=order.day,
-                credit_cents=order.credit_cents,
-                detail={"from": order.account},
-            )
-            order.account = other
+        if _move_sale(session, order, other, now):
             return True
     return False
 

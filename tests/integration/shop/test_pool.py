@@ -125,3 +125,34 @@ def test_pool_keys_expire_at_midnight_and_strays_are_reconciled(tmp_path, db_url
         kit.worker.upkeep(force=True)
         assert stray.id not in venice_keys(kit)
         assert {r.key_id for r in pool_rows(kit, "ready")} <= set(venice_keys(kit))
+
+
+def test_a_sale_moves_to_an_account_that_has_a_ready_pool_key(tmp_path, db_url):
+    from cheaptokens import inventory
+    from cheaptokens.models import Order
+
+    with make_kit(tmp_path, database_url=db_url, now=NOON, accounts=2, pool_size=2) as kit:
+        kit.worker.upkeep(force=True)
+        # Account 1's pool is used up (drain() below runs jobs only: nothing refills it).
+        with kit.shop.sessions.begin() as s:
+            for row in s.scalars(select(PoolKey).where(PoolKey.account == "sandbox-1")):
+                row.status = "deleted"
+        order = kit.buy(500)
+        with kit.shop.sessions.begin() as s:  # make sure the sale sits on account 1
+            o = s.get(Order, order["order_id"])
+            if o.account != "sandbox-1":
+                inventory.unsell(s, account=o.account, day=o.day, credit_cents=o.credit_cents)
+                assert inventory.sell_unreserved(
+                    s, account="sandbox-1", day=o.day, credit_cents=o.credit_cents
+                )
+                o.account = "sandbox-1"
+        kit.worker.drain()
+        assert kit.status(order)["status"] == "fulfilled"
+        sold = [r for r in pool_rows(kit) if r.status == "sold"]
+        assert len(sold) == 1 and sold[0].account == "sandbox-2"
+        with kit.shop.sessions() as s:
+            o = s.get(Order, order["order_id"])
+            kinds = s.scalars(select(LedgerEntry.kind).where(LedgerEntry.order_id == o.id)).all()
+        assert o.account == "sandbox-2" and "sale_moved" in kinds
+        assert "key_create_attempt" not in kinds
+        assert kit.web.get("/api/supply").json()["sold_cents"] == 500
