@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from cheaptokens.models import LedgerEntry
@@ -23,8 +24,10 @@ def record(
     money_cents: int = 0,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        LedgerEntry(
+    # A plain INSERT, not an ORM object: the ledger is write-only here, and this skips the
+    # unit of work's bookkeeping on every sale.
+    session.execute(
+        insert(LedgerEntry).values(
             at=now,
             kind=kind,
             order_id=order_id,
