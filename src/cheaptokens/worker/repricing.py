@@ -28,6 +28,9 @@ from cheaptokens.shop import Shop
 
 log = logging.getLogger(__name__)
 
+#: how long before hh:00 the next hour's parameters are published
+PUBLISH_AHEAD = timedelta(seconds=90)
+
 ACCEPTED = (st.PAID, st.FULFILLED, st.EXPIRED, st.REFUNDED, st.FAILED)
 
 

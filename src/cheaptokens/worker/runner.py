@@ -107,8 +107,15 @@ class Worker:
                     log.exception("upkeep task %s failed", name)
 
     def _reprice(self) -> None:
-        if self.shop.settings.repricing:
-            repricing.replan(self.shop)
+        if not self.shop.settings.repricing:
+            return
+        now = self.shop.clock()
+        repricing.replan(self.shop, now=now)
+        # Publish the next hour's curve a little ahead, so no moment falls back to the
+        # day's default curve while the workers get round to it.
+        upcoming = repricing.hour_start(now) + timedelta(hours=1)
+        if upcoming - now <= repricing.PUBLISH_AHEAD:
+            repricing.replan(self.shop, now=upcoming)
 
     def _sweep(self) -> None:
         with self.shop.sessions.begin() as session:

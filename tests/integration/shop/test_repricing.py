@@ -73,3 +73,14 @@ def test_nightly_refit_learns_from_yesterdays_quotes(tmp_path):
         assert fitted.n < prior.n  # fewer requests than forecast
         assert fitted.v < prior.v  # everyone said no at these prices
         assert repricing.refit(kit.shop, days=1, now=T) == prior  # no history: unchanged
+
+
+def test_the_next_hours_curve_is_published_ahead(tmp_path):
+    ahead = datetime(2026, 11, 25, 9, 59, 0, tzinfo=UTC)
+    with make_kit(tmp_path, now=ahead, repricing=True) as kit:
+        kit.worker.upkeep(force=True)
+        kit.sandbox.clock.set(datetime(2026, 11, 25, 10, 0, 1, tzinfo=UTC))
+        # No upkeep has run since 10:00, yet the 10:00 set is already in force.
+        body = kit.web.get("/api/pricing").json()
+        assert body["params"]["valid_from"].startswith("2026-11-25T10:00:00")
+        assert body["next_change_at"] == "2026-11-25T11:00:00Z"
