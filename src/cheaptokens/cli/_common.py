@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from cheaptokens.config import Settings
+
+if TYPE_CHECKING:
+    from cheaptokens.shop import Shop
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -14,6 +20,18 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # One line per Venice call is the client's own log; httpx's would repeat it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@contextmanager
+def open_shop() -> Iterator[Shop]:
+    """The shop wired from the environment, closed again afterwards."""
+    from cheaptokens.shop import build_shop
+
+    shop = build_shop(load_settings())
+    try:
+        yield shop
+    finally:
+        shop.close()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cheaptokens.cli._common import load_settings
+from cheaptokens.cli._common import open_shop
 
 
 def register(subparsers: Any) -> None:
@@ -32,10 +32,8 @@ def register(subparsers: Any) -> None:
 def _list(_args: argparse.Namespace) -> int:
     from cheaptokens.money import format_usd
     from cheaptokens.orders import flows
-    from cheaptokens.shop import build_shop
 
-    shop = build_shop(load_settings())
-    try:
+    with open_shop() as shop:
         rows = flows.accounts_today(shop)
         print(f"{'account':20} {'allocation':>12} {'capacity':>12} {'sold':>12} {'reserved':>12}")
         for r in rows:
@@ -46,19 +44,13 @@ def _list(_args: argparse.Namespace) -> int:
             )
         if not rows:
             print("(no accounts yet: run 'cheaptokens accounts refresh')")
-    finally:
-        shop.close()
     return 0
 
 
 def _refresh(_args: argparse.Namespace) -> int:
-    from cheaptokens.shop import build_shop
     from cheaptokens.worker.maintenance import refresh_accounts
 
-    shop = build_shop(load_settings())
-    try:
+    with open_shop() as shop:
         n = refresh_accounts(shop)
         print(f"{n} of {len(shop.gateways)} accounts answered")
         return 0 if n == len(shop.gateways) else 1
-    finally:
-        shop.close()

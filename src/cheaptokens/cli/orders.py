@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cheaptokens.cli._common import load_settings
+from cheaptokens.cli._common import open_shop
 
 
 def register(subparsers: Any) -> None:
@@ -37,22 +37,17 @@ def _list(args: argparse.Namespace) -> int:
 
     from cheaptokens.models import Order
     from cheaptokens.money import format_usd
-    from cheaptokens.shop import build_shop
 
-    shop = build_shop(load_settings())
-    try:
-        with shop.sessions() as session:
-            stmt = select(Order).order_by(Order.created_at.desc()).limit(args.limit)
-            if args.status:
-                stmt = stmt.where(Order.status == args.status)
-            for o in session.scalars(stmt):
-                print(
-                    f"{o.id}  {o.status:17} credit {format_usd(o.credit_cents):>9}  "
-                    f"paid {format_usd(o.price_cents):>9}  {o.created_at:%Y-%m-%d %H:%M:%S}Z  "
-                    f"{o.account}  key …{o.key_last6 or '------'}"
-                )
-    finally:
-        shop.close()
+    with open_shop() as shop, shop.sessions() as session:
+        stmt = select(Order).order_by(Order.created_at.desc()).limit(args.limit)
+        if args.status:
+            stmt = stmt.where(Order.status == args.status)
+        for o in session.scalars(stmt):
+            print(
+                f"{o.id}  {o.status:17} credit {format_usd(o.credit_cents):>9}  "
+                f"paid {format_usd(o.price_cents):>9}  {o.created_at:%Y-%m-%d %H:%M:%S}Z  "
+                f"{o.account}  key …{o.key_last6 or '------'}"
+            )
     return 0
 
 
@@ -60,53 +55,45 @@ def _show(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from cheaptokens.models import LedgerEntry, Order
-    from cheaptokens.shop import build_shop
 
-    shop = build_shop(load_settings())
-    try:
-        with shop.sessions() as session:
-            o = session.get(Order, args.order_id)
-            if o is None:
-                print(f"no order {args.order_id}")
-                return 1
-            for name in (
-                "id",
-                "status",
-                "day",
-                "account",
-                "credit_cents",
-                "price_cents",
-                "created_at",
-                "paid_at",
-                "fulfilled_at",
-                "key_id",
-                "key_last6",
-                "key_expires_at",
-                "used_cents",
-                "refunded_at",
-                "failure_reason",
-            ):
-                print(f"{name:16} {getattr(o, name)}")
-            print("ledger:")
-            for e in session.scalars(
-                select(LedgerEntry).where(LedgerEntry.order_id == o.id).order_by(LedgerEntry.id)
-            ):
-                print(
-                    f"  {e.at:%H:%M:%S} {e.kind:20} "
-                    f"credit {e.credit_cents:+} money {e.money_cents:+}"
-                )
-    finally:
-        shop.close()
+    with open_shop() as shop, shop.sessions() as session:
+        o = session.get(Order, args.order_id)
+        if o is None:
+            print(f"no order {args.order_id}")
+            return 1
+        for name in (
+            "id",
+            "status",
+            "day",
+            "account",
+            "credit_cents",
+            "price_cents",
+            "created_at",
+            "paid_at",
+            "fulfilled_at",
+            "key_id",
+            "key_last6",
+            "key_expires_at",
+            "used_cents",
+            "refunded_at",
+            "failure_reason",
+        ):
+            print(f"{name:16} {getattr(o, name)}")
+        print("ledger:")
+        for e in session.scalars(
+            select(LedgerEntry).where(LedgerEntry.order_id == o.id).order_by(LedgerEntry.id)
+        ):
+            print(
+                f"  {e.at:%H:%M:%S} {e.kind:20} credit {e.credit_cents:+} money {e.money_cents:+}"
+            )
     return 0
 
 
 def _refund(args: argparse.Namespace) -> int:
     from cheaptokens.models import Order
     from cheaptokens.orders import service
-    from cheaptokens.shop import build_shop
 
-    shop = build_shop(load_settings())
-    try:
+    with open_shop() as shop:
         with shop.sessions.begin() as session:
             o = session.get(Order, args.order_id)
             if o is None:
@@ -114,6 +101,4 @@ def _refund(args: argparse.Namespace) -> int:
                 return 1
             service.request_refund(session, order=o, reason=args.reason, now=shop.clock())
         print(f"refund queued for {args.order_id}; a worker carries it out")
-    finally:
-        shop.close()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cheaptokens.cli._common import load_settings
+from cheaptokens.cli._common import open_shop
 
 
 def register(subparsers: Any) -> None:
@@ -39,10 +39,8 @@ def register(subparsers: Any) -> None:
 
 def _show(_args: argparse.Namespace) -> int:
     from cheaptokens.orders import flows
-    from cheaptokens.shop import build_shop
 
-    shop = build_shop(load_settings())
-    try:
+    with open_shop() as shop:
         view = flows.pricing_now(shop)
         p = view.params
         print(f"now           {view.now:%Y-%m-%d %H:%M:%S}Z")
@@ -53,34 +51,24 @@ def _show(_args: argparse.Namespace) -> int:
             f"  a={p.a} b={p.b} beta={p.beta} floor={p.floor} "
             f"valid {p.valid_from:%H:%M}–{p.valid_until:%H:%M} UTC"
         )
-    finally:
-        shop.close()
     return 0
 
 
 def _replan(_args: argparse.Namespace) -> int:
-    from cheaptokens.shop import build_shop
     from cheaptokens.worker import repricing
 
-    shop = build_shop(load_settings())
-    try:
+    with open_shop() as shop:
         digest = repricing.replan(shop, force=True)
         print(digest or "nothing to plan: no capacity today")
-    finally:
-        shop.close()
     return 0
 
 
 def _refit(args: argparse.Namespace) -> int:
-    from cheaptokens.shop import build_shop
     from cheaptokens.worker import repricing
 
-    shop = build_shop(load_settings())
-    try:
+    with open_shop() as shop:
         f = repricing.refit(shop, days=args.days)
         print(f"CHEAPTOKENS_FORECAST_ARRIVALS={f.n:.0f}")
         print(f"CHEAPTOKENS_FORECAST_WILLINGNESS={f.v:.3f}")
         print(f"CHEAPTOKENS_FORECAST_REQUEST_CENTS={f.q_med_cents:.0f}")
-    finally:
-        shop.close()
     return 0

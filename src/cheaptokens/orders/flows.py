@@ -16,6 +16,7 @@ from sqlalchemy import select
 from cheaptokens import failpoints, inventory
 from cheaptokens.errors import InvalidInput, NotFound, ServiceUnavailable
 from cheaptokens.models import AccountDay, Order, Quote
+from cheaptokens.money import dollars_to_cents_up
 from cheaptokens.orders import published, service
 from cheaptokens.orders import state as st
 from cheaptokens.payments import PaymentEvent
@@ -23,7 +24,6 @@ from cheaptokens.payments.errors import PaymentError
 from cheaptokens.pricing.curve import (
     PricingParams,
     discount,
-    next_midnight,
     params_to_dict,
     price_fraction,
 )
@@ -144,8 +144,6 @@ def new_order(
         o = session.get(Order, order_id)
         assert o is not None
         service.attach_checkout(session, order=o, checkout=checkout, now=shop.clock())
-        if checkout.expires_at > o.checkout_expires_at:
-            pass  # the provider keeps it open longer; our hold still ends at ours
     return service.Placed(o, placed.token, placed.created)
 
 
@@ -198,8 +196,6 @@ def usage(shop: Shop, *, order_id: str, token: str) -> Usage:
     if order.status == st.FULFILLED and order.key_id and gateway is not None:
         try:
             key = gateway.get_key(order.key_id)
-            from cheaptokens.money import dollars_to_cents_up
-
             used = dollars_to_cents_up(key.period_usage)
             checked, live = now, True
         except venice_errors.VeniceError:
@@ -222,7 +218,3 @@ def accounts_today(shop: Shop) -> list[AccountDay]:
     with shop.sessions.begin() as session:
         service.open_day(session, rules=shop.rules, now=now)
         return list(session.scalars(select(AccountDay).where(AccountDay.day == now.date())).all())
-
-
-def key_expiry_for_now(now: datetime) -> datetime:
-    return next_midnight(now)

@@ -33,6 +33,7 @@ from cheaptokens.orders import state as st
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import Checkout, PaymentEvent
 from cheaptokens.pricing.curve import next_midnight, quote_price_cents
+from cheaptokens.secretbox import hash_token, token_matches
 from cheaptokens.worker import jobs
 
 
@@ -47,9 +48,9 @@ def order_token(order_id: str, *, token_key: bytes) -> str:
 def authorize(session: Session, *, order_id: str, token: str) -> Order:
     """The order if ``token`` is its bearer secret; NotFound otherwise (no hint which)."""
     order = session.get(Order, order_id)
-    presented = hashlib.sha256(token.encode()).hexdigest()
+    # Compare even when there is no such order, so timing tells nothing.
     stored = order.token_hash if order is not None else "0" * 64
-    if not hmac.compare_digest(presented, stored) or order is None:
+    if not token_matches(token, stored) or order is None:
         raise NotFound("no order with that id and token")
     return order
 
@@ -208,7 +209,7 @@ def place_order(
     token = order_token(order_id, token_key=token_key)
     order = Order(
         id=order_id,
-        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        token_hash=hash_token(token),
         status=st.AWAITING_PAYMENT,
         quote_id=quote.id,
         day=quote.day,

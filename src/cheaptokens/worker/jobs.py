@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from cheaptokens.db import dialect_name, upsert_insert
@@ -69,7 +69,7 @@ def claim(
     return job
 
 
-def _mine(job_id: int, worker: str):  # type: ignore[no-untyped-def]
+def _mine(job_id: int, worker: str) -> Update:
     # Fenced: a worker whose lease was taken over changes nothing.
     return update(Job).where(Job.id == job_id, Job.locked_by == worker, Job.status == "queued")
 

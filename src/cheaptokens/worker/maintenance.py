@@ -13,6 +13,7 @@ from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
 from cheaptokens.shop import Shop
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.keys import ensure_deleted
 from cheaptokens.worker import pool
 from cheaptokens.worker.provision import alert
 
@@ -88,9 +89,7 @@ def expire_keys(shop: Shop) -> int:
         gateway = shop.gateways.get(account)
         if gateway is not None and key_id:
             try:
-                gateway.delete_key(key_id)
-            except venice_errors.NotFound:
-                pass  # Venice hides expired keys; nothing left to delete
+                ensure_deleted(gateway, key_id)
             except venice_errors.VeniceError:
                 continue  # try again next round
         with shop.sessions.begin() as session:
@@ -144,9 +143,7 @@ def reconcile(shop: Shop) -> list[str]:
             if owned:
                 continue
             try:
-                gateway.delete_key(key.id)
-            except venice_errors.NotFound:
-                pass
+                ensure_deleted(gateway, key.id)
             except venice_errors.VeniceError:
                 continue
             removed.append(key.id)

@@ -12,7 +12,6 @@ Refills leave ``pool_creation_headroom`` of each minute's creation budget to dir
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from datetime import datetime
@@ -27,6 +26,7 @@ from cheaptokens.orders import ledger
 from cheaptokens.pricing.curve import next_midnight
 from cheaptokens.shop import Shop
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.keys import ensure_deleted
 from cheaptokens.venice.types import ConsumptionLimit
 
 log = logging.getLogger(__name__)
@@ -164,8 +164,7 @@ def expire(shop: Shop) -> int:
         gateway = shop.gateways.get(account)
         if gateway is not None:
             try:
-                with contextlib.suppress(venice_errors.NotFound):
-                    gateway.delete_key(key_id)
+                ensure_deleted(gateway, key_id)
             except venice_errors.VeniceError:
                 continue
         with shop.sessions.begin() as session:

@@ -20,10 +20,9 @@ deadline (or the end of the key's day) the order is refunded instead.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -36,6 +35,7 @@ from cheaptokens.orders import ledger
 from cheaptokens.orders import state as st
 from cheaptokens.shop import Shop
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.keys import delete_described, ensure_deleted
 from cheaptokens.venice.types import ConsumptionLimit, CreatedKey, VeniceGateway
 from cheaptokens.worker import jobs, pool
 
@@ -60,8 +60,7 @@ class Lease:
 
 
 def day_end(order: Order) -> datetime:
-    from datetime import UTC
-
+    """00:00 UTC after the order's day: when its key expires and its credit is lost."""
     return datetime.combine(order.day, time(0), tzinfo=UTC) + timedelta(days=1)
 
 
@@ -154,7 +153,7 @@ def provision(shop: Shop, *, order_id: str, lease: Lease) -> None:
     description = description_for(shop, order_id)
     try:
         if recovering:
-            _delete_orphans(gateway, description)
+            delete_described(gateway, description)
         created = gateway.create_key(
             description=description,
             consumption_limit=ConsumptionLimit(
@@ -335,14 +334,6 @@ def _sell_pool_key(
     _record_key(shop, order_id=order_id, created=created, gateway=gateway, lease=lease)
 
 
-def _delete_orphans(gateway: VeniceGateway, description: str) -> None:
-    for key in gateway.list_keys():
-        if key.description == description:
-            with contextlib.suppress(venice_errors.NotFound):
-                gateway.delete_key(key.id)
-            log.warning("deleted orphaned key %s (secret was never stored)", key.id)
-
-
 def _record_key(
     shop: Shop, *, order_id: str, created: CreatedKey, gateway: VeniceGateway, lease: Lease
 ) -> None:
@@ -386,6 +377,5 @@ def _record_key(
     if owner == created.id:
         return  # another worker recorded this very (pool) key: it is the order's key
     # Someone else finished (or refunded) the order, or our lease lapsed: undo our key.
-    with contextlib.suppress(venice_errors.NotFound):
-        gateway.delete_key(created.id)
+    ensure_deleted(gateway, created.id)
     raise Retry("lost the lease while creating the key", 0.5)

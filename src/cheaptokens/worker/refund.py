@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 
 from sqlalchemy import select
@@ -15,7 +14,8 @@ from cheaptokens.orders import state as st
 from cheaptokens.payments.errors import PaymentProviderUnavailable, RefundFailed
 from cheaptokens.shop import Shop
 from cheaptokens.venice import errors as venice_errors
-from cheaptokens.worker.provision import Retry, _delete_orphans, alert, description_for
+from cheaptokens.venice.keys import delete_described, ensure_deleted
+from cheaptokens.worker.provision import Retry, alert, description_for
 
 
 def refund(shop: Shop, *, order_id: str) -> None:
@@ -31,9 +31,8 @@ def refund(shop: Shop, *, order_id: str) -> None:
     if needs_key_check and gateway is not None:
         try:
             if key_id is not None:
-                with contextlib.suppress(venice_errors.NotFound):
-                    gateway.delete_key(key_id)
-            _delete_orphans(gateway, description_for(shop, order_id))
+                ensure_deleted(gateway, key_id)
+            delete_described(gateway, description_for(shop, order_id))
             failpoints.hit("refund.after_key_delete")
         except venice_errors.VeniceError as exc:
             raise Retry(f"could not delete the key first ({type(exc).__name__})", 5.0) from exc
