@@ -37,7 +37,6 @@ from sqlalchemy import select  # noqa: E402
 from cheaptokens import migrate  # noqa: E402
 from cheaptokens.config import Settings  # noqa: E402
 from cheaptokens.models import Order  # noqa: E402
-from cheaptokens.orders import flows  # noqa: E402
 from cheaptokens.shop import build_shop  # noqa: E402
 from cheaptokens.venice.sandbox import AccountSpec, Sandbox  # noqa: E402
 from cheaptokens.worker import pool  # noqa: E402
@@ -46,6 +45,7 @@ from cheaptokens.worker.runner import Worker  # noqa: E402
 from support.databases import postgres_database  # noqa: E402
 from support.live import serve  # noqa: E402
 from support.procs import free_port  # noqa: E402
+from support.shopkit import paid_order  # noqa: E402
 
 KEYS = [f"VENICE_ADMIN_KEY_bench_{i}_not_real" for i in range(3)]
 
@@ -57,16 +57,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def buy(shop, rng: random.Random) -> str:
-    placed = flows.new_order(
-        shop,
-        quote_id=None,
-        credit_cents=rng.randint(1, 10) * 100,
-        idempotency_key=None,
-        client=None,
-    )
-    token = placed.order.checkout_url.rsplit("/", 1)[-1]
-    flows.apply_payment_event(shop, shop.payments.outcome(token, "paid", shop.clock()))
-    return placed.order.id
+    return paid_order(shop, rng.randint(1, 10) * 100)
 
 
 def run_phase(shop, name: str, count: int, seconds: float, rng: random.Random) -> dict:

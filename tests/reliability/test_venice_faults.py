@@ -11,12 +11,11 @@ import httpx
 
 from cheaptokens.config import Settings
 from cheaptokens.models import LedgerEntry, Order
-from cheaptokens.orders import flows
 from cheaptokens.shop import build_shop
 from cheaptokens.worker.maintenance import refresh_accounts
 from cheaptokens.worker.runner import Worker
 from support.procs import sandbox
-from support.shopkit import make_kit
+from support.shopkit import make_kit, paid_order
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EVERYTHING = {"path": "/api/v1/*", "status": 503, "count": None}
@@ -83,7 +82,7 @@ def test_timeouts_and_slow_answers_over_real_http(tmp_path):
             assert refresh_accounts(shop) == 1
             # Slow but within the timeout: works at once.
             httpx.post(f"{root}/_sandbox/faults", json={"latency_ms": 200, "count": None})
-            a = paid(shop)
+            a = paid_order(shop, 200)
             Worker(shop).drain()
             assert status(shop, a) == "fulfilled"
             # Slower than the timeout, once, on key creation: Venice made a key the shop
@@ -93,7 +92,7 @@ def test_timeouts_and_slow_answers_over_real_http(tmp_path):
                 f"{root}/_sandbox/faults",
                 json={"method": "POST", "path": "/api/v1/api_keys", "latency_ms": 1500, "count": 1},
             )
-            b = paid(shop)
+            b = paid_order(shop, 200)
             worker = Worker(shop)
             for _ in range(20):
                 worker.drain()
@@ -111,15 +110,6 @@ def test_timeouts_and_slow_answers_over_real_http(tmp_path):
                 assert [k["id"] for k in ours] == [s.get(Order, b).key_id]
         finally:
             shop.close()
-
-
-def paid(shop) -> str:
-    placed = flows.new_order(
-        shop, quote_id=None, credit_cents=200, idempotency_key=None, client=None
-    )
-    token = placed.order.checkout_url.rsplit("/", 1)[-1]
-    flows.apply_payment_event(shop, shop.payments.outcome(token, "paid", shop.clock()))
-    return placed.order.id
 
 
 def status(shop, order_id) -> str:

@@ -62,6 +62,20 @@ class Kit:
         return result
 
 
+def paid_order(shop: Shop, credit_cents: int = 300) -> str:
+    """Place an order and pay it through the sandbox provider, as its checkout page would;
+    returns the order id (the worker makes the key)."""
+    from cheaptokens.orders import flows
+
+    placed = flows.new_order(
+        shop, quote_id=None, credit_cents=credit_cents, idempotency_key=None, client=None
+    )
+    assert placed.order.checkout_url is not None
+    token = placed.order.checkout_url.rsplit("/", 1)[-1]
+    flows.apply_payment_event(shop, shop.payments.outcome(token, "paid", shop.clock()))
+    return placed.order.id
+
+
 def venice_gateways(sandbox_http: TestClient, accounts: dict[str, str]) -> dict[str, Any]:
     return {
         name: VeniceClient(sandbox_http, key, base_url=SANDBOX_URL, sleep=lambda _s: None)
