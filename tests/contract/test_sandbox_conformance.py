@@ -30,7 +30,7 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 from starlette.testclient import TestClient
 
-from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+from cheaptokens.sandbox import AccountSpec, Sandbox
 
 SPEC_PATH = pathlib.Path(__file__).with_name("venice-openapi.yaml")
 ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_0000"

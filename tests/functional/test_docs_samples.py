@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cheaptokens.venice.sandbox import catalogue
+from cheaptokens.sandbox import catalogue
 from cheaptokens.web.pages import PLACEHOLDER_KEY, SAMPLES_DIR, sample
 from support.live import Live, live_shop
 

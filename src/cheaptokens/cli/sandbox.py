@@ -91,7 +91,7 @@ def _datetime(text: str) -> datetime:
 
 def build_sandbox(args: argparse.Namespace) -> Any:
     """The :class:`Sandbox` the arguments describe (separate from ``run`` for tests)."""
-    from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+    from cheaptokens.sandbox import AccountSpec, Sandbox
 
     specs: list[AccountSpec] = []
     threshold: int | None = args.failed_request_threshold

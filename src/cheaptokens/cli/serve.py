@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     clock = None
     if settings.venice_mode == "sandbox" and not settings.venice_base_url:
         from cheaptokens.config import SANDBOX_ADMIN_KEY
-        from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+        from cheaptokens.sandbox import AccountSpec, Sandbox
 
         sandbox = Sandbox(
             [AccountSpec(admin_key=SANDBOX_ADMIN_KEY, diem=settings.sandbox_diem)], frozen=False

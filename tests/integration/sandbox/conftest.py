@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 import uvicorn
 
-from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+from cheaptokens.sandbox import AccountSpec, Sandbox
 
 ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_0000"
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

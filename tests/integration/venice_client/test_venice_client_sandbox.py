@@ -1,4 +1,4 @@
-"""VeniceClient against the in-process Venice sandbox (cheaptokens.venice.sandbox)."""
+"""VeniceClient against the in-process Venice sandbox (cheaptokens.sandbox)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from cheaptokens.venice import errors
 from cheaptokens.venice.client import VeniceClient
-from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.venice.types import ConsumptionLimit
 
 ADMIN = "VENICE_ADMIN_KEY_sandbox_0000"

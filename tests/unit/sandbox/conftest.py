@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, START
 
-from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+from cheaptokens.sandbox import AccountSpec, Sandbox
 
 
 @pytest.fixture

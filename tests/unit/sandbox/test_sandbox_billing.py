@@ -10,8 +10,8 @@ from typing import Any
 from starlette.testclient import TestClient
 from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, MODEL, bearer, chat
 
-from cheaptokens.venice.sandbox import AccountSpec, Sandbox
-from cheaptokens.venice.sandbox.catalogue import find_model
+from cheaptokens.sandbox import AccountSpec, Sandbox
+from cheaptokens.sandbox.catalogue import find_model
 
 KeyMaker = Callable[..., dict[str, Any]]
 INSUFFICIENT = (

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 from tests.unit.sandbox.sandbox_helpers import MODEL, bearer, chat
 
-from cheaptokens.venice.sandbox.catalogue import count_tokens
+from cheaptokens.sandbox.catalogue import count_tokens
 
 KeyMaker = Callable[..., dict[str, Any]]
 

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, bearer
 
-from cheaptokens.venice.sandbox import Sandbox
+from cheaptokens.sandbox import Sandbox
 
 KeyMaker = Callable[..., dict[str, Any]]
 

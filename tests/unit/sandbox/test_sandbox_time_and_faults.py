@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, START, bearer, chat
 
-from cheaptokens.venice.sandbox import AccountSpec, Sandbox
+from cheaptokens.sandbox import AccountSpec, Sandbox
 
 KeyMaker = Callable[..., dict[str, Any]]
 MIDNIGHT = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from cheaptokens.venice.sandbox import Sandbox, AccountSpec
+    from cheaptokens.sandbox import Sandbox, AccountSpec
     sb = Sandbox(accounts=[AccountSpec(admin_key="VENICE_ADMIN_KEY_sandbox_0000",
                                        diem=Decimal("100"), usd=Decimal("0"))])
     sb.app          # ASGI app: Venice routes under /api/v1, control routes under /_sandbox
