@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Orders whose credit counts as sold (they hold capacity or did).
 SOLD_STATUSES = (st.PAID, st.FULFILLED, st.EXPIRED, st.FAILED)
-#: Venice's per-account limits (FACTS §6; DESIGN invariant 6).
+#: Venice's per-account limits (docs/venice-facts.md §6; DESIGN invariant 6).
 ACTIVE_KEY_CAP = 500
 CREATIONS_PER_MINUTE = 20
 

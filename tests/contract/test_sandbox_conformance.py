@@ -6,7 +6,7 @@ turn the file's bare ``on``/``off`` enum values into booleans and its dates into
 ``datetime`` objects. ``$ref``s are inlined and responses are checked with the
 OpenAPI 3.0 validator (which understands ``nullable``).
 
-Statuses an operation does not declare (FACTS says Venice sends them anyway: the
+Statuses an operation does not declare (docs/venice-facts.md says Venice sends them anyway: the
 no-credentials 402 on key routes, 400 "API key not found" on GET /api_keys/{id}, 404
 unknown model, 403 model privacy) are checked against the spec's shared error
 schemas: 402 against ``StandardError`` or ``X402InferencePaymentRequired``, the rest

@@ -168,7 +168,8 @@ def test_dashboard_shows_the_day_and_refunds_an_order(tmp_path: Any) -> None:
         page = kit.web.get("/admin")
         assert page.status_code == 200
         assert "sandbox-1" in page.text and f'data-order="{order["order_id"]}"' in page.text
-        # Live keys (the buyer's and the account's ADMIN key) against Venice's 500 cap (FACTS §6).
+        # Live keys (the buyer's and the account's ADMIN key) against Venice's 500 cap
+        # (docs/venice-facts.md §6).
         keys = kit.shop.gateways["sandbox-1"].list_keys()
         assert any(k.description == f"cheaptokens:{order['order_id']}" for k in keys)
         assert f"{len(keys)} / 500" in page.text

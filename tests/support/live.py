@@ -22,8 +22,8 @@ import uvicorn
 
 from cheaptokens import migrate
 from cheaptokens.config import SANDBOX_ADMIN_KEY, Settings
-from cheaptokens.shop import Shop, build_shop
 from cheaptokens.sandbox import AccountSpec, Sandbox
+from cheaptokens.shop import Shop, build_shop
 from cheaptokens.web.app import create_app
 from cheaptokens.worker.maintenance import refresh_accounts
 from support.procs import free_port

@@ -19,9 +19,9 @@ from starlette.testclient import TestClient
 
 from cheaptokens import migrate
 from cheaptokens.config import SANDBOX_ADMIN_KEY, Settings
+from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.shop import Shop, build_shop
 from cheaptokens.venice.client import VeniceClient
-from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.web.app import create_app
 from cheaptokens.worker.maintenance import refresh_accounts
 from cheaptokens.worker.runner import Worker

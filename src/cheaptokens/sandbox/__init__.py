@@ -36,7 +36,7 @@ from .routes import VeniceApi
 __all__ = ["AccountSpec", "Clock", "DroppedResponse", "FaultRule", "Faults", "Sandbox"]
 
 API_PREFIX = "/api/v1"
-#: FACTS §4.4: the post-snapshot threshold (the docs snapshot said 20).
+#: docs/venice-facts.md §4.4: the post-snapshot threshold (the docs snapshot said 20).
 DEFAULT_FAILED_REQUEST_THRESHOLD = 50
 
 

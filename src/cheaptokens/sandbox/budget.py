@@ -18,7 +18,7 @@ Bucket = tuple[str, str | None, str | None]  # key id x model x OpenAI ``user``
 
 
 class ErrorBudget:
-    """FACTS §4.4: more than ``threshold`` 4xx (not 429) in 30 s in a bucket → every
+    """docs/venice-facts.md §4.4: more than ``threshold`` 4xx (not 429) in 30 s in a bucket → every
     request in that bucket gets 429 until the window has room again."""
 
     def __init__(self, threshold: int) -> None:
@@ -57,7 +57,7 @@ class _Minute:
 
 
 class ModelRateLimits:
-    """Requests and tokens per minute per account and model (FACTS §5.1-5.2), in
+    """Requests and tokens per minute per account and model (docs/venice-facts.md §5.1-5.2), in
     fixed one-minute windows."""
 
     def __init__(self) -> None:
@@ -96,11 +96,11 @@ class ModelRateLimits:
         return {
             "x-ratelimit-limit-requests": str(tier.rpm),
             "x-ratelimit-remaining-requests": str(max(0, tier.rpm - window.requests)),
-            # Unix milliseconds (SK-ERR, FACTS §5.1)
+            # Unix milliseconds (SK-ERR, docs/venice-facts.md §5.1)
             "x-ratelimit-reset-requests": str(int(reset.timestamp() * 1000)),
             "x-ratelimit-limit-tokens": str(tier.tpm),
             "x-ratelimit-remaining-tokens": str(max(0, tier.tpm - window.tokens)),
-            # seconds until reset (INTRO, FACTS §5.1)
+            # seconds until reset (INTRO, docs/venice-facts.md §5.1)
             "x-ratelimit-reset-tokens": str(max(1, int((reset - now).total_seconds()))),
             "x-ratelimit-type": "user",
         }

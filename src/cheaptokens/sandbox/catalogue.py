@@ -2,7 +2,7 @@
 
 ``models.json`` is Venice's own static catalogue (a bare array, wrapper fields
 stripped); :func:`list_models` adds back what the live ``GET /models`` carries
-(FACTS §3.4). The "model" is deterministic: its reply is drawn from a hash of the
+(docs/venice-facts.md §3.4). The "model" is deterministic: its reply is drawn from a hash of the
 model id and the messages, so the same prompt always yields the same text and the
 same bill.
 
@@ -71,7 +71,7 @@ _WORDS = [
 
 @dataclass(frozen=True, slots=True)
 class Tier:
-    """A rate-limit size tier (FACTS §5.2, the post-snapshot enforced values)."""
+    """A rate-limit size tier (docs/venice-facts.md §5.2, the post-snapshot enforced values)."""
 
     name: str
     rpm: int
@@ -146,7 +146,7 @@ def models_by_id() -> dict[str, Model]:
 
 
 def find_model(model_id: str) -> Model | None:
-    """Look a model up, ignoring a ``:key=value`` feature suffix (FACTS §3.1)."""
+    """Look a model up, ignoring a ``:key=value`` feature suffix (docs/venice-facts.md §3.1)."""
     return models_by_id().get(model_id.split(":", 1)[0])
 
 

@@ -1,40 +1,40 @@
 """Venice's error bodies and exact messages, as the sandbox sends them.
 
 Venice sends no ``code`` field in API-key error bodies; clients key on status and
-message (FACTS §4.1), so the messages below are copied exactly where FACTS gives
-them. Where FACTS gives no wording the message is marked *sandbox wording*.
+message (docs/venice-facts.md §4.1), so the messages below are copied exactly where the fact
+sheet gives them. Where it gives no wording the message is marked *sandbox wording*.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-AUTH_FAILED = "Authentication failed"  # FACTS §4.3
-ADMIN_REQUIRED = "Admin API key required"  # FACTS §1.8
-INSUFFICIENT_BALANCE = (  # FACTS §4.2
+AUTH_FAILED = "Authentication failed"  # docs/venice-facts.md §4.3
+ADMIN_REQUIRED = "Admin API key required"  # docs/venice-facts.md §1.8
+INSUFFICIENT_BALANCE = (  # docs/venice-facts.md §4.2
     "Insufficient USD or Diem balance to complete request. "
     "Visit https://venice.ai/settings/api to add credits."
 )
-DIEM_LIMIT_EXCEEDED = (  # FACTS §4.2
+DIEM_LIMIT_EXCEEDED = (  # docs/venice-facts.md §4.2
     "API key DIEM spend limit exceeded. Your account may still have DIEM balance, "
     "but this API key has reached its configured DIEM spending limit."
 )
-USD_LIMIT_EXCEEDED = (  # FACTS §4.2 ("same wording with USD")
+USD_LIMIT_EXCEEDED = (  # docs/venice-facts.md §4.2 ("same wording with USD")
     "API key USD spend limit exceeded. Your account may still have USD balance, "
     "but this API key has reached its configured USD spending limit."
 )
-RATE_LIMITED = "Rate limit exceeded"  # FACTS §4.2 RATE_LIMIT_EXCEEDED
-KEY_NOT_FOUND = "API key not found"  # FACTS §1.1 (GET /api_keys/{id})
-KEY_NOT_FOUND_OR_EXPIRED = "API key not found or expired"  # FACTS §1.1 (PATCH)
-KEY_NOT_FOUND_DELETE = "API key could not be found"  # FACTS §1.1 (DELETE)
-#: sandbox wording: FACTS §1.7 gives the status (400) but not the message.
+RATE_LIMITED = "Rate limit exceeded"  # docs/venice-facts.md §4.2 RATE_LIMIT_EXCEEDED
+KEY_NOT_FOUND = "API key not found"  # docs/venice-facts.md §1.1 (GET /api_keys/{id})
+KEY_NOT_FOUND_OR_EXPIRED = "API key not found or expired"  # docs/venice-facts.md §1.1 (PATCH)
+KEY_NOT_FOUND_DELETE = "API key could not be found"  # docs/venice-facts.md §1.1 (DELETE)
+#: sandbox wording: docs/venice-facts.md §1.7 gives the status (400) but not the message.
 TOO_MANY_KEYS = "You have reached the maximum number of active API keys (500)."
 MODEL_NOT_FOUND = "Specified model not found"  # sandbox wording for MODEL_NOT_FOUND (404)
 UNKNOWN_ERROR = "An unknown error occurred"  # SPEC 500 description
 
 
 def failed_budget_message(threshold: int) -> str:
-    """FACTS §4.4, the post-snapshot wording, with the configured threshold."""
+    """docs/venice-facts.md §4.4, the post-snapshot wording, with the configured threshold."""
     return (
         f"Too many failed attempts (> {threshold}) resulting in a non-success status code. "
         "Please wait 30 seconds and try again. "
@@ -61,7 +61,7 @@ def standard(status: int, message: str, headers: dict[str, str] | None = None) -
 
 def detailed(issues: list[dict[str, Any]], message: str = "Invalid request") -> SandboxError:
     """A 400 ``DetailedError`` in zod's ``format()`` shape plus the flat ``issues`` list
-    live Venice adds (FACTS §4.1)."""
+    live Venice adds (docs/venice-facts.md §4.1)."""
     details: dict[str, Any] = {"_errors": []}
     for issue in issues:
         node = details

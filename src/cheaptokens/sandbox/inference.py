@@ -17,7 +17,7 @@ from .catalogue import Model
 from .validation import fail, require_fields
 
 # Top-level fields of ChatCompletionRequest in the SPEC, plus ``anon_user_id`` which
-# SK-CHAT documents and the SPEC lacks (FACTS §3.1: FACTS wins).
+# SK-CHAT documents and the SPEC lacks (docs/venice-facts.md §3.1: the fact sheet wins).
 CHAT_FIELDS = (
     "frequency_penalty",
     "logprobs",
@@ -106,7 +106,8 @@ def _model(name: Any, want: str) -> Model:
 
 
 def check_privacy(model: Model, key_privacy: str) -> None:
-    """A key restricted to private models may not call an anonymized one (FACTS §4.3)."""
+    """A key restricted to private models may not call an anonymized one
+    (docs/venice-facts.md §4.3)."""
     anonymized = model.raw["model_spec"].get("privacy") == "anonymized"
     if anonymized and key_privacy in ("PRIVATE_TEXT", "PRIVATE_ONLY"):
         raise errors.standard(
@@ -127,7 +128,7 @@ def _positive_int(body: dict[str, Any], name: str) -> int | None:
 
 
 def plan_chat(body: Any) -> ChatPlan:
-    """Validate a chat body (strict top level, FACTS §3.1) and compute the reply."""
+    """Validate a chat body (strict top level, docs/venice-facts.md §3.1) and compute the reply."""
     body = require_fields(body, CHAT_FIELDS, ("model", "messages"))
     model = _model(body["model"], "text")
     messages = body["messages"]
@@ -143,7 +144,7 @@ def plan_chat(body: Any) -> ChatPlan:
     raw_params = body.get("venice_parameters") or {}
     if not isinstance(raw_params, dict):
         raise fail(["venice_parameters"], "Expected object")
-    # Unknown keys inside venice_parameters are dropped, not rejected (FACTS §3.1).
+    # Unknown keys inside venice_parameters are dropped, not rejected (docs/venice-facts.md §3.1).
     params = {k: raw_params.get(k, v) for k, v in VENICE_PARAMETER_DEFAULTS.items()}
     pieces, finish = catalogue.generate_reply(model.id, messages, max_tokens)
     return ChatPlan(
@@ -173,7 +174,7 @@ def usage_json(plan: ChatPlan) -> dict[str, Any]:
 
 
 def cost_json(amount: Decimal, currency: str) -> dict[str, Decimal]:
-    """The charge split by currency (FACTS §3.2): one side carries it all."""
+    """The charge split by currency (docs/venice-facts.md §3.2): one side carries it all."""
     zero = Decimal(0)
     return {
         "usd": amount if currency == "USD" else zero,
@@ -182,7 +183,7 @@ def cost_json(amount: Decimal, currency: str) -> dict[str, Decimal]:
 
 
 def chat_response(plan: ChatPlan, *, ident: str, created: int, currency: str) -> dict[str, Any]:
-    """The non-streaming body (FACTS §3.2)."""
+    """The non-streaming body (docs/venice-facts.md §3.2)."""
     return {
         "id": ident,
         "object": "chat.completion",
@@ -193,7 +194,8 @@ def chat_response(plan: ChatPlan, *, ident: str, created: int, currency: str) ->
                 "index": 0,
                 "finish_reason": plan.finish_reason,
                 "logprobs": None,
-                # FACTS §3.2 shows "stop_reason": null, but the SPEC declares it a nullable
+                # docs/venice-facts.md §3.2 shows "stop_reason": null, but the SPEC declares it
+                # a nullable
                 # enum of "stop"/"length" without null, which strict OpenAPI 3.0 validators
                 # reject; the field is optional, so the sandbox leaves it out.
                 "message": {
@@ -212,7 +214,7 @@ def chat_response(plan: ChatPlan, *, ident: str, created: int, currency: str) ->
 
 
 def chat_chunks(plan: ChatPlan, *, ident: str, created: int, currency: str) -> list[dict[str, Any]]:
-    """SSE chunks (FACTS §3.3): role, one per token piece, the finish, then the final
+    """SSE chunks (docs/venice-facts.md §3.3): role, one per token piece, the finish, then the final
     ``choices: []`` chunk with usage and cost (sent whatever ``include_usage`` says)."""
     base = {
         "id": ident,
@@ -250,7 +252,7 @@ class EmbeddingPlan:
 
 
 def plan_embeddings(body: Any) -> EmbeddingPlan:
-    """Validate an embeddings body (FACTS §3.5)."""
+    """Validate an embeddings body (docs/venice-facts.md §3.5)."""
     body = require_fields(body, EMBEDDING_FIELDS, ("model", "input"))
     model = _model(body["model"], "embedding")
     raw = body["input"]

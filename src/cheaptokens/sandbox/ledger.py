@@ -4,7 +4,8 @@ Every public method takes ``now`` and must be called with :attr:`Ledger.lock` he
 (the app does this), so concurrent requests see a consistent ledger. Money is
 :class:`~decimal.Decimal` throughout (1 DIEM = $1).
 
-Rules emulated (FACTS §1.7, §2.3, §6): DIEM refills to the allocation at 00:00 UTC and
+Rules emulated (docs/venice-facts.md §1.7, §2.3, §6): DIEM refills to the allocation at
+00:00 UTC and
 unspent DIEM is lost; a call is charged after it runs to ONE currency, DIEM first
 then USD, which may leave it slightly negative; per-key caps apply over the
 ``limitPeriod`` window; 20 key creations per sliding minute and 500 active keys per
@@ -172,7 +173,8 @@ class Ledger:
 
     # -- authentication ---------------------------------------------------------------
     def authenticate(self, secret: str, now: datetime) -> tuple[Key, Account]:
-        """The live key for ``secret``: unknown, revoked or expired → 401 (FACTS §4.3)."""
+        """The live key for ``secret``: unknown, revoked or expired → 401
+        (docs/venice-facts.md §4.3)."""
         key = self._by_secret.get(hash_secret(secret))
         if key is None or not key.active(now):
             raise errors.standard(401, errors.AUTH_FAILED)
@@ -216,7 +218,7 @@ class Ledger:
         return key, secret
 
     def live_key(self, account: Account, key_id: str, now: datetime, message: str) -> Key:
-        """A non-expired key of ``account`` or a 400 with ``message`` (FACTS §6)."""
+        """A non-expired key of ``account`` or a 400 with ``message`` (docs/venice-facts.md §6)."""
         key = account.keys.get(key_id)
         if key is None or not key.active(now):
             raise errors.standard(400, message)
@@ -238,7 +240,7 @@ class Ledger:
         return key
 
     def delete_key(self, account: Account, key_id: str) -> None:
-        """Revoke at once. Expired keys can be deleted too (sandbox reading: FACTS §6
+        """Revoke at once. Expired keys can be deleted too (sandbox reading: docs/venice-facts.md §6
         leaves it open, and the shop deletes keys after expiry)."""
         key = account.keys.pop(key_id, None)
         if key is None:
@@ -248,11 +250,12 @@ class Ledger:
     # -- billing ----------------------------------------------------------------------
     def choose_currency(self, key: Key, account: Account, now: datetime) -> str:
         """Admission (before the call): the currency this call will be charged to, or a
-        402 with the exact FACTS §4.2 message.
+        402 with the exact docs/venice-facts.md §4.2 message.
 
         DIEM first when the account has DIEM and the key's DIEM cap is not reached, then
         USD on the same terms. A ``usd`` cap of 0 means the key never spends USD, and the
-        caller sees the insufficient-balance message (the FACTS §6 "zero USD limit trap").
+        caller sees the insufficient-balance message (the "zero USD limit trap",
+        docs/venice-facts.md §6).
         """
         diem_cap, usd_cap = key.limits.get("diem"), key.limits.get("usd")
         diem_blocked = diem_cap is not None and key.period_spent("DIEM", now) >= diem_cap
@@ -270,7 +273,8 @@ class Ledger:
     def charge(
         self, key: Key, account: Account, currency: str, amount: Decimal, now: datetime
     ) -> None:
-        """Bill a finished call to one currency (may go slightly negative, FACTS §2.3)."""
+        """Bill a finished call to one currency (may go slightly negative,
+        docs/venice-facts.md §2.3)."""
         key.last_used_at = now
         if amount <= 0:
             return
@@ -281,7 +285,7 @@ class Ledger:
             account.usd -= amount
 
     def key_balances(self, key: Key, account: Account, now: datetime) -> dict[str, Decimal]:
-        """Account balances clamped to the key's remaining limit (FACTS §1.5)."""
+        """Account balances clamped to the key's remaining limit (docs/venice-facts.md §1.5)."""
         out = {}
         for currency, balance in (("USD", account.usd), ("DIEM", account.diem)):
             cap = key.limits.get(currency.lower())

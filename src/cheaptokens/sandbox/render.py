@@ -58,14 +58,14 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
 
 
 def iso(when: datetime | None) -> str | None:
-    """``2026-12-31T23:59:59.000Z`` (FACTS §1.2: ISO with milliseconds)."""
+    """``2026-12-31T23:59:59.000Z`` (docs/venice-facts.md §1.2: ISO with milliseconds)."""
     if when is None:
         return None
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def usage4(amount: Decimal) -> str:
-    """Usage figures are strings with 4 decimals (FACTS §1.3)."""
+    """Usage figures are strings with 4 decimals (docs/venice-facts.md §1.3)."""
     return str(amount.quantize(FOUR_PLACES, rounding=ROUND_HALF_UP))
 
 
@@ -83,7 +83,7 @@ def key_json(key: Key, now: datetime, *, with_usage: bool) -> dict[str, Any]:
         "expiresAt": iso(key.expires_at),
         "lastUsedAt": iso(key.last_used_at),
         "last6Chars": key.last6,
-        "consumptionLimits": limits_json(key),  # plural in responses (FACTS §1.3)
+        "consumptionLimits": limits_json(key),  # plural in responses (docs/venice-facts.md §1.3)
         "limitPeriod": key.limit_period,
         "modelPrivacy": key.model_privacy,
     }
@@ -106,7 +106,7 @@ def key_json(key: Key, now: datetime, *, with_usage: bool) -> dict[str, Any]:
 
 def created_key_json(key: Key, secret: str) -> dict[str, Any]:
     """``POST /api_keys`` data: the only place the secret appears (singular
-    ``consumptionLimit`` here, FACTS §1.3)."""
+    ``consumptionLimit`` here, docs/venice-facts.md §1.3)."""
     return {
         "id": key.id,
         "apiKey": secret,

@@ -51,7 +51,7 @@ Handler = Callable[[Call], Response]
 
 
 def x402_body(url: str) -> dict[str, Any]:
-    """The no-credentials 402 (FACTS §4.3): an x402 discovery body. The sandbox
+    """The no-credentials 402 (docs/venice-facts.md §4.3): an x402 discovery body. The sandbox
     offers no wallet payment, so ``accepts`` is empty."""
     return {
         "x402Version": 2,
@@ -125,7 +125,7 @@ class VeniceApi:
         auth = request.headers.get("authorization")
         try:
             if auth is None and not optional_auth:
-                # FACTS §4.3: no credentials at all → 402 x402 discovery body.
+                # docs/venice-facts.md §4.3: no credentials at all → 402 x402 discovery body.
                 return json_response(x402_body(str(request.url)), 402, common)
             key = account = None
             if auth is not None:
@@ -263,7 +263,7 @@ class VeniceApi:
             "x-venice-model-id": plan.model.id,
         }
         currency = self.ledger.choose_currency(key, account, call.now)
-        # The call "runs" here (instantly); then it is billed (FACTS §2.3).
+        # The call "runs" here (instantly); then it is billed (docs/venice-facts.md §2.3).
         self.ledger.charge(key, account, currency, plan.cost, call.now)
         self.rate.add_tokens(
             account.id, plan.model, plan.prompt_tokens + plan.completion_tokens, call.now
@@ -297,7 +297,7 @@ def _sse(chunks: list[dict[str, Any]]) -> Iterator[bytes]:
 
 
 def _balance_headers(account: Account) -> dict[str, str]:
-    """Account balances before the request was processed (FACTS §5.1)."""
+    """Account balances before the request was processed (docs/venice-facts.md §5.1)."""
     return {"x-venice-balance-usd": str(account.usd), "x-venice-balance-diem": str(account.diem)}
 
 

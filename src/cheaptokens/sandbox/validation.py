@@ -155,7 +155,8 @@ def _need_object(body: Any) -> dict[str, Any]:
 
 
 def parse_create(body: Any) -> KeyFields:
-    """``POST /api_keys`` (FACTS §1.2): strict, ``apiKeyType`` and ``description`` required."""
+    """``POST /api_keys`` (docs/venice-facts.md §1.2): strict, ``apiKeyType`` and
+    ``description`` required."""
     body = _need_object(body)
     allowed = (
         "apiKeyType",
@@ -177,7 +178,8 @@ def parse_create(body: Any) -> KeyFields:
 
 
 def parse_patch(body: Any) -> KeyFields:
-    """``PATCH /api_keys`` (FACTS §1.4): ``id`` required; ``apiKeyType`` cannot change."""
+    """``PATCH /api_keys`` (docs/venice-facts.md §1.4): ``id`` required; ``apiKeyType``
+    cannot change."""
     body = _need_object(body)
     allowed = ("id", "description", "consumptionLimit", "limitPeriod", "modelPrivacy", "expiresAt")
     out, problems = _common(body, patch=True)
@@ -194,7 +196,7 @@ def parse_patch(body: Any) -> KeyFields:
 def require_fields(
     body: Any, allowed: tuple[str, ...], required: tuple[str, ...]
 ) -> dict[str, Any]:
-    """A strict top-level object check for inference bodies (FACTS §3.1)."""
+    """A strict top-level object check for inference bodies (docs/venice-facts.md §3.1)."""
     obj = _need_object(body)
     problems = _unknown_keys(obj, allowed)
     problems += [issue([r], "Required", "invalid_type") for r in required if r not in obj]

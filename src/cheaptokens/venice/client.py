@@ -2,14 +2,14 @@
 
 :class:`VeniceClient` implements :class:`~cheaptokens.venice.types.VeniceGateway` over an
 injected :class:`httpx.Client` (a real one in production, an ``httpx.MockTransport`` in unit
-tests, the sandbox ASGI app in integration tests). Shapes follow FACTS §1–2: requests send
-``consumptionLimit``, list/get/patch answers carry ``consumptionLimits``; amounts are parsed to
-:class:`~decimal.Decimal` (``parse_float=Decimal``), never float.
+tests, the sandbox ASGI app in integration tests). Shapes follow docs/venice-facts.md §1–2:
+requests send ``consumptionLimit``, list/get/patch answers carry ``consumptionLimits``; amounts
+are parsed to :class:`~decimal.Decimal` (``parse_float=Decimal``), never float.
 
 Retries: 429, 5xx and transport errors are retried with capped exponential backoff and jitter,
 honouring ``Retry-After`` and the ``x-ratelimit-reset-requests`` / ``x-ratelimit-resets``
-headers (Unix ms, FACTS §5.1). ``POST /api_keys`` is *not* idempotent and is retried only when
-Venice provably did not act (see :meth:`VeniceClient.create_key`).
+headers (Unix ms, docs/venice-facts.md §5.1). ``POST /api_keys`` is *not* idempotent and is
+retried only when Venice provably did not act (see :meth:`VeniceClient.create_key`).
 
 Only the method, path, status and attempt number are ever logged; the admin key and key
 secrets never reach logs or exceptions.
@@ -57,7 +57,8 @@ _T = TypeVar("_T")
 
 DEFAULT_BASE_URL: Final = "https://api.venice.ai/api/v1"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
-_MAX_LIMIT: Final = Decimal(9_999_999_999)  # SPEC consumptionLimit maximum (FACTS §1.2)
+#: the SPEC's consumptionLimit maximum (docs/venice-facts.md §1.2)
+_MAX_LIMIT: Final = Decimal(9_999_999_999)
 _KEY_TYPES: Final = ("INFERENCE", "ADMIN")
 _PERIODS: Final = ("EPOCH", "MONTH", "LIFETIME")
 
@@ -78,7 +79,7 @@ class ModelRateLimits:
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
-    """``GET /api_keys/rate_limits`` for the calling key (FACTS §1.5).
+    """``GET /api_keys/rate_limits`` for the calling key (docs/venice-facts.md §1.5).
 
     ``access_permitted`` is Venice's real admission check for that key; the balances are the
     account balances clamped to the key's remaining limit.
@@ -179,7 +180,8 @@ class VeniceClient:
             ) from exc
 
     def list_keys(self) -> list[ApiKey]:
-        """Active (non-expired) keys, newest first as Venice lists them (FACTS §1.3)."""
+        """Active (non-expired) keys, newest first as Venice lists them
+        (docs/venice-facts.md §1.3)."""
         data = self._request("GET", "/api_keys")
         return self._parse("GET", "/api_keys", lambda: [_parse_key(k) for k in _list(data)])
 
@@ -198,7 +200,7 @@ class VeniceClient:
         limit_period: LimitPeriod | None = None,
         expires_at: datetime | None = None,
     ) -> ApiKey:
-        """``PATCH /api_keys``: change only the given fields (FACTS §1.4).
+        """``PATCH /api_keys``: change only the given fields (docs/venice-facts.md §1.4).
 
         The answer carries no usage figures, so ``period_usage_*`` come back ``None``.
         """
@@ -227,7 +229,7 @@ class VeniceClient:
     def rate_limits(self, *, api_key: str | None = None) -> RateLimits:
         """``GET /api_keys/rate_limits`` for the admin key, or for ``api_key`` when given.
 
-        Any key may call this route (FACTS §1.5), so the shop can ask whether a sold
+        Any key may call this route (docs/venice-facts.md §1.5), so the shop can ask whether a sold
         INFERENCE key is still admitted (``access_permitted``).
         """
         path = "/api_keys/rate_limits"
@@ -346,7 +348,8 @@ class VeniceClient:
         return max(hint, backoff)
 
     def _server_hint(self, response: httpx.Response) -> float | None:
-        """Seconds Venice asks us to wait, from its headers (FACTS §5.1), or ``None``.
+        """Seconds Venice asks us to wait, from its headers (docs/venice-facts.md §5.1),
+        or ``None``.
 
         ``Retry-After`` is relative, so it wins when present; the reset headers are absolute
         Unix times and depend on our clock agreeing with Venice's.
@@ -419,7 +422,7 @@ def dump_json(value: Any) -> str:
 
 
 def format_expires_at(when: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.sssZ`` in UTC, the form Venice echoes (FACTS §1.2)."""
+    """``YYYY-MM-DDTHH:MM:SS.sssZ`` in UTC, the form Venice echoes (docs/venice-facts.md §1.2)."""
     if when.tzinfo is None:
         raise ValueError("expires_at must be timezone-aware")
     utc = when.astimezone(UTC)
@@ -489,7 +492,8 @@ def _str(value: Any) -> str:
 
 
 def _parse_key(raw: Mapping[str, Any]) -> ApiKey:
-    # List/get/patch use the plural; accept the singular too (FACTS §1.3 naming trap).
+    # List/get/patch use the plural; accept the singular too (the naming trap,
+    # docs/venice-facts.md §1.3).
     limits = raw["consumptionLimits"] if "consumptionLimits" in raw else raw["consumptionLimit"]
     usage = raw.get("currentPeriodUsage") or {}
     return ApiKey(
@@ -560,7 +564,7 @@ def _parse_rate_limits(raw: Mapping[str, Any]) -> RateLimits:
 
 
 def _error_body(response: httpx.Response) -> tuple[str, tuple[str, ...]]:
-    """Venice's message and the field names of a DetailedError (FACTS §4.1)."""
+    """Venice's message and the field names of a DetailedError (docs/venice-facts.md §4.1)."""
     fallback = response.reason_phrase or f"HTTP {response.status_code}"
     try:
         body = json.loads(response.content, parse_float=Decimal)
@@ -580,7 +584,7 @@ def _error_body(response: httpx.Response) -> tuple[str, tuple[str, ...]]:
 
 
 def _retry_after(value: str | None, clock: Callable[[], float]) -> float | None:
-    """``Retry-After``: seconds (Venice, FACTS §5.1) or an HTTP date."""
+    """``Retry-After``: seconds (Venice, docs/venice-facts.md §5.1) or an HTTP date."""
     if not value:
         return None
     try:
@@ -598,7 +602,7 @@ def _reset_at(value: str | None, clock: Callable[[], float]) -> float | None:
     """A reset header as seconds from now.
 
     SK-ERR says Unix milliseconds, INTRO "a Unix timestamp" and, for tokens, seconds until
-    reset (FACTS §5.1), so the magnitude decides: ms, s since the epoch, or a delta.
+    reset (docs/venice-facts.md §5.1), so the magnitude decides: ms, s since the epoch, or a delta.
     """
     if not value:
         return None

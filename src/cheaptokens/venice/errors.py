@@ -1,15 +1,15 @@
 """Errors raised by :class:`cheaptokens.venice.client.VeniceClient`.
 
 Venice sends no machine-readable code on its key-management errors, only an HTTP
-status and an ``error`` string (FACTS §4.1), so the subclass is chosen from both::
+status and an ``error`` string (docs/venice-facts.md §4.1), so the subclass is chosen from both::
 
     VeniceError                    any failure talking to Venice
     ├── AuthenticationFailed       401 "Authentication failed": unknown, revoked or expired key
-    ├── PermissionDenied           401 "Admin API key required" (FACTS §1.8), 403
+    ├── PermissionDenied           401 "Admin API key required" (docs/venice-facts.md §1.8), 403
     ├── SpendLimitExceeded         402 "API key … spend limit exceeded" (per-key cap reached)
     ├── InsufficientBalance        402 "Insufficient USD or Diem balance…" (account empty)
     ├── NotFound                   404; 400 "API key not found" / "could not be found" /
-    │                              "not found or expired" (FACTS §1.1)
+    │                              "not found or expired" (docs/venice-facts.md §1.1)
     ├── InvalidRequest             any other 4xx; ``fields`` names the fields Venice rejected
     ├── RateLimited                429 still there after the retries; ``retry_after`` seconds
     ├── Unavailable                5xx or transport error/timeout, after the retries
@@ -44,7 +44,8 @@ __all__ = [
     "redact",
 ]
 
-# Venice secrets start with these prefixes (FACTS §1.2); scrub them wherever they appear.
+# Venice secrets start with these prefixes (docs/venice-facts.md §1.2); scrub them wherever
+# they appear.
 _SECRET_RE = re.compile(r"VENICE_[A-Z]+_KEY_[A-Za-z0-9_\-]*")
 _MAX_MESSAGE = 300
 
@@ -154,12 +155,12 @@ class OutcomeUnknown(Unavailable):
 
 
 class UnexpectedResponse(VeniceError):
-    """A success status whose body is not the shape FACTS §1–2 documents."""
+    """A success status whose body is not the shape docs/venice-facts.md §1–2 documents."""
 
 
 def _is_not_found(message: str) -> bool:
     # SK-KEYS strings: "API key not found", "API key not found or expired",
-    # "API key could not be found" (FACTS §1.1).
+    # "API key could not be found" (docs/venice-facts.md §1.1).
     text = message.lower()
     return "not found" in text or "could not be found" in text
 

@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 def ensure_deleted(gateway: VeniceGateway, key_id: str) -> None:
     """Revoke a key; one that is already gone counts as done (Venice answers "not found"
-    for deleted keys and hides expired ones, FACTS §6). Other Venice errors propagate."""
+    for deleted keys and hides expired ones, docs/venice-facts.md §6). Other Venice errors
+    propagate."""
     with contextlib.suppress(NotFound):
         gateway.delete_key(key_id)
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.venice import errors
 from cheaptokens.venice.client import VeniceClient
-from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.venice.types import ConsumptionLimit
 
 ADMIN = "VENICE_ADMIN_KEY_sandbox_0000"
@@ -142,7 +142,8 @@ def test_rate_limits_for_the_admin_key_and_a_sold_key(venice: VeniceClient) -> N
     mine = venice.rate_limits(api_key=sold.api_key)
     assert mine.access_permitted is True
     assert mine.key_expiration == MIDNIGHT
-    assert mine.balance_diem == Decimal("5")  # clamped to the key's limit (FACTS §1.5)
+    # clamped to the key's limit (docs/venice-facts.md §1.5)
+    assert mine.balance_diem == Decimal("5")
 
 
 def test_inference_key_on_admin_routes_is_permission_denied(
