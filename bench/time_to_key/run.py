@@ -36,11 +36,12 @@ from sqlalchemy import select  # noqa: E402
 
 from cheaptokens import migrate  # noqa: E402
 from cheaptokens.config import Settings  # noqa: E402
+from cheaptokens.inventory.pool import ready_count  # noqa: E402
 from cheaptokens.models import Order  # noqa: E402
-from cheaptokens.shop import build_shop  # noqa: E402
 from cheaptokens.sandbox import AccountSpec, Sandbox  # noqa: E402
-from cheaptokens.worker import pool  # noqa: E402
+from cheaptokens.shop import build_shop  # noqa: E402
 from cheaptokens.worker.maintenance import refresh_accounts  # noqa: E402
+from cheaptokens.worker.pool import refill  # noqa: E402
 from cheaptokens.worker.runner import Worker  # noqa: E402
 from support.databases import postgres_database  # noqa: E402
 from support.live import serve  # noqa: E402
@@ -69,7 +70,7 @@ def run_phase(shop, name: str, count: int, seconds: float, rng: random.Random) -
         ids.append(buy(shop, rng))
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        with shop.sessions() as s:
+        with shop.db.read() as s:
             rows = s.execute(
                 select(Order.status, Order.paid_at, Order.fulfilled_at).where(Order.id.in_(ids))
             ).all()
@@ -101,9 +102,9 @@ def prefill(shop, sandbox: Sandbox, size: int) -> None:
     if size <= 0:
         return
     while True:
-        pool.refill(shop)
-        with shop.sessions() as s:
-            counts = [pool.ready_count(s, account=a, now=shop.clock()) for a in shop.gateways]
+        refill(db=shop.db, gateways=shop.gateways, box=shop.box, rules=shop.rules, clock=shop.clock)
+        with shop.db.read() as s:
+            counts = [ready_count(s, account=a, now=shop.clock()) for a in shop.gateways]
         if min(counts) >= size:
             return
         sandbox.clock.advance(61)
@@ -149,13 +150,13 @@ def main() -> int:
             )
             shop = build_shop(settings, clock=sandbox.clock.now)
             try:
-                refresh_accounts(shop)
+                refresh_accounts(db=shop.db, gateways=shop.gateways, clock=shop.clock)
                 prefill(shop, sandbox, args.pool)
                 sandbox.faults.add(
                     {"path": "/api/v1/*", "latency_ms": args.latency_ms, "count": None}
                 )
                 stop = threading.Event()
-                worker = Worker(shop)
+                worker = Worker.for_shop(shop)
                 thread = threading.Thread(
                     target=worker.run_forever,
                     args=(stop,),

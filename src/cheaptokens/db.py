@@ -7,8 +7,8 @@ migrations under ``cheaptokens/migrations`` (``cheaptokens db upgrade``).
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -59,11 +59,36 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
-        yield session
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The shop's database: ``begin()`` for a unit of work, ``read()`` for a look.
+
+    On SQLite the two use separate engines: writers take the write lock when they begin
+    (``BEGIN IMMEDIATE``), readers never wait for it (WAL). On PostgreSQL both are one.
+    """
+
+    writes: sessionmaker[Session]
+    reads: sessionmaker[Session]
+
+    def begin(self) -> AbstractContextManager[Session]:
+        """A transaction: commits when the block ends, rolls back if it raises."""
+        return self.writes.begin()
+
+    def read(self) -> Session:
+        """A session for reading (``with db.read() as session: ...``); never commits."""
+        return self.reads()
+
+
+def open_database(url: str) -> tuple[Database, list[Engine]]:
+    """The :class:`Database` for ``url`` and the engines to dispose of at shutdown."""
+    engine = make_engine(url)
+    engines = [engine]
+    reads = make_sessionmaker(engine)
+    if url.startswith("sqlite"):
+        read_engine = make_engine(url, readonly=True)
+        engines.append(read_engine)
+        reads = make_sessionmaker(read_engine)
+    return Database(writes=make_sessionmaker(engine), reads=reads), engines
 
 
 def dialect_name(session: Session) -> str:

@@ -7,7 +7,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from cheaptokens.web.pages import DOCS, ModelCatalogue
+import httpx
+
+from cheaptokens.venice.catalogue import ModelCatalogue
+from cheaptokens.web.pages import DOCS
 from support.shopkit import Kit, make_kit
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -123,13 +126,9 @@ def test_docs_pages_and_html_404(tmp_path: Any) -> None:
 
 def test_models_page_lists_live_models_and_degrades(tmp_path: Any) -> None:
     with make_kit(tmp_path, now=NOON) as kit:
-        app: Any = kit.web.app
-        app.state.model_catalogue = ModelCatalogue(
-            kit.shop.buyer_base_url, http=kit.venice_http, ttl=0
-        )
         page = kit.web.get("/docs/models").text
         assert "<code>llama-3.3-70b</code>" in page and "<code>claude-sonnet-4-5</code>" in page
-        app.state.model_catalogue = ModelCatalogue("http://127.0.0.1:9/api/v1", ttl=0)
+        kit.shop.catalogue = ModelCatalogue(httpx.Client(), "http://127.0.0.1:9/api/v1", ttl=0)
         down = kit.web.get("/docs/models")
         assert down.status_code == 200 and "could not be loaded just now" in down.text
 

@@ -40,7 +40,7 @@ def supply(kit: Kit) -> dict[str, Any]:
 
 def counts(kit: Kit) -> dict[str, int]:
     """Row counts of what a request could create."""
-    with kit.shop.sessions() as s:
+    with kit.shop.db.read() as s:
         return {
             "orders": s.scalar(select(func.count()).select_from(Order)) or 0,
             "quotes": s.scalar(select(func.count()).select_from(Quote)) or 0,
@@ -50,7 +50,7 @@ def counts(kit: Kit) -> dict[str, int]:
 
 
 def ledger_kinds(kit: Kit, order_id: str | None = None) -> list[str]:
-    with kit.shop.sessions() as s:
+    with kit.shop.db.read() as s:
         q = select(LedgerEntry.kind).order_by(LedgerEntry.id)
         if order_id is not None:
             q = q.where(LedgerEntry.order_id == order_id)
@@ -58,7 +58,7 @@ def ledger_kinds(kit: Kit, order_id: str | None = None) -> list[str]:
 
 
 def order_row(kit: Kit, order_id: str) -> Order:
-    with kit.shop.sessions() as s:
+    with kit.shop.db.read() as s:
         o = s.get(Order, order_id)
         assert o is not None
         s.expunge(o)

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from cheaptokens import failpoints
 from cheaptokens.config import Settings
 from cheaptokens.models import LedgerEntry, Order
-from cheaptokens.orders import flows, service
+from cheaptokens.orders import flows
 from cheaptokens.shop import build_shop
-from cheaptokens.worker.maintenance import refresh_accounts
 from support.procs import cheaptokens, free_port, process, run, sandbox, wait_http
 from support.shopkit import paid_order as pay
+from support.shopkit import refresh, request_refund
 
 TERMINAL = {"fulfilled", "refunded", "failed"}
 
@@ -70,7 +70,7 @@ def in_process_shop(env):
 
 
 def paid_order(shop) -> str:
-    refresh_accounts(shop)
+    refresh(shop)
     return pay(shop, 300)
 
 
@@ -78,7 +78,7 @@ def worker_until_settled(env, shop, order_id, *, rounds=30) -> Order:
     for _ in range(rounds):
         r = run(cheaptokens("worker", "--once"), env)
         assert r.returncode == 0, r.stderr[-2000:]
-        with shop.sessions() as s:
+        with shop.db.read() as s:
             order = s.get(Order, order_id)
             if order is not None and order.status in TERMINAL and not pending_jobs(s, order_id):
                 return order
@@ -109,7 +109,7 @@ def venice_keys(venice_url, admin) -> list[dict]:
 
 
 def assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id) -> Order:
-    with shop.sessions() as s:
+    with shop.db.read() as s:
         order = s.get(Order, order_id)
         assert order is not None
         for o in s.scalars(select(Order)):
@@ -124,7 +124,7 @@ def assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id) -> Order
             else:
                 assert mine == []
     if order.status == "fulfilled":
-        key = flows.reveal_key(shop, order)
+        key = flows.reveal_key(box=shop.box, order=order)
         chat = httpx.post(
             f"{venice_url}/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
@@ -162,14 +162,13 @@ def test_worker_killed_during_a_refund(point, db_url, tmp_path, venice_url):
     try:
         order_id = paid_order(shop)
         worker_until_settled(env, shop, order_id)
-        with shop.sessions.begin() as s:
-            service.request_refund(s, order=s.get(Order, order_id), reason="test", now=shop.clock())
+        request_refund(shop, order_id)
         killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         worker_until_settled(env, shop, order_id)
         order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
         assert order.status == "refunded" and order.refund_ref
-        with shop.sessions() as s:
+        with shop.db.read() as s:
             refunds = s.scalar(
                 select(func.count())
                 .select_from(LedgerEntry)
@@ -189,7 +188,7 @@ def test_web_killed_during_checkout_and_payment(point, db_url, tmp_path, venice_
     env["CHEAPTOKENS_PUBLIC_URL"] = base = f"http://127.0.0.1:{port}"
     serve = cheaptokens("serve", "--no-worker")
     shop = in_process_shop(env)
-    refresh_accounts(shop)
+    refresh(shop)
     headers = {"Idempotency-Key": f"crash-{uuid.uuid4().hex}"}
     try:
         with process(serve, env={**env, "CHEAPTOKENS_FAILPOINT": point}) as web:
@@ -214,7 +213,7 @@ def test_web_killed_during_checkout_and_payment(point, db_url, tmp_path, venice_
             assert paid.status_code == 200, paid.text
             order = worker_until_settled(env, shop, body["order_id"])
             assert order.status == "fulfilled"
-        with shop.sessions() as s:
+        with shop.db.read() as s:
             assert s.scalar(select(func.count()).select_from(Order)) == 1
             payments = s.scalar(
                 select(func.count())

@@ -1,9 +1,9 @@
 """Payments that arrive twice, late, out of order, forged, short or for nobody.
 
-Invariants (DESIGN.md): money in is matched by exactly one key or a refund; credit is never
-sold beyond capacity; an event the provider did not sign changes nothing. The sandbox provider's
-signed webhooks drive the database-parametrised cases (SQLite and PostgreSQL); Stripe-specific
-orderings go through the official SDK against the Checkout fake.
+Invariants (docs/architecture.md): money in is matched by exactly one key or a refund; credit is
+never sold beyond capacity; an event the provider did not sign changes nothing. The sandbox
+provider's signed webhooks drive the database-parametrised cases (SQLite and PostgreSQL);
+Stripe-specific orderings go through the official SDK against the Checkout fake.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def test_double_click_and_replays_pay_once(tmp_path, db_url):
 
         from cheaptokens.models import Order
 
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             paid_ref = s.get(Order, order["order_id"]).payment_ref
         same = replace(sandbox_event(kit, order, event_id="evt_again"), payment_ref=paid_ref)
         assert post_sandbox_event(kit, same).status_code == 200

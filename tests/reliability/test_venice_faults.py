@@ -12,10 +12,8 @@ import httpx
 from cheaptokens.config import Settings
 from cheaptokens.models import LedgerEntry, Order
 from cheaptokens.shop import build_shop
-from cheaptokens.worker.maintenance import refresh_accounts
-from cheaptokens.worker.runner import Worker
 from support.procs import sandbox
-from support.shopkit import make_kit, paid_order
+from support.shopkit import make_kit, paid_order, refresh, worker_of
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EVERYTHING = {"path": "/api/v1/*", "status": 503, "count": None}
@@ -55,7 +53,7 @@ def test_429_with_reset_headers_is_honoured_not_hammered(tmp_path, db_url):
             kit.sandbox.clock.advance(3)
             rounds += 1
         assert kit.status(order)["status"] == "fulfilled"
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             attempts = s.query(LedgerEntry).filter(LedgerEntry.kind == "key_create_attempt").count()
         # 12 refusals are absorbed by the client's own backoff and a few job retries,
         # never by more than 20 creation attempts a minute.
@@ -79,11 +77,11 @@ def test_timeouts_and_slow_answers_over_real_http(tmp_path):
         migrate.upgrade(settings.db_url)
         shop = build_shop(settings)
         try:
-            assert refresh_accounts(shop) == 1
+            assert refresh(shop) == 1
             # Slow but within the timeout: works at once.
             httpx.post(f"{root}/_sandbox/faults", json={"latency_ms": 200, "count": None})
             a = paid_order(shop, 200)
-            Worker(shop).drain()
+            worker_of(shop).drain()
             assert status(shop, a) == "fulfilled"
             # Slower than the timeout, once, on key creation: Venice made a key the shop
             # never heard about; the next attempt deletes it and makes exactly one more.
@@ -93,7 +91,7 @@ def test_timeouts_and_slow_answers_over_real_http(tmp_path):
                 json={"method": "POST", "path": "/api/v1/api_keys", "latency_ms": 1500, "count": 1},
             )
             b = paid_order(shop, 200)
-            worker = Worker(shop)
+            worker = worker_of(shop)
             for _ in range(20):
                 worker.drain()
                 if status(shop, b) == "fulfilled":
@@ -106,12 +104,12 @@ def test_timeouts_and_slow_answers_over_real_http(tmp_path):
                 f"{venice}/api_keys", headers={"Authorization": f"Bearer {admin}"}
             ).json()["data"]
             ours = [k for k in keys if k["description"] == f"cheaptokens:{b}"]
-            with shop.sessions() as s:
+            with shop.db.read() as s:
                 assert [k["id"] for k in ours] == [s.get(Order, b).key_id]
         finally:
             shop.close()
 
 
 def status(shop, order_id) -> str:
-    with shop.sessions() as s:
+    with shop.db.read() as s:
         return s.get(Order, order_id).status

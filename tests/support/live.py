@@ -26,6 +26,7 @@ from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.shop import Shop, build_shop
 from cheaptokens.web.app import create_app
 from cheaptokens.worker.maintenance import refresh_accounts
+from cheaptokens.worker.runner import Worker
 from support.procs import free_port
 
 ADMIN_PASSWORD = "correct-horse-test-only"
@@ -100,8 +101,15 @@ def live_shop(tmp_path: pathlib.Path, *, now: datetime, **settings: Any) -> Iter
     with serve(sandbox.app, sb_port):
         shop = build_shop(cfg, clock=sandbox.clock.now)
         try:
-            refresh_accounts(shop)
-            with serve(create_app(shop, run_worker=True), shop_port):
+            refresh_accounts(db=shop.db, gateways=shop.gateways, clock=shop.clock)
+            worker = Worker.for_shop(shop)
+            app = create_app(
+                shop,
+                background=lambda stop: worker.run_forever(
+                    stop, poll=cfg.worker_poll_seconds, threads=cfg.worker_threads
+                ),
+            )
+            with serve(app, shop_port):
                 yield Live(shop, sandbox, f"http://127.0.0.1:{shop_port}", venice_url)
         finally:
             shop.close()

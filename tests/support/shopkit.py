@@ -19,6 +19,9 @@ from starlette.testclient import TestClient
 
 from cheaptokens import migrate
 from cheaptokens.config import SANDBOX_ADMIN_KEY, Settings
+from cheaptokens.orders import flows
+from cheaptokens.orders.transitions import Placed
+from cheaptokens.payments import PaymentEvent
 from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.shop import Shop, build_shop
 from cheaptokens.venice.client import VeniceClient
@@ -62,17 +65,59 @@ class Kit:
         return result
 
 
+# ------------------------------------------------------------------ use cases, wired from a Shop
+# The application wires collaborators once (web handlers, the worker, the CLI); tests that
+# drive a use case directly wire them here, in one place.
+
+
+def refresh(shop: Shop) -> int:
+    """Read every account's allocation from Venice (as upkeep does)."""
+    return refresh_accounts(db=shop.db, gateways=shop.gateways, clock=shop.clock)
+
+
+def place(
+    shop: Shop,
+    *,
+    credit_cents: int | None = None,
+    quote_id: str | None = None,
+    idempotency_key: str | None = None,
+    client: str | None = None,
+) -> Placed:
+    return flows.new_order(
+        db=shop.db,
+        rules=shop.rules,
+        payments=shop.payments,
+        token_key=shop.token_key,
+        public_url=shop.settings.public_url,
+        clock=shop.clock,
+        quote_id=quote_id,
+        credit_cents=credit_cents,
+        idempotency_key=idempotency_key,
+        client=client,
+    )
+
+
+def apply_event(shop: Shop, event: PaymentEvent) -> None:
+    flows.apply_payment_event(
+        db=shop.db, provider=shop.payments.name, event=event, now=shop.clock()
+    )
+
+
+def request_refund(shop: Shop, order_id: str, reason: str = "test") -> None:
+    flows.refund_order(db=shop.db, order_id=order_id, reason=reason, now=shop.clock())
+
+
+def worker_of(shop: Shop, **kwargs: Any) -> Worker:
+    return Worker.for_shop(shop, **kwargs)
+
+
 def paid_order(shop: Shop, credit_cents: int = 300) -> str:
     """Place an order and pay it through the sandbox provider, as its checkout page would;
     returns the order id (the worker makes the key)."""
-    from cheaptokens.orders import flows
-
-    placed = flows.new_order(
-        shop, quote_id=None, credit_cents=credit_cents, idempotency_key=None, client=None
-    )
+    placed = place(shop, credit_cents=credit_cents)
     assert placed.order.checkout_url is not None
     token = placed.order.checkout_url.rsplit("/", 1)[-1]
-    flows.apply_payment_event(shop, shop.payments.outcome(token, "paid", shop.clock()))
+    apply_event(shop, shop.payments.outcome(token, "paid", shop.clock()))
     return placed.order.id
 
 
@@ -120,11 +165,15 @@ def make_kit(
     gateways = venice_gateways(venice_http, keys)
     if wrap is not None:  # e.g. a gateway that crashes at a chosen step
         gateways = {name: wrap(gw) for name, gw in gateways.items()}
-    shop = build_shop(cfg, clock=sandbox.clock.now, gateways=gateways, payments=payments)
-    refresh_accounts(shop)
+    shop = build_shop(
+        cfg, clock=sandbox.clock.now, http=venice_http, gateways=gateways, payments=payments
+    )
+    refresh(shop)
     web = TestClient(create_app(shop), base_url="http://testserver")
     try:
-        yield Kit(shop=shop, sandbox=sandbox, venice_http=venice_http, web=web, worker=Worker(shop))
+        yield Kit(
+            shop=shop, sandbox=sandbox, venice_http=venice_http, web=web, worker=worker_of(shop)
+        )
     finally:
         web.close()
         venice_http.close()

@@ -34,11 +34,11 @@ def _list(_args: argparse.Namespace) -> int:
     from cheaptokens.orders import flows
 
     with open_shop() as shop:
-        rows = flows.accounts_today(shop)
+        rows = flows.accounts_today(db=shop.db, rules=shop.rules, now=shop.clock())
         print(f"{'account':20} {'allocation':>12} {'capacity':>12} {'sold':>12} {'reserved':>12}")
         for r in rows:
             print(
-                f"{r.account:20} {format_usd(r.allocation_cents):>12} "
+                f"{r.name:20} {format_usd(r.allocation_cents):>12} "
                 f"{format_usd(r.capacity_cents):>12} {format_usd(r.sold_cents):>12} "
                 f"{format_usd(r.reserved_cents):>12}"
             )
@@ -51,6 +51,6 @@ def _refresh(_args: argparse.Namespace) -> int:
     from cheaptokens.worker.maintenance import refresh_accounts
 
     with open_shop() as shop:
-        n = refresh_accounts(shop)
+        n = refresh_accounts(db=shop.db, gateways=shop.gateways, clock=shop.clock)
         print(f"{n} of {len(shop.gateways)} accounts answered")
         return 0 if n == len(shop.gateways) else 1

@@ -33,16 +33,11 @@ def register(subparsers: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from cheaptokens.models import Order
     from cheaptokens.money import format_usd
+    from cheaptokens.orders import flows
 
-    with open_shop() as shop, shop.sessions() as session:
-        stmt = select(Order).order_by(Order.created_at.desc()).limit(args.limit)
-        if args.status:
-            stmt = stmt.where(Order.status == args.status)
-        for o in session.scalars(stmt):
+    with open_shop() as shop:
+        for o in flows.list_orders(db=shop.db, status=args.status, limit=args.limit):
             print(
                 f"{o.id}  {o.status:17} credit {format_usd(o.credit_cents):>9}  "
                 f"paid {format_usd(o.price_cents):>9}  {o.created_at:%Y-%m-%d %H:%M:%S}Z  "
@@ -52,15 +47,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
+    from cheaptokens.orders import flows
 
-    from cheaptokens.models import LedgerEntry, Order
-
-    with open_shop() as shop, shop.sessions() as session:
-        o = session.get(Order, args.order_id)
-        if o is None:
+    with open_shop() as shop:
+        detail = flows.order_detail(db=shop.db, order_id=args.order_id)
+        if detail is None:
             print(f"no order {args.order_id}")
             return 1
+        o = detail.order
         for name in (
             "id",
             "status",
@@ -80,9 +74,7 @@ def _show(args: argparse.Namespace) -> int:
         ):
             print(f"{name:16} {getattr(o, name)}")
         print("ledger:")
-        for e in session.scalars(
-            select(LedgerEntry).where(LedgerEntry.order_id == o.id).order_by(LedgerEntry.id)
-        ):
+        for e in detail.ledger:
             print(
                 f"  {e.at:%H:%M:%S} {e.kind:20} credit {e.credit_cents:+} money {e.money_cents:+}"
             )
@@ -90,15 +82,16 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _refund(args: argparse.Namespace) -> int:
-    from cheaptokens.models import Order
-    from cheaptokens.orders import service
+    from cheaptokens.errors import ShopError
+    from cheaptokens.orders import flows
 
     with open_shop() as shop:
-        with shop.sessions.begin() as session:
-            o = session.get(Order, args.order_id)
-            if o is None:
-                print(f"no order {args.order_id}")
-                return 1
-            service.request_refund(session, order=o, reason=args.reason, now=shop.clock())
+        try:
+            flows.refund_order(
+                db=shop.db, order_id=args.order_id, reason=args.reason, now=shop.clock()
+            )
+        except ShopError as exc:
+            print(f"{args.order_id}: {exc.message}")
+            return 1
         print(f"refund queued for {args.order_id}; a worker carries it out")
     return 0

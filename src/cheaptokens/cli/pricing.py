@@ -41,7 +41,7 @@ def _show(_args: argparse.Namespace) -> int:
     from cheaptokens.orders import flows
 
     with open_shop() as shop:
-        view = flows.pricing_now(shop)
+        view = flows.pricing_now(db=shop.db, rules=shop.rules, now=shop.clock())
         p = view.params
         print(f"now           {view.now:%Y-%m-%d %H:%M:%S}Z")
         print(f"price per $1  {view.fraction * p.list_cents:.4f}¢  (discount {view.discount:.2%})")
@@ -58,7 +58,13 @@ def _replan(_args: argparse.Namespace) -> int:
     from cheaptokens.worker import repricing
 
     with open_shop() as shop:
-        digest = repricing.replan(shop, force=True)
+        digest = repricing.replan(
+            db=shop.db,
+            rules=shop.rules,
+            forecast=repricing.forecast_of(shop.settings),
+            now=shop.clock(),
+            force=True,
+        )
         print(digest or "nothing to plan: no capacity today")
     return 0
 
@@ -67,7 +73,12 @@ def _refit(args: argparse.Namespace) -> int:
     from cheaptokens.worker import repricing
 
     with open_shop() as shop:
-        f = repricing.refit(shop, days=args.days)
+        f = repricing.refit(
+            db=shop.db,
+            forecast=repricing.forecast_of(shop.settings),
+            now=shop.clock(),
+            days=args.days,
+        )
         print(f"CHEAPTOKENS_FORECAST_ARRIVALS={f.n:.0f}")
         print(f"CHEAPTOKENS_FORECAST_WILLINGNESS={f.v:.3f}")
         print(f"CHEAPTOKENS_FORECAST_REQUEST_CENTS={f.q_med_cents:.0f}")

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 from cheaptokens.cli._common import load_settings, setup_logging
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from cheaptokens.shop import build_shop
     from cheaptokens.web.app import create_app
     from cheaptokens.worker.maintenance import refresh_accounts
+    from cheaptokens.worker.runner import Worker
 
     setup_logging(args.log_level)
     settings = load_settings(host=args.host, port=args.port)
@@ -74,7 +76,16 @@ def run(args: argparse.Namespace) -> int:
             "Venice sandbox on http://%s:%s/api/v1", settings.sandbox_host, settings.sandbox_port
         )
     shop = build_shop(settings, clock=clock) if clock else build_shop(settings)
-    app = create_app(shop, run_worker=settings.worker_in_process and not args.no_worker)
+    background = None
+    if settings.worker_in_process and not args.no_worker:
+        worker = Worker.for_shop(shop)
+
+        def background(stop: threading.Event) -> None:
+            worker.run_forever(
+                stop, poll=settings.worker_poll_seconds, threads=settings.worker_threads
+            )
+
+    app = create_app(shop, background=background)
     servers.append(
         uvicorn.Server(
             uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level)
@@ -84,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         tasks = [asyncio.create_task(s.serve()) for s in servers]
         await asyncio.sleep(0.5)
-        n = await asyncio.to_thread(refresh_accounts, shop)
+        n = await asyncio.to_thread(
+            refresh_accounts, db=shop.db, gateways=shop.gateways, clock=shop.clock
+        )
         log.info("read %d of %d Venice account balances", n, len(shop.gateways))
         log.info("shop on http://%s:%s/", settings.host, settings.port)
         await asyncio.gather(*tasks)

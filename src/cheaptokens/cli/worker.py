@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     settings = load_settings()
     shop = build_shop(settings)
-    worker = Worker(shop)
+    worker = Worker.for_shop(shop)
     try:
         if args.once:
             worker.upkeep(force=True)

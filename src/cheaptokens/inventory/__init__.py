@@ -1,158 +1,31 @@
-"""Daily capacity per Venice account, and reservations against it.
+"""What the shop can sell: credit per account and day (:mod:`.capacity`), the room each
+account has for one more key (:mod:`.keyroom`) and keys made ahead of sales (:mod:`.pool`).
 
-Invariant (no oversell): for every (account, day), ``sold + reserved <= capacity``.
-It is kept by single conditional UPDATE statements (``... WHERE capacity - sold -
-reserved >= :n``): the database re-checks the condition under its row lock, so any
-number of web and worker processes can race for the last cents without a read-then-write
-gap. Nothing here commits; callers own the transaction.
+Nothing here commits; callers own the transaction.
 """
 
-from __future__ import annotations
+from cheaptokens.inventory.capacity import (
+    Supply,
+    day_capacity,
+    ensure_day,
+    record_allocation,
+    release,
+    reserve,
+    sell,
+    sell_unreserved,
+    supply,
+    unsell,
+)
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
-from decimal import ROUND_DOWN, Decimal
-
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from cheaptokens.db import upsert_insert
-from cheaptokens.models import Account, AccountDay
-
-
-@dataclass(frozen=True, slots=True)
-class Supply:
-    capacity_cents: int
-    sold_cents: int
-    reserved_cents: int
-    #: (account, room left) for each account open that day, roomiest first
-    rooms: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def remaining_cents(self) -> int:
-        return max(0, self.capacity_cents - self.sold_cents - self.reserved_cents)
-
-
-def day_capacity(allocation_cents: int, *, sell_fraction: Decimal, margin_cents: int) -> int:
-    """What may be sold of one account's allocation: ``floor(alloc × fraction) − margin``."""
-    sellable = (Decimal(allocation_cents) * sell_fraction).to_integral_value(rounding=ROUND_DOWN)
-    return max(0, int(sellable) - margin_cents)
-
-
-def ensure_day(session: Session, *, day: date, sell_fraction: Decimal, margin_cents: int) -> None:
-    """Open ``day`` for every enabled account that has no row yet (safe to race).
-
-    The pooled safety margin is split across accounts in proportion to nothing fancy:
-    evenly, the remainder on the first account.
-    """
-    accounts = session.scalars(
-        select(Account).where(Account.enabled.is_(True)).order_by(Account.name)
-    ).all()
-    if not accounts:
-        return
-    have = set(session.scalars(select(AccountDay.account).where(AccountDay.day == day)).all())
-    share, extra = divmod(margin_cents, len(accounts))
-    rows = []
-    for i, acct in enumerate(accounts):
-        if acct.name in have:
-            continue
-        margin = share + (extra if i == 0 else 0)
-        rows.append(
-            {
-                "account": acct.name,
-                "day": day,
-                "allocation_cents": acct.diem_allocation_cents,
-                "capacity_cents": day_capacity(
-                    acct.diem_allocation_cents, sell_fraction=sell_fraction, margin_cents=margin
-                ),
-                "sold_cents": 0,
-                "reserved_cents": 0,
-            }
-        )
-    if rows:
-        insert = upsert_insert(session)
-        session.execute(insert(AccountDay).values(rows).on_conflict_do_nothing())
-
-
-def supply(session: Session, *, day: date) -> Supply:
-    rows = session.execute(
-        select(
-            AccountDay.account,
-            AccountDay.capacity_cents,
-            AccountDay.sold_cents,
-            AccountDay.reserved_cents,
-        ).where(AccountDay.day == day)
-    ).all()
-    rooms = sorted(((r[0], r[1] - r[2] - r[3]) for r in rows), key=lambda ar: (-ar[1], ar[0]))
-    return Supply(
-        capacity_cents=sum(r[1] for r in rows),
-        sold_cents=sum(r[2] for r in rows),
-        reserved_cents=sum(r[3] for r in rows),
-        rooms=tuple(rooms),
-    )
-
-
-def reserve(
-    session: Session, *, day: date, credit_cents: int, supply: Supply | None = None
-) -> str | None:
-    """Hold ``credit_cents`` on one account that has room; its name, or None if none has.
-
-    A key draws on one account, so the whole amount must fit on a single account;
-    the roomiest is tried first. ``supply`` (read in the same transaction) saves a query;
-    the UPDATE re-checks the room either way.
-    """
-    room = AccountDay.capacity_cents - AccountDay.sold_cents - AccountDay.reserved_cents
-    if supply is not None and supply.rooms:
-        candidates: Sequence[str] = [a for a, r in supply.rooms if r >= credit_cents]
-    else:
-        candidates = session.scalars(
-            select(AccountDay.account)
-            .where(AccountDay.day == day, room >= credit_cents)
-            .order_by(room.desc(), AccountDay.account)
-        ).all()
-    for account in candidates:
-        result = session.execute(
-            update(AccountDay)
-            .where(AccountDay.account == account, AccountDay.day == day, room >= credit_cents)
-            .values(reserved_cents=AccountDay.reserved_cents + credit_cents)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            return account
-    return None
-
-
-def _move(
-    session: Session, *, account: str, day: date, reserved: int, sold: int, guard: bool = False
-) -> bool:
-    stmt = update(AccountDay).where(AccountDay.account == account, AccountDay.day == day)
-    if guard:
-        room = AccountDay.capacity_cents - AccountDay.sold_cents - AccountDay.reserved_cents
-        stmt = stmt.where(room >= sold + reserved)
-    result = session.execute(
-        stmt.values(
-            reserved_cents=AccountDay.reserved_cents + reserved,
-            sold_cents=AccountDay.sold_cents + sold,
-        )
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def release(session: Session, *, account: str, day: date, credit_cents: int) -> None:
-    """Give back a reservation that will not be paid (quote or checkout expired)."""
-    _move(session, account=account, day=day, reserved=-credit_cents, sold=0)
-
-
-def sell(session: Session, *, account: str, day: date, credit_cents: int) -> None:
-    """A reservation was paid for: it becomes sold."""
-    _move(session, account=account, day=day, reserved=-credit_cents, sold=credit_cents)
-
-
-def sell_unreserved(session: Session, *, account: str, day: date, credit_cents: int) -> bool:
-    """Sell without a reservation (a payment that arrived after its hold lapsed), if room."""
-    return _move(session, account=account, day=day, reserved=0, sold=credit_cents, guard=True)
-
-
-def unsell(session: Session, *, account: str, day: date, credit_cents: int) -> None:
-    """A sale was refunded before its key could draw on it: the credit is free again."""
-    _move(session, account=account, day=day, reserved=0, sold=-credit_cents)
+__all__ = [
+    "Supply",
+    "day_capacity",
+    "ensure_day",
+    "record_allocation",
+    "release",
+    "reserve",
+    "sell",
+    "sell_unreserved",
+    "supply",
+    "unsell",
+]

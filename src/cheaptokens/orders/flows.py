@@ -1,38 +1,41 @@
-"""Use cases that span a transaction and an outside call (payments, Venice).
+"""Use cases that span transactions and outside calls (payments, Venice), for the web
+handlers and the command line.
 
-The web handlers call these; each opens its own short transactions so that no
-database lock is held while a provider is on the line.
+Each opens its own short transactions, so no database lock is held while a provider is on
+the line, and takes exactly the collaborators it uses (the database, the rules, a payment
+provider, ...), so its signature says what it touches.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from cheaptokens import failpoints, inventory
-from cheaptokens.errors import InvalidInput, NotFound, ServiceUnavailable
-from cheaptokens.models import AccountDay, Order, Quote
-from cheaptokens.money import dollars_to_cents_up
-from cheaptokens.orders import published, service
+from cheaptokens.db import Database
+from cheaptokens.errors import NotFound, ServiceUnavailable
+from cheaptokens.models import Order, Quote
+from cheaptokens.money import dollars_to_cents_up, format_usd
+from cheaptokens.orders import published, quotes, transitions, views
 from cheaptokens.orders import state as st
-from cheaptokens.payments import PaymentEvent
+from cheaptokens.orders.ids import authorize
+from cheaptokens.orders.payment_events import record_payment_event
+from cheaptokens.orders.rules import ShopRules
+from cheaptokens.payments import PaymentEvent, PaymentProvider
 from cheaptokens.payments.errors import PaymentError
-from cheaptokens.pricing.curve import (
-    PricingParams,
-    discount,
-    params_to_dict,
-    price_fraction,
-)
-from cheaptokens.shop import Shop
+from cheaptokens.pricing.curve import PricingParams, discount, params_to_dict, price_fraction
+from cheaptokens.secretbox import SecretBox
+from cheaptokens.times import Clock
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.types import VeniceGateway
 
 log = logging.getLogger(__name__)
 
 
+# ----------------------------------------------------------------------------- pricing
 @dataclass(frozen=True, slots=True)
 class PricingView:
     now: datetime
@@ -46,18 +49,17 @@ class PricingView:
     remaining_cents: int
 
 
-def pricing_now(shop: Shop) -> PricingView:
+def pricing_now(*, db: Database, rules: ShopRules, now: datetime) -> PricingView:
     """The live price: a read-only look-up, except on the first call of a day (or of a
     parameter set), which opens the day and publishes the default curve."""
-    now = shop.clock()
-    with shop.readonly() as session:
+    with db.read() as session:
         supply = inventory.supply(session, day=now.date())
         found = published.find_in_force(session, now=now) if supply.capacity_cents else None
     if found is None:
-        with shop.sessions.begin() as session:
-            supply = service.open_day(session, rules=shop.rules, now=now)
+        with db.begin() as session:
+            supply = quotes.open_day(session, rules=rules, now=now)
             found = published.in_force(
-                session, now=now, capacity_cents=supply.capacity_cents, rules=shop.rules
+                session, now=now, capacity_cents=supply.capacity_cents, rules=rules
             )
     params, digest = found
     remaining = supply.remaining_cents
@@ -74,37 +76,56 @@ def pricing_now(shop: Shop) -> PricingView:
     )
 
 
-def params_body(shop: Shop, digest: str) -> dict[str, object]:
-    with shop.sessions() as session:
+def params_body(*, db: Database, digest: str) -> dict[str, object]:
+    with db.read() as session:
         params = published.by_hash(session, digest)
     if params is None:
         raise NotFound("no published parameter set with that hash", field="hash")
     return params_to_dict(params)
 
 
-def new_quote(shop: Shop, *, credit_cents: int) -> Quote:
-    now = shop.clock()
-    with shop.sessions.begin() as session:
-        return service.create_quote(session, rules=shop.rules, credit_cents=credit_cents, now=now)
+@dataclass(frozen=True, slots=True)
+class Storefront:
+    """What the home page shows: the price now and the day's sales."""
+
+    pricing: PricingView
+    sales: list[views.Sale]
+
+
+def storefront(*, db: Database, rules: ShopRules, now: datetime) -> Storefront:
+    pricing = pricing_now(db=db, rules=rules, now=now)
+    with db.read() as session:
+        sales = views.sales_on(session, day=now.date())
+    return Storefront(pricing, sales)
+
+
+# ----------------------------------------------------------------------------- buying
+def new_quote(*, db: Database, rules: ShopRules, credit_cents: int, now: datetime) -> Quote:
+    with db.begin() as session:
+        return quotes.create_quote(session, rules=rules, credit_cents=credit_cents, now=now)
 
 
 def new_order(
-    shop: Shop,
     *,
+    db: Database,
+    rules: ShopRules,
+    payments: PaymentProvider,
+    token_key: bytes,
+    public_url: str,
+    clock: Clock,
     quote_id: str | None,
     credit_cents: int | None,
     idempotency_key: str | None,
     client: str | None,
-) -> service.Placed:
+) -> transitions.Placed:
     """Place the order, then open the provider's checkout (outside the transaction)."""
-    now = shop.clock()
-    with shop.sessions.begin() as session:
-        placed = service.place_order(
+    with db.begin() as session:
+        placed = transitions.place_order(
             session,
-            rules=shop.rules,
-            token_key=shop.token_key,
-            provider=shop.payments.name,
-            now=now,
+            rules=rules,
+            token_key=token_key,
+            provider=payments.name,
+            now=clock(),
             quote_id=quote_id,
             credit_cents=credit_cents,
             idempotency_key=idempotency_key,
@@ -116,64 +137,60 @@ def new_order(
         order_id, price, expires = order.id, order.price_cents, order.checkout_expires_at
         credit = order.credit_cents
     failpoints.hit("checkout.after_order_commit")
-    base = shop.settings.public_url
     try:
-        checkout = shop.payments.create_checkout(
+        checkout = payments.create_checkout(
             order_id=order_id,
             amount_cents=price,
-            currency=shop.rules.currency,
-            description=f"${credit / 100:.2f} of Venice.ai credit, valid until 00:00 UTC",
+            currency=rules.currency,
+            description=f"{format_usd(credit)} of Venice.ai credit, valid until 00:00 UTC",
             # The token rides in the fragment: browsers never send it to a server, and keep
             # it across the redirect from /checkout/return to the order page.
             success_url=(
-                f"{base}/checkout/return?order={order_id}"
+                f"{public_url}/checkout/return?order={order_id}"
                 f"&session_id={{CHECKOUT_SESSION_ID}}#token={placed.token}"
             ),
-            cancel_url=f"{base}/?cancelled={order_id}",
+            cancel_url=f"{public_url}/?cancelled={order_id}",
             expires_at=expires,
         )
     except PaymentError as exc:
-        with shop.sessions.begin() as session:
+        with db.begin() as session:
             o = session.get(Order, order_id, with_for_update=True)
             if o is not None:
-                service.cancel(session, order=o, now=shop.clock(), reason="checkout failed")
+                transitions.cancel(session, order=o, now=clock(), reason="checkout failed")
         raise ServiceUnavailable(
             "the payment provider could not open a checkout; nothing was charged, try again"
         ) from exc
-    with shop.sessions.begin() as session:
+    with db.begin() as session:
         o = session.get(Order, order_id)
         assert o is not None
-        service.attach_checkout(session, order=o, checkout=checkout, now=shop.clock())
-    return service.Placed(o, placed.token, placed.created)
+        transitions.attach_checkout(o, checkout=checkout, now=clock())
+    return transitions.Placed(o, placed.token, placed.created)
 
 
-def apply_payment_event(shop: Shop, event: PaymentEvent) -> None:
-    with shop.sessions.begin() as session:
-        service.record_payment_event(
-            session, event=event, provider=shop.payments.name, now=shop.clock()
-        )
+def apply_payment_event(*, db: Database, provider: str, event: PaymentEvent, now: datetime) -> None:
+    with db.begin() as session:
+        record_payment_event(session, event=event, provider=provider, now=now)
         failpoints.hit("payment.before_commit")
     failpoints.hit("payment.after_commit")
 
 
-def order_for(shop: Shop, *, order_id: str, token: str) -> Order:
-    with shop.sessions() as session:
-        return service.authorize(session, order_id=order_id, token=token)
+# ----------------------------------------------------------------------------- the key
+def order_for(*, db: Database, order_id: str, token: str) -> Order:
+    with db.read() as session:
+        return authorize(session, order_id=order_id, token=token)
 
 
-def reveal_key(shop: Shop, order: Order) -> str | None:
+def reveal_key(*, box: SecretBox, order: Order) -> str | None:
     """The buyer's key in clear, while the shop still holds it."""
     if order.key_secret is None:
         return None
-    return shop.box.open(order.key_secret, context=order.id)
+    return box.open(order.key_secret, context=order.id)
 
 
-def confirm_receipt(shop: Shop, *, order_id: str, token: str) -> Order:
-    with shop.sessions.begin() as session:
-        order = service.authorize(session, order_id=order_id, token=token)
-        if order.status not in (st.FULFILLED, st.EXPIRED):
-            raise InvalidInput("the key is not ready yet", field="status")
-        service.confirm_receipt(session, order=order, now=shop.clock())
+def confirm_receipt(*, db: Database, order_id: str, token: str, now: datetime) -> Order:
+    with db.begin() as session:
+        order = authorize(session, order_id=order_id, token=token)
+        transitions.confirm_receipt(session, order=order, now=now)
         return order
 
 
@@ -188,11 +205,18 @@ class Usage:
     live: bool
 
 
-def usage(shop: Shop, *, order_id: str, token: str) -> Usage:
-    order = order_for(shop, order_id=order_id, token=token)
-    now = shop.clock()
+def usage(
+    *,
+    db: Database,
+    gateways: Mapping[str, VeniceGateway],
+    order_id: str,
+    token: str,
+    now: datetime,
+) -> Usage:
+    """What the order's key has spent: read from Venice now, or the last reading."""
+    order = order_for(db=db, order_id=order_id, token=token)
     used, checked, live = order.used_cents or 0, order.usage_checked_at, False
-    gateway = shop.gateways.get(order.account)
+    gateway = gateways.get(order.account)
     if order.status == st.FULFILLED and order.key_id and gateway is not None:
         try:
             key = gateway.get_key(order.key_id)
@@ -213,8 +237,52 @@ def usage(shop: Shop, *, order_id: str, token: str) -> Usage:
     )
 
 
-def accounts_today(shop: Shop) -> list[AccountDay]:
-    now = shop.clock()
-    with shop.sessions.begin() as session:
-        service.open_day(session, rules=shop.rules, now=now)
-        return list(session.scalars(select(AccountDay).where(AccountDay.day == now.date())).all())
+# ----------------------------------------------------------------------------- operator
+def refund_order(*, db: Database, order_id: str, reason: str, now: datetime) -> None:
+    """The operator's refund: queued in one transaction, the order row locked (the worker
+    deletes the key and refunds the payment). Raises InvalidInput if it cannot be refunded."""
+    with db.begin() as session:
+        order = session.get(Order, order_id, with_for_update=True)
+        if order is None:
+            raise NotFound("no such order", field="order_id")
+        transitions.request_refund(session, order=order, reason=reason, now=now)
+
+
+def accounts_today(*, db: Database, rules: ShopRules, now: datetime) -> list[views.AccountToday]:
+    with db.begin() as session:
+        quotes.open_day(session, rules=rules, now=now)
+        return views.accounts_on(session, day=now.date())
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    pricing: PricingView
+    today: views.Today
+    past: list[views.PastDay]
+    sales: list[views.Sale]
+    orders: list[views.OrderRow]
+    alerts: list[views.AlertRow]
+
+
+def dashboard(*, db: Database, rules: ShopRules, now: datetime) -> Dashboard:
+    """Everything the operator's dashboard shows of the shop's own records."""
+    pricing = pricing_now(db=db, rules=rules, now=now)  # opens the day if it must
+    with db.read() as session:
+        return Dashboard(
+            pricing=pricing,
+            today=views.today(session, day=now.date()),
+            past=views.past_days(session, today=now.date()),
+            sales=views.sales_on(session, day=now.date()),
+            orders=views.recent_orders(session),
+            alerts=views.recent_alerts(session),
+        )
+
+
+def list_orders(*, db: Database, status: str | None, limit: int) -> list[views.OrderRow]:
+    with db.read() as session:
+        return views.recent_orders(session, limit=limit, status=status)
+
+
+def order_detail(*, db: Database, order_id: str) -> views.OrderDetail | None:
+    with db.read() as session:
+        return views.order_detail(session, order_id=order_id)

@@ -95,3 +95,16 @@ def in_force(
         floor=rules.price_floor,
     )
     return params, publish(session, params=params, now=now)
+
+
+def is_published(session: Session, *, valid_from: datetime, valid_until: datetime) -> bool:
+    """Has a parameter set for exactly ``[valid_from, valid_until)`` been published?"""
+    return (
+        session.scalar(
+            select(PricingParamsRow.hash).where(
+                PricingParamsRow.valid_from == valid_from,
+                PricingParamsRow.valid_until == valid_until,
+            )
+        )
+        is not None
+    )

@@ -1,34 +1,82 @@
-"""The operator's rules that the order use cases apply (built once from Settings)."""
+"""The operator's rules that the order use cases apply, built once from :class:`Settings`.
+
+:class:`~cheaptokens.config.Settings` is the one source of every default; this is only a
+typed view of the values the domain needs, plus the names the shop gives its keys.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Final
+
+from cheaptokens.config import Settings
+from cheaptokens.venice.limits import CREATIONS_PER_MINUTE, MAX_ACTIVE_KEYS
+
+#: The shop sells in US dollars (Venice bills DIEM 1:1 with USD).
+CURRENCY: Final = "usd"
+#: Key room on each account left for the operator's own keys (and the ADMIN key itself).
+KEYS_KEPT_FOR_OPERATOR: Final = 10
+#: Description prefix of every key the shop makes; reconciliation keys on it.
+KEY_PREFIX: Final = "cheaptokens:"
+POOL_PREFIX: Final = KEY_PREFIX + "pool:"
+
+
+def order_key_description(order_id: str) -> str:
+    """``cheaptokens:<order id>``: how a sold key names its order in Venice."""
+    return f"{KEY_PREFIX}{order_id}"
+
+
+def pool_key_description() -> str:
+    return f"{POOL_PREFIX}{uuid.uuid4().hex[:16]}"
+
+
+def order_of_description(description: str) -> str | None:
+    """The order id a shop key's description names; None for pool and foreign keys."""
+    if not description.startswith(KEY_PREFIX) or description.startswith(POOL_PREFIX):
+        return None
+    return description[len(KEY_PREFIX) :]
 
 
 @dataclass(frozen=True, slots=True)
 class ShopRules:
-    quote_ttl: timedelta = timedelta(seconds=60)
-    checkout_ttl: timedelta = timedelta(minutes=15)
-    provision_deadline: timedelta = timedelta(minutes=10)
+    quote_ttl: timedelta
+    checkout_ttl: timedelta
+    provision_deadline: timedelta
     #: how long a claimed job is a worker's before another may take it over
-    job_lease: timedelta = timedelta(seconds=60)
-    sell_fraction: Decimal = Decimal("0.9")
-    margin_cents: int = 100
-    min_order_cents: int = 100
-    max_order_cents: int = 50_000
-    currency: str = "usd"
-    price_a: Decimal = Decimal("0.25")
-    price_b: Decimal = Decimal("0.70")
-    price_beta: Decimal = Decimal("0.25")
-    price_floor: Decimal = Decimal("0.10")
-    #: Venice: 20 key creations per minute and 500 active keys per account (docs/venice-facts.md §1.7);
-    #: some key room is left for the operator's own keys (and the ADMIN key itself).
-    creations_per_minute: int = 20
-    max_active_keys: int = 490
+    job_lease: timedelta
+    sell_fraction: Decimal
+    margin_cents: int
+    min_order_cents: int
+    max_order_cents: int
+    price_a: Decimal
+    price_b: Decimal
+    price_beta: Decimal
+    price_floor: Decimal
     #: Warm pool: ready keys kept per account, and creations per minute left to direct sales.
-    pool_size: int = 0
-    pool_creation_headroom: int = 5
-    #: Description prefix of every key the shop makes; reconciliation keys on it.
-    key_prefix: str = "cheaptokens:"
+    pool_size: int
+    pool_creation_headroom: int
+    currency: str = CURRENCY
+    creations_per_minute: int = CREATIONS_PER_MINUTE
+    max_active_keys: int = MAX_ACTIVE_KEYS - KEYS_KEPT_FOR_OPERATOR
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ShopRules:
+        return cls(
+            quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
+            checkout_ttl=timedelta(seconds=settings.checkout_ttl_seconds),
+            provision_deadline=timedelta(seconds=settings.provision_deadline_seconds),
+            job_lease=timedelta(seconds=settings.job_lease_seconds),
+            sell_fraction=settings.sell_fraction,
+            margin_cents=settings.safety_margin_cents,
+            min_order_cents=settings.min_order_cents,
+            max_order_cents=settings.max_order_cents,
+            price_a=settings.price_a,
+            price_b=settings.price_b,
+            price_beta=settings.price_beta,
+            price_floor=settings.price_floor,
+            pool_size=settings.pool_size,
+            pool_creation_headroom=settings.pool_creation_headroom,
+        )

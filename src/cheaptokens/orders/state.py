@@ -1,11 +1,12 @@
-"""The order state machine.
+"""The order state machine (the transitions themselves are in :mod:`.transitions`).
 
 awaiting_payment ──paid──▶ paid ──key made──▶ fulfilled ──00:00 UTC──▶ expired
       │                     │                    │
       ├─declined/expired──▶ cancelled ──late payment──▶ paid
       │                     ├─no key by deadline / sold out──▶ refunded
-      │                     └─refund itself failed──────────▶ failed
+      │                     └─refund itself failed──────────▶ failed ──operator retry──▶ refunded
       └────────────────────────────────── operator refund (from paid/fulfilled) ─▶ refunded
+                                                                 (or failed, if the refund fails)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     AWAITING_PAYMENT: frozenset({PAID, CANCELLED}),
     CANCELLED: frozenset({PAID}),  # a payment that arrives after the checkout lapsed
     PAID: frozenset({FULFILLED, REFUNDED, FAILED}),
-    FULFILLED: frozenset({EXPIRED, REFUNDED}),
+    FULFILLED: frozenset({EXPIRED, REFUNDED, FAILED}),
     FAILED: frozenset({REFUNDED}),  # an operator retries the refund
     EXPIRED: frozenset(),
     REFUNDED: frozenset(),

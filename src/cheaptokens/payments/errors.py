@@ -11,8 +11,8 @@
                                      sandbox token, unknown session id, parameters Stripe refuses)
 
 Messages never contain API keys, webhook secrets or signatures: they may reach logs and error
-pages (DESIGN.md invariant 5). Provider details that are safe to keep (HTTP status, Stripe error
-code, Stripe request id) are attributes, not text.
+pages (invariant 5, docs/architecture.md). Provider details that are safe to keep (HTTP status,
+Stripe error code, Stripe request id) are attributes, not text.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ sends ``Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`` (several v1 
 secret is being rolled). https://docs.stripe.com/webhooks#verify-manually
 
 ``stripe.Webhook.construct_event`` does the same but reads ``time.time()``; the shop passes
-``now`` explicitly (DESIGN.md, "Pure domain"), so the check is written here. The sandbox
+``now`` explicitly (docs/architecture.md, "Pure domain"), so the check is written here. The sandbox
 provider reuses the scheme with its own key.
 """
 

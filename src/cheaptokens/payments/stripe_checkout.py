@@ -6,7 +6,7 @@ can ask directly (``confirm``). Refunds go through the Refunds API on the Paymen
 https://docs.stripe.com/api/checkout/sessions/create, https://docs.stripe.com/api/refunds/create
 
 The ``stripe.StripeClient`` is built by the caller (``make_stripe_client``) and passed in, so
-tests point it at a local server (DESIGN.md, "Wire once, pass down").
+tests point it at a local server (docs/architecture.md, "Wire once, pass down").
 """
 
 from __future__ import annotations

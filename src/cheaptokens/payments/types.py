@@ -1,7 +1,7 @@
 """What crosses the payments boundary: plain frozen dataclasses and the provider Protocol.
 
 The orders package and the web layer only ever see these; Stripe objects never leak out
-(DESIGN.md, "Interfaces with a real module and a shipped fake").
+(docs/architecture.md, "Interfaces with a real module and a shipped fake").
 """
 
 from __future__ import annotations

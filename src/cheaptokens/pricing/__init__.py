@@ -12,7 +12,6 @@ from cheaptokens.pricing.curve import (
     discount,
     hours_left,
     min_credit_cents,
-    next_midnight,
     params_from_json,
     params_hash,
     params_to_json,
@@ -24,6 +23,7 @@ from cheaptokens.pricing.curve import (
 from cheaptokens.pricing.engine import EngineConfig, PricingEngine
 from cheaptokens.pricing.forecast import Forecast, QuoteRecord, refit_forecast
 from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape
+from cheaptokens.times import next_midnight
 
 __all__ = [
     "DEFAULT_SHAPE",

@@ -28,6 +28,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
+from cheaptokens.times import day_start, iso_z, next_midnight, require_utc
+
 #: The one arithmetic context of the published formula.
 PRICING_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
 #: The multiplier is truncated to this many decimal places before clamping.
@@ -104,7 +106,7 @@ def _dec(d: Decimal) -> str:
 
 
 def _ts(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_z(when, "microseconds")
 
 
 def params_to_dict(params: PricingParams) -> dict[str, Any]:
@@ -158,22 +160,6 @@ def params_hash(params: PricingParams) -> str:
 # ----------------------------------------------------------------------------------- time
 
 
-def _require_utc(now: datetime) -> None:
-    if now.tzinfo is None or now.utcoffset() != timedelta(0):
-        raise ValueError("now must be an aware UTC datetime")
-
-
-def day_start(now: datetime) -> datetime:
-    """00:00 UTC of ``now``'s day."""
-    _require_utc(now)
-    return datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
-
-
-def next_midnight(now: datetime) -> datetime:
-    """The next 00:00 UTC strictly after ``now`` (at exactly 00:00 that is 24 h later)."""
-    return day_start(now) + timedelta(days=1)
-
-
 def hours_left(now: datetime) -> Decimal:
     """Exact hours from ``now`` to the next 00:00 UTC, in (0, 24]."""
     delta = next_midnight(now) - now
@@ -202,7 +188,7 @@ def planned_remaining_cents(params: PricingParams, *, now: datetime) -> Decimal:
 
 
 def _check_validity(params: PricingParams, now: datetime) -> None:
-    _require_utc(now)
+    require_utc(now)
     if not (params.valid_from <= now < params.valid_until):
         raise ValueError("now is outside the parameter set's validity")
 

@@ -33,13 +33,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from cheaptokens.pricing import fluid
-from cheaptokens.pricing.curve import PricingParams, day_start, price_fraction
+from cheaptokens.pricing.curve import PricingParams, price_fraction
 from cheaptokens.pricing.forecast import (
     Forecast,
     estimate_arrivals,
     estimate_willingness,
     g_float,
 )
+from cheaptokens.times import day_start
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,28 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .faults import FaultRule
+from .clock import Clock
+from .faults import FaultRule, Faults
 from .render import iso, json_response
 
-if TYPE_CHECKING:
-    from . import Sandbox
+
+class Controlled(Protocol):
+    """What the control routes drive (the :class:`~cheaptokens.sandbox.Sandbox`)."""
+
+    clock: Clock
+    faults: Faults
+
+    def accounts_summary(self) -> list[dict[str, Any]]: ...
+
+    def add_account(
+        self, *, admin_key: str, diem: Decimal, usd: Decimal = ...
+    ) -> dict[str, Any]: ...
 
 
 def _bad(message: str) -> Response:
@@ -36,7 +47,7 @@ async def _body(request: Request) -> Any:
     return json.loads(raw, parse_float=Decimal) if raw.strip() else {}
 
 
-def control_routes(sandbox: Sandbox, prefix: str = "/_sandbox") -> list[Route]:
+def control_routes(sandbox: Controlled, prefix: str = "/_sandbox") -> list[Route]:
     """The control routes bound to ``sandbox``."""
 
     def guarded(

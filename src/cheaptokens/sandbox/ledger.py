@@ -20,14 +20,14 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
+
+from cheaptokens.venice.limits import CREATION_WINDOW, CREATIONS_PER_MINUTE, MAX_ACTIVE_KEYS
 
 from . import errors
 from .validation import UNSET, KeyFields
 
-CREATIONS_PER_MINUTE = 20
-MAX_ACTIVE_KEYS = 500
 _ZERO = Decimal(0)
 
 
@@ -185,10 +185,10 @@ class Ledger:
     # -- key management ---------------------------------------------------------------
     def create_key(self, account: Account, fields: KeyFields, now: datetime) -> tuple[Key, str]:
         """Create a key; returns it and its secret (shown only once)."""
-        while account.creations and account.creations[0] <= now - timedelta(minutes=1):
+        while account.creations and account.creations[0] <= now - CREATION_WINDOW:
             account.creations.popleft()
         if len(account.creations) >= CREATIONS_PER_MINUTE:
-            reset = account.creations[0] + timedelta(minutes=1)
+            reset = account.creations[0] + CREATION_WINDOW
             raise errors.standard(
                 429,
                 errors.RATE_LIMITED,

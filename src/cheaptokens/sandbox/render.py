@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from cheaptokens.times import iso_z
+
 from .ledger import Key
 
 FOUR_PLACES = Decimal("0.0001")
@@ -61,7 +63,7 @@ def iso(when: datetime | None) -> str | None:
     """``2026-12-31T23:59:59.000Z`` (docs/venice-facts.md §1.2: ISO with milliseconds)."""
     if when is None:
         return None
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return iso_z(when, "milliseconds")
 
 
 def usage4(amount: Decimal) -> str:

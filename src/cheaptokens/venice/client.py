@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
+from cheaptokens.times import iso_z
 from cheaptokens.venice.errors import (
     NotFound,
     OutcomeUnknown,
@@ -425,8 +426,7 @@ def format_expires_at(when: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.sssZ`` in UTC, the form Venice echoes (docs/venice-facts.md §1.2)."""
     if when.tzinfo is None:
         raise ValueError("expires_at must be timezone-aware")
-    utc = when.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return iso_z(when, "milliseconds")
 
 
 def parse_time(value: Any) -> datetime | None:

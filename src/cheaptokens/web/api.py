@@ -16,19 +16,22 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from cheaptokens.errors import InvalidInput, NotFound
 from cheaptokens.orders import flows
 from cheaptokens.orders import state as st
-from cheaptokens.pricing.curve import next_midnight, params_to_dict
+from cheaptokens.pricing.curve import params_to_dict
 from cheaptokens.shop import Shop
-from cheaptokens.web.deps import client_id, get_shop, limiter
+from cheaptokens.times import iso_z, next_midnight
+from cheaptokens.web.deps import (
+    DbDep,
+    NowDep,
+    RulesDep,
+    ShopDep,
+    client_id,
+    limiter,
+    place_order,
+)
 from cheaptokens.web.errors import documented
 from cheaptokens.web.pricecache import PriceCache
 
 router = APIRouter(prefix="/api", tags=["shop"])
-
-
-def iso(when: datetime | None) -> str | None:
-    if when is None:
-        return None
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Strict(BaseModel):
@@ -134,7 +137,11 @@ FORMULA = (
     "X̂(t) = capacity × plan(t), plan linear between hours; buyer pays floor(cents × price)"
 )
 
-ShopDep = Annotated[Shop, Depends(get_shop)]
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else iso_z(when)
+
+
 OrderId = Annotated[str, Path(pattern=ID_PATTERN, description="The order's id (ord_...).")]
 
 
@@ -155,19 +162,19 @@ async def get_pricing(request: Request) -> Response:
 
 
 def pricing(shop: Shop) -> PricingOut:
-    view = flows.pricing_now(shop)
+    view = flows.pricing_now(db=shop.db, rules=shop.rules, now=shop.clock())
     fraction = view.fraction
     per_dollar = (fraction * view.params.list_cents).normalize()
     return PricingOut(
-        now=iso(view.now) or "",
+        now=iso_z(view.now),
         list_cents_per_dollar=view.params.list_cents,
         price_cents_per_dollar=format(per_dollar, "f"),
         price_fraction=str(fraction),
         discount=str(view.discount),
         discount_percent=format((view.discount * 100).quantize(Decimal("0.01")), "f"),
         remaining_cents=view.remaining_cents,
-        key_expires_at=iso(next_midnight(view.now)) or "",
-        next_change_at=iso(view.params.valid_until) or "",
+        key_expires_at=iso_z(next_midnight(view.now)),
+        next_change_at=iso_z(view.params.valid_until),
         params_hash=view.params_hash,
         params=params_to_dict(view.params),
         formula=FORMULA,
@@ -176,16 +183,16 @@ def pricing(shop: Shop) -> PricingOut:
 
 @router.get("/pricing/params/{params_hash}", responses=documented(404, 422))
 def pricing_params(
-    params_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")], shop: ShopDep
+    params_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")], db: DbDep
 ) -> dict[str, Any]:
     """A published parameter set, to recompute any quote made with it."""
-    return flows.params_body(shop, params_hash)
+    return flows.params_body(db=db, digest=params_hash)
 
 
 @router.get("/supply", response_model=SupplyOut)
-def supply(shop: ShopDep) -> SupplyOut:
-    view = flows.pricing_now(shop)
-    sold_out = view.remaining_cents < shop.rules.min_order_cents
+def supply(db: DbDep, rules: RulesDep, now: NowDep) -> SupplyOut:
+    view = flows.pricing_now(db=db, rules=rules, now=now)
+    sold_out = view.remaining_cents < rules.min_order_cents
     return SupplyOut(
         day=view.now.date().isoformat(),
         capacity_cents=view.capacity_cents,
@@ -193,7 +200,7 @@ def supply(shop: ShopDep) -> SupplyOut:
         reserved_cents=view.reserved_cents,
         remaining_cents=view.remaining_cents,
         sold_out=sold_out,
-        returns_at=iso(next_midnight(view.now)) if sold_out else None,
+        returns_at=_iso(next_midnight(view.now)) if sold_out else None,
     )
 
 
@@ -205,16 +212,18 @@ def supply(shop: ShopDep) -> SupplyOut:
 )
 def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
     limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
-    quote = flows.new_quote(shop, credit_cents=body.credit_cents)
+    quote = flows.new_quote(
+        db=shop.db, rules=shop.rules, credit_cents=body.credit_cents, now=shop.clock()
+    )
     return QuoteOut(
         quote_id=quote.id,
         credit_cents=quote.credit_cents,
         price_cents=quote.price_cents,
-        valid_until=iso(quote.valid_until) or "",
-        key_expires_at=iso(next_midnight(quote.created_at)) or "",
+        valid_until=iso_z(quote.valid_until),
+        key_expires_at=iso_z(next_midnight(quote.created_at)),
         params_hash=quote.params_hash,
         remaining_cents=quote.remaining_cents,
-        created_at=iso(quote.created_at) or "",
+        created_at=iso_z(quote.created_at),
     )
 
 
@@ -235,7 +244,7 @@ def create_order(
         raise InvalidInput(
             "send quote_id (from POST /api/quotes) or credit_cents", field="quote_id"
         )
-    placed = flows.new_order(
+    placed = place_order(
         shop,
         quote_id=body.quote_id,
         credit_cents=body.credit_cents,
@@ -250,7 +259,7 @@ def create_order(
         credit_cents=o.credit_cents,
         price_cents=o.price_cents,
         checkout_url=o.checkout_url,
-        checkout_expires_at=iso(o.checkout_expires_at) or "",
+        checkout_expires_at=iso_z(o.checkout_expires_at),
         order_url=f"{shop.settings.public_url}/orders/{o.id}#token={placed.token}",
     )
 
@@ -270,26 +279,27 @@ MESSAGES = {
 def get_order(
     order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
 ) -> OrderStatusOut:
-    order = flows.order_for(shop, order_id=order_id, token=token)
+    order = flows.order_for(db=shop.db, order_id=order_id, token=token)
     key = None
     if order.key_id is not None and order.status in (st.FULFILLED, st.EXPIRED):
+        revealed = flows.reveal_key(box=shop.box, order=order)
         key = KeyOut(
-            api_key=flows.reveal_key(shop, order) if order.status == st.FULFILLED else None,
+            api_key=revealed if order.status == st.FULFILLED else None,
             last6=order.key_last6,
             base_url=shop.buyer_base_url,
-            expires_at=iso(order.key_expires_at),
+            expires_at=_iso(order.key_expires_at),
         )
     return OrderStatusOut(
         order_id=order.id,
         status=order.status,
         credit_cents=order.credit_cents,
         price_cents=order.price_cents,
-        created_at=iso(order.created_at) or "",
-        paid_at=iso(order.paid_at),
+        created_at=iso_z(order.created_at),
+        paid_at=_iso(order.paid_at),
         checkout_url=order.checkout_url if order.status == st.AWAITING_PAYMENT else None,
         key=key,
         base_url=shop.buyer_base_url,
-        expires_at=iso(order.key_expires_at),
+        expires_at=_iso(order.key_expires_at),
         message=MESSAGES.get(order.status, ""),
     )
 
@@ -303,20 +313,22 @@ def confirm_received(
     order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
 ) -> OrderStatusOut:
     """The buyer saved the key: the shop forgets it and shows only its last six characters."""
-    flows.confirm_receipt(shop, order_id=order_id, token=token)
+    flows.confirm_receipt(db=shop.db, order_id=order_id, token=token, now=shop.clock())
     return get_order(order_id, shop, token)
 
 
 @router.get("/orders/{order_id}/usage", response_model=UsageOut, responses=documented(404, 422))
 def get_usage(order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]) -> UsageOut:
-    u = flows.usage(shop, order_id=order_id, token=token)
+    u = flows.usage(
+        db=shop.db, gateways=shop.gateways, order_id=order_id, token=token, now=shop.clock()
+    )
     return UsageOut(
         order_id=order_id,
         credit_cents=u.credit_cents,
         used_cents=u.used_cents,
         remaining_cents=u.remaining_cents,
-        expires_at=iso(u.expires_at),
+        expires_at=_iso(u.expires_at),
         seconds_left=u.seconds_left,
-        checked_at=iso(u.checked_at),
+        checked_at=_iso(u.checked_at),
         live=u.live,
     )

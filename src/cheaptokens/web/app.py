@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -93,26 +93,21 @@ def _too_large(limit: int) -> str:
     return f"the request body is larger than {limit} bytes"
 
 
-def create_app(shop: Shop, *, run_worker: bool = False) -> FastAPI:
-    """The shop's web app; with ``run_worker`` it also runs a worker thread in-process."""
+#: Work to run beside the app while it serves (``cheaptokens serve`` passes the worker's
+#: loop); it is handed an event that is set when the app shuts down.
+Background = Callable[[threading.Event], None]
+
+
+def create_app(shop: Shop, *, background: Background | None = None) -> FastAPI:
+    """The shop's web app; ``background`` (e.g. a worker) runs on a thread while it serves."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = None
-        if run_worker:
-            from cheaptokens.worker.runner import Worker
-
-            worker = Worker(shop)
+        if background is not None:
             thread = threading.Thread(
-                target=worker.run_forever,
-                args=(stop,),
-                kwargs={
-                    "poll": shop.settings.worker_poll_seconds,
-                    "threads": shop.settings.worker_threads,
-                },
-                name="cheaptokens-worker",
-                daemon=True,
+                target=background, args=(stop,), name="cheaptokens-worker", daemon=True
             )
             thread.start()
         try:

@@ -2,29 +2,26 @@
 
 Credentials come from ``Settings.admin_user`` / ``admin_password``; an empty password keeps
 the dashboard closed. The session is an HMAC-signed cookie (see :mod:`cheaptokens.web.csrf`)
-and every form carries a CSRF token. All figures come from :mod:`cheaptokens.reports`.
+and every form carries a CSRF token. The figures come from
+:func:`cheaptokens.orders.flows.dashboard`, and the key counts from Venice.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from cheaptokens import reports
 from cheaptokens.errors import ShopError
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows
 from cheaptokens.shop import Shop
-from cheaptokens.web import csrf
-from cheaptokens.web.deps import get_shop
-from cheaptokens.web.pages import html_error, secure_cookies
+from cheaptokens.venice.keys import count_keys
+from cheaptokens.web import charts, csrf
+from cheaptokens.web.deps import ShopDep
+from cheaptokens.web.pages import FormText, html_error, secure_cookies
 from cheaptokens.web.render import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-ShopDep = Annotated[Shop, Depends(get_shop)]
 
 
 def _password(shop: Shop) -> str:
@@ -63,17 +60,21 @@ def login_form(request: Request, shop: ShopDep) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
-    shop: Shop = request.app.state.shop
+def login(
+    request: Request,
+    shop: ShopDep,
+    csrf_token: FormText = "",
+    username: FormText = "",
+    password: FormText = "",
+) -> Response:
     if not _password(shop):
         return _closed(request)
-    form = await request.form()
     try:
-        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
+        csrf.verify(request, shop.box.mac_key, csrf_token)
     except csrf.CsrfRejected as exc:
         return _login_page(request, shop, status=403, error=exc.message)
-    user_ok = str(form.get("username", "")) == shop.settings.admin_user
-    pass_ok = csrf.password_matches(_password(shop), str(form.get("password", "")))
+    user_ok = username == shop.settings.admin_user
+    pass_ok = csrf.password_matches(_password(shop), password)
     if not (user_ok and pass_ok):
         return _login_page(
             request,
@@ -95,11 +96,9 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
-    shop: Shop = request.app.state.shop
-    form = await request.form()
+def logout(request: Request, shop: ShopDep, csrf_token: FormText = "") -> Response:
     try:
-        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
+        csrf.verify(request, shop.box.mac_key, csrf_token)
     except csrf.CsrfRejected as exc:
         return html_error(
             request,
@@ -120,36 +119,38 @@ def dashboard(request: Request, shop: ShopDep, done: str | None = None) -> Respo
         return _closed(request)
     if not logged_in(request, shop):
         return RedirectResponse("/admin/login", status_code=303)
-    view = flows.pricing_now(shop)
-    today = reports.today(shop)
-    past = reports.past_days(shop)
+    now = shop.clock()
+    board = flows.dashboard(db=shop.db, rules=shop.rules, now=now)
+    view = board.pricing
     token = csrf.CsrfToken(request, shop.box.mac_key)
     response = render(
         request,
         "admin/dashboard.html",
         csrf_token=token.value,
         done=done,
-        today=today,
-        chart=reports.build_chart(
-            view.params,
-            now=view.now,
-            remaining_cents=view.remaining_cents,
-            sales=reports.sales_on(shop, view.now.date()),
+        today=board.today,
+        chart=charts.build_chart(
+            view.params, now=view.now, remaining_cents=view.remaining_cents, sales=board.sales
         ),
         price_fraction=view.fraction,
-        orders=reports.recent_orders(shop),
-        alerts=reports.recent_alerts(shop),
-        keys=reports.key_counts(shop),
-        past=past,
-        bars=reports.past_chart(past),
+        orders=board.orders,
+        alerts=board.alerts,
+        keys=count_keys(shop.gateways, now=now),
+        past=board.past,
+        bars=charts.past_chart(board.past),
         usd=format_usd,
     )
     return token.set_cookie(response, secure=secure_cookies(shop))
 
 
 @router.post("/orders/{order_id}/refund")
-async def refund(order_id: str, request: Request) -> Response:
-    shop: Shop = request.app.state.shop
+def refund(
+    order_id: str,
+    request: Request,
+    shop: ShopDep,
+    csrf_token: FormText = "",
+    reason: FormText = "",
+) -> Response:
     if not _password(shop):
         return _closed(request)
     if not logged_in(request, shop):
@@ -161,11 +162,14 @@ async def refund(order_id: str, request: Request) -> Response:
             next_href="/admin/login",
             next_label="Log in",
         )
-    form = await request.form()
     try:
-        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
-        reason = str(form.get("reason") or "operator refund")[:200]
-        await run_in_threadpool(reports.refund_order, shop, order_id=order_id, reason=reason)
+        csrf.verify(request, shop.box.mac_key, csrf_token)
+        flows.refund_order(
+            db=shop.db,
+            order_id=order_id,
+            reason=(reason or "operator refund")[:200],
+            now=shop.clock(),
+        )
     except ShopError as exc:
         return html_error(
             request,

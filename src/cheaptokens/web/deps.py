@@ -1,4 +1,5 @@
-"""Request-scoped helpers: the shop from app state, the client's identity, rate limits."""
+"""Request-scoped helpers: the shop and its collaborators from app state, the client's
+identity, rate limits. Handlers declare the collaborators they use as dependencies."""
 
 from __future__ import annotations
 
@@ -6,16 +7,41 @@ import hashlib
 import threading
 import time
 from collections import deque
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
+from cheaptokens.db import Database
 from cheaptokens.errors import RateLimited
+from cheaptokens.orders import flows
+from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.transitions import Placed
 from cheaptokens.shop import Shop
 
 
 def get_shop(request: Request) -> Shop:
     shop: Shop = request.app.state.shop
     return shop
+
+
+def get_db(request: Request) -> Database:
+    return get_shop(request).db
+
+
+def get_rules(request: Request) -> ShopRules:
+    return get_shop(request).rules
+
+
+def get_now(request: Request) -> datetime:
+    """The shop's clock, read once per request."""
+    return get_shop(request).clock()
+
+
+ShopDep = Annotated[Shop, Depends(get_shop)]
+DbDep = Annotated[Database, Depends(get_db)]
+RulesDep = Annotated[ShopRules, Depends(get_rules)]
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 def client_id(request: Request) -> str:
@@ -49,3 +75,26 @@ class SlidingWindow:
 def limiter(request: Request) -> SlidingWindow:
     window: SlidingWindow = request.app.state.limiter
     return window
+
+
+def place_order(
+    shop: Shop,
+    *,
+    quote_id: str | None,
+    credit_cents: int | None,
+    idempotency_key: str | None,
+    client: str | None,
+) -> Placed:
+    """:func:`flows.new_order`, wired from the shop (the JSON API and the buy form use it)."""
+    return flows.new_order(
+        db=shop.db,
+        rules=shop.rules,
+        payments=shop.payments,
+        token_key=shop.token_key,
+        public_url=shop.settings.public_url,
+        clock=shop.clock,
+        quote_id=quote_id,
+        credit_cents=credit_cents,
+        idempotency_key=idempotency_key,
+        client=client,
+    )

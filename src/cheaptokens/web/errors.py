@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cheaptokens.errors import RateLimited, ShopError, SoldOut
+from cheaptokens.times import iso_z
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> 
         if isinstance(exc, SoldOut):
             extra = {
                 "available_cents": exc.available_cents,
-                "returns_at": exc.returns_at.isoformat().replace("+00:00", "Z"),
+                "returns_at": iso_z(exc.returns_at),
             }
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)

@@ -12,33 +12,28 @@ header; the no-JavaScript page reads the cookie.
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cheaptokens import reports
 from cheaptokens.errors import InvalidInput, NotFound, ShopError, SoldOut
 from cheaptokens.models import Order
 from cheaptokens.money import format_usd
-from cheaptokens.orders import flows
+from cheaptokens.orders import flows, transitions
 from cheaptokens.orders import state as st
-from cheaptokens.pricing.curve import next_midnight
 from cheaptokens.shop import Shop
-from cheaptokens.web import csrf
-from cheaptokens.web.deps import client_id, get_shop, limiter
+from cheaptokens.times import iso_z, next_midnight
+from cheaptokens.web import charts, csrf
+from cheaptokens.web.deps import ShopDep, client_id, limiter, place_order
 from cheaptokens.web.render import HERE, render
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
-ShopDep = Annotated[Shop, Depends(get_shop)]
+#: A form field; a missing one is empty (the handler then says what is wrong, as a page).
+FormText = Annotated[str, Form()]
 
 PRESETS_DOLLARS = (1, 5, 10, 25)
 ORDER_COOKIE = "ct_order"
@@ -116,25 +111,23 @@ def _expiry_text(when: datetime) -> str:
 
 # ------------------------------------------------------------------------------- home
 def _home_context(shop: Shop) -> dict[str, Any]:
-    view = flows.pricing_now(shop)
+    front = flows.storefront(db=shop.db, rules=shop.rules, now=shop.clock())
+    view = front.pricing
     per_dollar = (view.fraction * view.params.list_cents).quantize(Decimal("0.01"))
-    chart = reports.build_chart(
-        view.params,
-        now=view.now,
-        remaining_cents=view.remaining_cents,
-        sales=reports.sales_on(shop, view.now.date()),
+    chart = charts.build_chart(
+        view.params, now=view.now, remaining_cents=view.remaining_cents, sales=front.sales
     )
     midnight = next_midnight(view.now)
     return {
         "now": view.now,
-        "now_iso": view.now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "now_iso": iso_z(view.now),
         "price_cents": format(per_dollar, "f"),
         "discount_percent": format((view.discount * 100).quantize(Decimal("0.1")), "f"),
         "remaining": format_usd(view.remaining_cents),
         "sold": format_usd(view.sold_cents),
         "capacity": format_usd(view.capacity_cents),
         "sold_out": view.remaining_cents < shop.rules.min_order_cents,
-        "midnight_iso": midnight.isoformat().replace("+00:00", "Z"),
+        "midnight_iso": iso_z(midnight),
         "seconds_left": int((midnight - view.now).total_seconds()),
         "chart": chart,
         "presets": PRESETS_DOLLARS,
@@ -175,17 +168,19 @@ def parse_dollars(choice: str, custom: str) -> int:
 
 
 @router.post("/buy")
-async def buy(request: Request) -> Response:
+def buy(
+    request: Request,
+    shop: ShopDep,
+    csrf_token: FormText = "",
+    amount: FormText = "",
+    custom: FormText = "",
+) -> Response:
     """The no-JavaScript purchase: quote and order in one go, then off to checkout."""
-    shop: Shop = request.app.state.shop
-    form = await request.form()
     try:
-        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
-        cents = parse_dollars(str(form.get("amount", "")), str(form.get("custom", "")))
+        csrf.verify(request, shop.box.mac_key, csrf_token)
+        cents = parse_dollars(amount, custom)
         limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
-        from starlette.concurrency import run_in_threadpool
-
-        placed = await run_in_threadpool(_place, shop, cents, client_id(request))
+        placed = _place(shop, cents, client_id(request))
     except ShopError as exc:
         return _buy_error(request, shop, exc)
     order = placed.order
@@ -209,10 +204,14 @@ async def buy(request: Request) -> Response:
     return response
 
 
-def _place(shop: Shop, cents: int, client: str) -> Any:
-    quote = flows.new_quote(shop, credit_cents=cents)
-    return flows.new_order(
-        shop, quote_id=quote.id, credit_cents=None, idempotency_key=None, client=client
+def _place(shop: Shop, cents: int, client: str) -> transitions.Placed:
+    quote = flows.new_quote(db=shop.db, rules=shop.rules, credit_cents=cents, now=shop.clock())
+    return place_order(
+        shop,
+        quote_id=quote.id,
+        credit_cents=None,
+        idempotency_key=None,
+        client=client,
     )
 
 
@@ -250,13 +249,15 @@ def _order_from_cookie(request: Request, shop: Shop, order_id: str) -> OrderView
     if not token:
         return None
     try:
-        order = flows.order_for(shop, order_id=order_id, token=token)
+        order = flows.order_for(db=shop.db, order_id=order_id, token=token)
     except NotFound:
         return None
-    key = flows.reveal_key(shop, order) if order.status == st.FULFILLED else None
+    key = flows.reveal_key(box=shop.box, order=order) if order.status == st.FULFILLED else None
     use = None
     if order.status in (st.FULFILLED, st.EXPIRED):
-        use = flows.usage(shop, order_id=order_id, token=token)
+        use = flows.usage(
+            db=shop.db, gateways=shop.gateways, order_id=order_id, token=token, now=shop.clock()
+        )
     return OrderView(order, key, use)
 
 
@@ -288,14 +289,14 @@ def order_page(
 
 
 @router.post("/orders/{order_id}/received")
-async def order_received(order_id: str, request: Request) -> Response:
+def order_received(
+    order_id: str, request: Request, shop: ShopDep, csrf_token: FormText = ""
+) -> Response:
     """The no-JavaScript "I saved it" button (the JavaScript page calls the JSON API)."""
-    shop: Shop = request.app.state.shop
-    form = await request.form()
     token = request.cookies.get(ORDER_COOKIE, "")
     try:
-        csrf.verify(request, shop.box.mac_key, form.get(csrf.CSRF_FIELD))
-        flows.confirm_receipt(shop, order_id=order_id, token=token)
+        csrf.verify(request, shop.box.mac_key, csrf_token)
+        flows.confirm_receipt(db=shop.db, order_id=order_id, token=token, now=shop.clock())
     except csrf.CsrfRejected as exc:
         return html_error(
             request,
@@ -318,68 +319,6 @@ async def order_received(order_id: str, request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------------- docs
-class ModelCatalogue:
-    """Venice's (or the sandbox's) model list with prices, cached for a few minutes.
-
-    Fetched with plain httpx from ``{base_url}/models`` (public on Venice); when Venice
-    cannot be reached the docs say so instead of failing.
-    """
-
-    def __init__(self, base_url: str, *, http: httpx.Client | None = None, ttl: float = 300):
-        self.base_url = base_url
-        self.http = http
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._at = 0.0
-        self._models: list[dict[str, Any]] | None = None
-
-    def text_models(self) -> list[dict[str, Any]] | None:
-        with self._lock:
-            if self._models is not None and time.monotonic() - self._at < self.ttl:
-                return self._models
-            fetched = self._fetch()
-            if fetched is not None:
-                self._models, self._at = fetched, time.monotonic()
-            return fetched if fetched is not None else self._models
-
-    def _fetch(self) -> list[dict[str, Any]] | None:
-        try:
-            if self.http is not None:
-                r = self.http.get(f"{self.base_url}/models", params={"type": "text"})
-            else:
-                r = httpx.get(f"{self.base_url}/models", params={"type": "text"}, timeout=3.0)
-            r.raise_for_status()
-            data = r.json().get("data", [])
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.info("model list unavailable: %s", type(exc).__name__)
-            return None
-        out = []
-        for m in data:
-            spec = m.get("model_spec", {}) if isinstance(m, dict) else {}
-            price = spec.get("pricing", {})
-            out.append(
-                {
-                    "id": str(m.get("id", "")),
-                    "name": str(spec.get("name", "")),
-                    "context": m.get("context_length") or spec.get("availableContextTokens"),
-                    "input": price.get("input", {}).get("usd"),
-                    "output": price.get("output", {}).get("usd"),
-                    "privacy": spec.get("privacy", ""),
-                }
-            )
-        return sorted(out, key=lambda m: m["id"])
-
-
-def catalogue(request: Request, shop: Shop) -> ModelCatalogue:
-    """The app's catalogue (tests may put their own on ``app.state.model_catalogue``)."""
-    existing = getattr(request.app.state, "model_catalogue", None)
-    if isinstance(existing, ModelCatalogue):
-        return existing
-    made = ModelCatalogue(shop.buyer_base_url)
-    request.app.state.model_catalogue = made
-    return made
-
-
 @router.get("/docs", response_class=HTMLResponse)
 def docs_root() -> Response:
     return RedirectResponse("/docs/", status_code=308)
@@ -417,6 +356,6 @@ def docs_page(slug: str, request: Request, shop: ShopDep) -> Response:
         "venice_mode": shop.settings.venice_mode,
     }
     if slug == "models":
-        ctx["models"] = catalogue(request, shop).text_models()
+        ctx["models"] = shop.catalogue.text_models()
     template = f"docs/{slug or 'index'}.html"
     return render(request, template, **ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -13,17 +13,27 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from cheaptokens.errors import InvalidInput, NotFound
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows
-from cheaptokens.payments import InvalidCheckout, SandboxPayments, WebhookSignatureError
+from cheaptokens.orders.ids import is_order_id
+from cheaptokens.payments import (
+    InvalidCheckout,
+    PaymentEvent,
+    SandboxPayments,
+    WebhookSignatureError,
+)
 from cheaptokens.payments.errors import PaymentError, WebhookPayloadError
 from cheaptokens.shop import Shop
-from cheaptokens.web.deps import get_shop
+from cheaptokens.web.deps import ShopDep
 from cheaptokens.web.render import render
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["payments"])
-_ORDER_ID = re.compile(r"ord_[0-9a-f]{32}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
-ShopDep = Annotated[Shop, Depends(get_shop)]
+
+
+def _apply(shop: Shop, event: PaymentEvent) -> None:
+    flows.apply_payment_event(
+        db=shop.db, provider=shop.payments.name, event=event, now=shop.clock()
+    )
 
 
 def _sandbox(shop: Shop) -> SandboxPayments:
@@ -49,12 +59,14 @@ def sandbox_checkout_page(token: str, request: Request, shop: ShopDep) -> Respon
     )
 
 
-@router.post("/checkout/sandbox/{token}", include_in_schema=False)
-async def sandbox_checkout_submit(token: str, request: Request) -> Response:
-    shop: Shop = request.app.state.shop
-    provider = _sandbox(shop)
-    is_json = request.headers.get("content-type", "").startswith("application/json")
-    if is_json:
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("application/json")
+
+
+async def checkout_outcome(request: Request) -> Literal["paid", "declined"]:
+    """The buyer's choice on the sandbox checkout: a form field (the page) or JSON (scripts)."""
+    outcome: Any
+    if _is_json(request):
         try:
             body: Any = json.loads(await request.body())
         except ValueError:
@@ -64,27 +76,45 @@ async def sandbox_checkout_submit(token: str, request: Request) -> Response:
         outcome = body.get("outcome") if isinstance(body, dict) else None
     else:
         outcome = (await request.form()).get("outcome")
-    if outcome not in ("paid", "declined"):
-        raise InvalidInput('outcome must be "paid" or "declined"', field="outcome")
+    if outcome == "paid":
+        return "paid"
+    if outcome == "declined":
+        return "declined"
+    raise InvalidInput('outcome must be "paid" or "declined"', field="outcome")
+
+
+@router.post("/checkout/sandbox/{token}", include_in_schema=False)
+def sandbox_checkout_submit(
+    token: str,
+    request: Request,
+    shop: ShopDep,
+    outcome: Annotated[Literal["paid", "declined"], Depends(checkout_outcome)],
+) -> Response:
+    provider = _sandbox(shop)
     try:
         event = provider.outcome(token, outcome, shop.clock())
     except InvalidCheckout:
         raise NotFound("this checkout link is not valid; start again from the shop") from None
-    from starlette.concurrency import run_in_threadpool
-
-    await run_in_threadpool(flows.apply_payment_event, shop, event)
-    if is_json:
+    _apply(shop, event)
+    if _is_json(request):
         return JSONResponse({"order_id": event.order_id, "result": event.kind})
     return RedirectResponse(f"/orders/{event.order_id}?checkout={event.kind}", status_code=303)
 
 
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
 @router.post("/webhooks/{provider_name}", include_in_schema=False)
-async def webhook(provider_name: str, request: Request) -> Response:
+def webhook(
+    provider_name: str,
+    request: Request,
+    shop: ShopDep,
+    payload: Annotated[bytes, Depends(raw_body)],
+) -> Response:
     """Provider events, verified over the raw body before anything is parsed."""
-    shop: Shop = request.app.state.shop
     if provider_name != shop.payments.name:
         raise NotFound("no such webhook endpoint")
-    payload = await request.body()
     try:
         event = shop.payments.parse_webhook(
             payload=payload, headers=dict(request.headers), now=shop.clock()
@@ -99,9 +129,7 @@ async def webhook(provider_name: str, request: Request) -> Response:
             {"error": {"code": "bad_payload", "message": "unreadable event"}}, status_code=400
         )
     if event is not None:
-        from starlette.concurrency import run_in_threadpool
-
-        await run_in_threadpool(flows.apply_payment_event, shop, event)
+        _apply(shop, event)
     return JSONResponse({"received": True})
 
 
@@ -113,7 +141,7 @@ def checkout_return(order: str, session_id: str, shop: ShopDep) -> Response:
     provider or into the ``Location`` header, and a provider that cannot answer (an unknown
     session, Stripe down) only skips the early confirmation: the webhook still comes.
     """
-    if _ORDER_ID.fullmatch(order) is None:
+    if not is_order_id(order):
         return RedirectResponse("/", status_code=303)
     if _SESSION_ID.fullmatch(session_id) is not None:
         try:
@@ -122,5 +150,5 @@ def checkout_return(order: str, session_id: str, shop: ShopDep) -> Response:
             log.info("checkout return for %s not confirmed: %s", order, type(exc).__name__)
             event = None
         if event is not None and event.order_id == order:
-            flows.apply_payment_event(shop, event)
+            _apply(shop, event)
     return RedirectResponse(f"/orders/{order}", status_code=303)

@@ -8,95 +8,165 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from cheaptokens.orders import service
-from cheaptokens.pricing.curve import next_midnight
+from cheaptokens import jobs
+from cheaptokens.db import Database
+from cheaptokens.orders import transitions
+from cheaptokens.orders.rules import ShopRules
+from cheaptokens.payments import PaymentProvider
+from cheaptokens.pricing.forecast import Forecast
+from cheaptokens.secretbox import SecretBox
 from cheaptokens.shop import Shop
-from cheaptokens.worker import jobs, maintenance, pool, repricing
-from cheaptokens.worker.provision import Lease, Retry, provision
+from cheaptokens.times import Clock, next_midnight
+from cheaptokens.venice.types import VeniceGateway
+from cheaptokens.worker import maintenance, pool, repricing
+from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund, refund_stray
 
 log = logging.getLogger(__name__)
 
+#: Keys stop answering at 00:00: in the last minutes their usage is read every minute.
 LAST_CALL = timedelta(minutes=10)
 
-HANDLERS: dict[str, Callable[..., None]] = {
-    jobs.PROVISION: provision,
-    jobs.REFUND: refund,
-    jobs.REFUND_STRAY: refund_stray,
-}
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _default_every() -> dict[str, float]:
+    return {
+        "sweep": 1.0,
+        "accounts": 300.0,
+        "usage": 300.0,
+        "expire": 30.0,
+        "pool": 1.0,
+        "reconcile": 600.0,
+        "reprice": 15.0,
+    }
 
 
 @dataclass
 class Worker:
-    shop: Shop
-    name: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    )
+    """One worker: the collaborators its jobs and upkeep use, and its timers."""
+
+    db: Database
+    rules: ShopRules
+    gateways: Mapping[str, VeniceGateway]
+    payments: PaymentProvider
+    box: SecretBox
+    clock: Clock
+    forecast: Forecast
+    #: re-plan the curve every hour (False keeps the default curve)
+    repricing: bool = True
+    name: str = field(default_factory=_default_name)
     #: seconds between runs of each upkeep task
-    every: dict[str, float] = field(
-        default_factory=lambda: {
-            "sweep": 1.0,
-            "accounts": 300.0,
-            "usage": 300.0,
-            "expire": 30.0,
-            "pool": 1.0,
-            "reconcile": 600.0,
-            "reprice": 15.0,
-        }
-    )
+    every: dict[str, float] = field(default_factory=_default_every)
     _last: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
+        return cls(
+            db=shop.db,
+            rules=shop.rules,
+            gateways=shop.gateways,
+            payments=shop.payments,
+            box=shop.box,
+            clock=shop.clock,
+            forecast=repricing.forecast_of(shop.settings),
+            repricing=shop.settings.repricing,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------------------- jobs
+    def _handle(self, kind: str, order_id: str, lease: jobs.Lease) -> None:
+        if kind == jobs.PROVISION:
+            provision(
+                db=self.db,
+                gateways=self.gateways,
+                box=self.box,
+                rules=self.rules,
+                clock=self.clock,
+                order_id=order_id,
+                lease=lease,
+            )
+        elif kind == jobs.REFUND:
+            refund(
+                db=self.db,
+                gateways=self.gateways,
+                payments=self.payments,
+                clock=self.clock,
+                order_id=order_id,
+            )
+        elif kind == jobs.REFUND_STRAY:
+            refund_stray(db=self.db, payments=self.payments, clock=self.clock, order_id=order_id)
+        else:
+            raise ValueError(f"unknown job kind {kind!r}")
 
     def run_one(self) -> bool:
         """Claim and run one due job; False when there was none."""
-        now = self.shop.clock()
-        with self.shop.sessions.begin() as session:
-            job = jobs.claim(session, worker=self.name, now=now, lease=self.shop.rules.job_lease)
+        now = self.clock()
+        with self.db.begin() as session:
+            job = jobs.claim(session, worker=self.name, now=now, lease=self.rules.job_lease)
             if job is None:
                 return False
             job_id, kind, order_id, attempts = job.id, job.kind, job.order_id, job.attempts
-        lease = Lease(job_id=job_id, worker=self.name)
+        lease = jobs.Lease(job_id=job_id, worker=self.name)
         try:
-            handler = HANDLERS[kind]
-            if kind == jobs.PROVISION:
-                handler(self.shop, order_id=order_id, lease=lease)
-            else:
-                handler(self.shop, order_id=order_id)
-        except Retry as exc:
+            self._handle(kind, order_id or "", lease)
+        except jobs.Retry as exc:
             delay = min(exc.delay * (1.5 ** min(attempts - 1, 8)), 60.0)
             log.info("job %s %s for %s: retry in %.1fs (%s)", job_id, kind, order_id, delay, exc)
-            with self.shop.sessions.begin() as session:
+            with self.db.begin() as session:
                 jobs.retry_later(
                     session,
                     job_id=job_id,
                     worker=self.name,
-                    now=self.shop.clock(),
+                    now=self.clock(),
                     delay=delay,
                     error=str(exc),
                 )
             return True
-        with self.shop.sessions.begin() as session:
+        with self.db.begin() as session:
             jobs.finish(session, job_id=job_id, worker=self.name)
         return True
 
+    def drain(self, *, limit: int = 1000) -> int:
+        """Run due jobs until none is left (tests and scripts); returns how many ran."""
+        ran = 0
+        while ran < limit and self.run_one():
+            ran += 1
+        return ran
+
+    # ------------------------------------------------------------------------- upkeep
     def upkeep(self, *, force: bool = False) -> None:
         """Run each periodic task whose interval has passed."""
         tasks: dict[str, Callable[[], object]] = {
-            "sweep": self._sweep,
-            "accounts": lambda: maintenance.refresh_accounts(self.shop),
-            "usage": lambda: maintenance.record_usage(self.shop),
-            "expire": lambda: (maintenance.expire_keys(self.shop), pool.expire(self.shop)),
-            "pool": lambda: pool.refill(self.shop),
-            "reconcile": lambda: maintenance.reconcile(self.shop),
-            "reprice": self._reprice,
+            "sweep": self.sweep,
+            "accounts": lambda: maintenance.refresh_accounts(
+                db=self.db, gateways=self.gateways, clock=self.clock
+            ),
+            "usage": lambda: maintenance.record_usage(
+                db=self.db, gateways=self.gateways, now=self.clock()
+            ),
+            "expire": self.expire,
+            "pool": lambda: pool.refill(
+                db=self.db,
+                gateways=self.gateways,
+                box=self.box,
+                rules=self.rules,
+                clock=self.clock,
+            ),
+            "reconcile": lambda: maintenance.reconcile(
+                db=self.db, gateways=self.gateways, clock=self.clock
+            ),
+            "reprice": self.reprice,
         }
         mono = time.monotonic()
         every = dict(self.every)
-        if next_midnight(self.shop.clock()) - self.shop.clock() < LAST_CALL:
-            # Keys stop answering at 00:00: read their usage often in the last minutes.
+        if next_midnight(self.clock()) - self.clock() < LAST_CALL:
             every["usage"] = min(every["usage"], 60.0)
         for name, task in tasks.items():
             if force or mono - self._last.get(name, -1e9) >= every[name]:
@@ -106,28 +176,28 @@ class Worker:
                 except Exception:  # upkeep must never stop the job loop; it runs again
                     log.exception("upkeep task %s failed", name)
 
-    def _reprice(self) -> None:
-        if not self.shop.settings.repricing:
+    def sweep(self) -> int:
+        """Release lapsed quotes and unpaid checkouts."""
+        with self.db.begin() as session:
+            return transitions.sweep_expired(session, now=self.clock())
+
+    def expire(self) -> None:
+        """Delete keys (sold and pooled) whose 00:00 UTC has passed."""
+        maintenance.expire_keys(db=self.db, gateways=self.gateways, clock=self.clock)
+        pool.expire(db=self.db, gateways=self.gateways, clock=self.clock)
+
+    def reprice(self) -> None:
+        if not self.repricing:
             return
-        now = self.shop.clock()
-        repricing.replan(self.shop, now=now)
+        now = self.clock()
+        repricing.replan(db=self.db, rules=self.rules, forecast=self.forecast, now=now)
         # Publish the next hour's curve a little ahead, so no moment falls back to the
         # day's default curve while the workers get round to it.
         upcoming = repricing.hour_start(now) + timedelta(hours=1)
         if upcoming - now <= repricing.PUBLISH_AHEAD:
-            repricing.replan(self.shop, now=upcoming)
+            repricing.replan(db=self.db, rules=self.rules, forecast=self.forecast, now=upcoming)
 
-    def _sweep(self) -> None:
-        with self.shop.sessions.begin() as session:
-            service.sweep_expired(session, now=self.shop.clock())
-
-    def drain(self, *, limit: int = 1000) -> int:
-        """Run due jobs until none is left (tests and scripts); returns how many ran."""
-        ran = 0
-        while ran < limit and self.run_one():
-            ran += 1
-        return ran
-
+    # ------------------------------------------------------------------------- threads
     def run_jobs(self, stop: threading.Event, *, poll: float = 0.2) -> None:
         """Claim and run jobs until ``stop`` is set."""
         while not stop.is_set():
@@ -160,7 +230,7 @@ class Worker:
             )
         ]
         for i in range(max(1, threads)):
-            w = Worker(self.shop, name=f"{self.name}-j{i}")
+            w = replace(self, name=f"{self.name}-j{i}", _last={})
             runners.append(
                 threading.Thread(
                     target=w.run_jobs, args=(stop,), kwargs={"poll": poll}, name=w.name, daemon=True

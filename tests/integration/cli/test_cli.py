@@ -101,8 +101,8 @@ def test_operator_commands(tmp_path, db_url, sandbox_url):
 
     # A paid order, made the way the web would, then handled from the command line.
     from cheaptokens.config import Settings
-    from cheaptokens.orders import flows
     from cheaptokens.shop import build_shop
+    from support.shopkit import paid_order
 
     shop = build_shop(
         Settings(
@@ -113,14 +113,9 @@ def test_operator_commands(tmp_path, db_url, sandbox_url):
         )
     )
     try:
-        placed = flows.new_order(
-            shop, quote_id=None, credit_cents=300, idempotency_key=None, client=None
-        )
-        checkout = placed.order.checkout_url.rsplit("/", 1)[-1]
-        flows.apply_payment_event(shop, shop.payments.outcome(checkout, "paid", shop.clock()))
+        order_id = paid_order(shop, 300)
     finally:
         shop.close()
-    order_id = placed.order.id
     cli(env, "worker", "--once")
     assert "fulfilled" in cli(env, "orders", "list").stdout
     shown = cli(env, "orders", "show", order_id).stdout

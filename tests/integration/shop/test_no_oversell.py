@@ -28,7 +28,10 @@ def test_concurrent_quotes_never_exceed_capacity(tmp_path, db_url):
 
         def attempt(_i: int) -> int:
             try:
-                return flows.new_quote(kit.shop, credit_cents=300).credit_cents
+                quote = flows.new_quote(
+                    db=kit.shop.db, rules=kit.shop.rules, credit_cents=300, now=kit.now()
+                )
+                return quote.credit_cents
             except SoldOut:
                 return 0
 
@@ -39,7 +42,7 @@ def test_concurrent_quotes_never_exceed_capacity(tmp_path, db_url):
         # A $3 key must fit on one account ($8.50 of room each): 2 + 2 quotes, and the
         # $2.50 left on each account cannot take a third.
         assert got.count(300) == 4
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             rows = s.scalars(select(AccountDay)).all()
         for row in rows:
             assert row.sold_cents + row.reserved_cents <= row.capacity_cents

@@ -30,7 +30,7 @@ def test_paid_order_gets_exactly_one_key(tmp_path, db_url):
             if k.description == f"cheaptokens:{order['order_id']}"
         ]
         assert len(keys) == 1 and keys[0].consumption_limits.diem == Decimal("7")
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             kinds = s.scalars(
                 select(LedgerEntry.kind)
                 .where(LedgerEntry.order_id == order["order_id"])
@@ -94,12 +94,12 @@ def test_checkout_expiry_then_late_payment_is_sold_if_room(tmp_path, db_url):
 
 
 def test_payment_amount_mismatch_is_refunded(tmp_path, db_url):
-    from cheaptokens.orders import flows
     from cheaptokens.payments import PaymentEvent
+    from support.shopkit import apply_event
 
     with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
         order = kit.buy(500, pay=False)
-        flows.apply_payment_event(
+        apply_event(
             kit.shop,
             PaymentEvent(
                 event_id="evt_short",
@@ -138,15 +138,15 @@ def test_bad_input_is_rejected_and_changes_nothing(tmp_path, db_url):
             assert r.json()["error"]["field"] == field, (body, r.json())
         r = kit.web.post("/api/orders", json={"quote_id": "q_nope"})
         assert r.status_code == 404 and r.json()["error"]["field"] == "quote_id"
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             assert s.scalar(select(func.count()).select_from(Order)) == 0
         assert supply(kit)["reserved_cents"] == 0
 
 
 def test_a_second_different_payment_is_refunded(tmp_path, db_url):
     from cheaptokens.models import StrayPayment
-    from cheaptokens.orders import flows
     from cheaptokens.payments import PaymentEvent
+    from support.shopkit import apply_event
 
     with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
         order = kit.buy(500)
@@ -161,10 +161,10 @@ def test_a_second_different_payment_is_refunded(tmp_path, db_url):
             currency="usd",
             occurred_at=kit.now(),
         )
-        flows.apply_payment_event(kit.shop, second)
-        flows.apply_payment_event(kit.shop, second)  # redelivered: still one refund
+        apply_event(kit.shop, second)
+        apply_event(kit.shop, second)  # redelivered: still one refund
         kit.worker.drain()
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             rows = s.scalars(select(StrayPayment)).all()
             kinds = s.scalars(
                 select(LedgerEntry.kind).where(LedgerEntry.order_id == order["order_id"])

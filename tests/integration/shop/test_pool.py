@@ -14,7 +14,7 @@ NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def pool_rows(kit, status=None):
-    with kit.shop.sessions() as s:
+    with kit.shop.db.read() as s:
         stmt = select(PoolKey)
         if status:
             stmt = stmt.where(PoolKey.status == status)
@@ -64,7 +64,7 @@ def test_a_sale_raises_a_pool_keys_cap_instead_of_creating(tmp_path, db_url):
         assert key.description == f"cheaptokens:{order['order_id']}"
         assert key.consumption_limits.diem == Decimal("7") and key.consumption_limits.usd == 0
         assert body["key"]["last6"] == key.last6
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             kinds = s.scalars(
                 select(LedgerEntry.kind).where(LedgerEntry.order_id == order["order_id"])
             ).all()
@@ -134,11 +134,11 @@ def test_a_sale_moves_to_an_account_that_has_a_ready_pool_key(tmp_path, db_url):
     with make_kit(tmp_path, database_url=db_url, now=NOON, accounts=2, pool_size=2) as kit:
         kit.worker.upkeep(force=True)
         # Account 1's pool is used up (drain() below runs jobs only: nothing refills it).
-        with kit.shop.sessions.begin() as s:
+        with kit.shop.db.begin() as s:
             for row in s.scalars(select(PoolKey).where(PoolKey.account == "sandbox-1")):
                 row.status = "deleted"
         order = kit.buy(500)
-        with kit.shop.sessions.begin() as s:  # make sure the sale sits on account 1
+        with kit.shop.db.begin() as s:  # make sure the sale sits on account 1
             o = s.get(Order, order["order_id"])
             if o.account != "sandbox-1":
                 inventory.unsell(s, account=o.account, day=o.day, credit_cents=o.credit_cents)
@@ -150,7 +150,7 @@ def test_a_sale_moves_to_an_account_that_has_a_ready_pool_key(tmp_path, db_url):
         assert kit.status(order)["status"] == "fulfilled"
         sold = [r for r in pool_rows(kit) if r.status == "sold"]
         assert len(sold) == 1 and sold[0].account == "sandbox-2"
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             o = s.get(Order, order["order_id"])
             kinds = s.scalars(select(LedgerEntry.kind).where(LedgerEntry.order_id == o.id)).all()
         assert o.account == "sandbox-2" and "sale_moved" in kinds

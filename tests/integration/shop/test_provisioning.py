@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from cheaptokens.models import Alert
 from cheaptokens.venice.types import ConsumptionLimit
-from cheaptokens.worker.runner import Worker
-from support.shopkit import make_kit
+from support.shopkit import make_kit, worker_of
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -59,7 +58,7 @@ def test_crash_after_create_recovers_into_exactly_one_live_key(tmp_path, db_url)
         assert kit.status(order)["status"] == "paid"
         # A new worker takes over once the dead worker's lease has lapsed.
         kit.sandbox.clock.advance(61)
-        Worker(kit.shop).drain()
+        worker_of(kit.shop).drain()
         body = kit.status(order)
         assert body["status"] == "fulfilled"
         live = shop_keys(kit, order["order_id"])
@@ -158,7 +157,7 @@ def test_reconcile_deletes_stray_shop_keys_and_alerts(tmp_path, db_url):
         ids = {k.id for k in venice.list_keys()}
         assert stray.id not in ids and other.id in ids
         assert len(shop_keys(kit, order["order_id"])) == 1
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             alerts = s.scalars(select(Alert).where(Alert.kind == "reconcile")).all()
         assert [a.order_id for a in alerts] == ["ord_doesnotexist"]
 
@@ -214,9 +213,10 @@ def test_usage_is_recorded_before_the_key_expires(tmp_path, db_url):
         assert usage["live"] is True and 0 < usage["used_cents"] <= 500
         assert usage["remaining_cents"] == 500 - usage["used_cents"]
         kit.sandbox.clock.set(datetime(2026, 11, 25, 23, 55, tzinfo=UTC))
-        assert maintenance.record_usage(kit.shop) == 1
+        read = maintenance.record_usage(db=kit.shop.db, gateways=kit.shop.gateways, now=kit.now())
+        assert read == 1
         kit.sandbox.clock.set(datetime(2026, 11, 26, 0, 0, 5, tzinfo=UTC))
         kit.worker.upkeep(force=True)
-        with kit.shop.sessions() as s:
+        with kit.shop.db.read() as s:
             o = s.get(Order, order["order_id"])
             assert o.status == "expired" and o.used_cents == usage["used_cents"]

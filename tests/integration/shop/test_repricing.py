@@ -20,7 +20,11 @@ def test_each_hour_gets_its_own_published_curve(tmp_path, db_url):
         assert hourly["params_hash"] != default["params_hash"]
         assert hourly["params"]["valid_from"].startswith("2026-11-25T09:00:00")
         assert hourly["next_change_at"] == "2026-11-25T10:00:00Z"
-        assert repricing.replan(kit.shop) is None  # once per hour
+        forecast = repricing.forecast_of(kit.shop.settings)
+        again = repricing.replan(
+            db=kit.shop.db, rules=kit.shop.rules, forecast=forecast, now=kit.now()
+        )
+        assert again is None  # once per hour
         kit.sandbox.clock.advance(3600)
         kit.worker.upkeep(force=True)
         later = kit.web.get("/api/pricing").json()
@@ -68,11 +72,12 @@ def test_nightly_refit_learns_from_yesterdays_quotes(tmp_path):
         kit.sandbox.clock.advance(120)
         kit.worker.upkeep(force=True)
         kit.sandbox.clock.advance(24 * 3600)
-        prior = repricing.forecast_of(kit.shop)
-        fitted = repricing.refit(kit.shop, days=1)
+        prior = repricing.forecast_of(kit.shop.settings)
+        fitted = repricing.refit(db=kit.shop.db, forecast=prior, now=kit.now(), days=1)
         assert fitted.n < prior.n  # fewer requests than forecast
         assert fitted.v < prior.v  # everyone said no at these prices
-        assert repricing.refit(kit.shop, days=1, now=T) == prior  # no history: unchanged
+        unchanged = repricing.refit(db=kit.shop.db, forecast=prior, now=T, days=1)
+        assert unchanged == prior  # no history: unchanged
 
 
 def test_the_next_hours_curve_is_published_ahead(tmp_path):

@@ -1,12 +1,18 @@
-"""The job table: enqueue, claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), finish.
+"""The job queue: enqueue, claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), finish.
 
 A claimed job carries a lease (``locked_until``). A worker that dies mid-job simply
 lets the lease lapse and another worker picks the job up again, so every handler must
-be idempotent (DESIGN invariant 4). One job per (kind, order): enqueueing twice is a no-op.
+be idempotent (invariant 4 in docs/architecture.md). One job per (kind, order):
+enqueueing twice is a no-op.
+
+A handler that cannot finish now raises :class:`Retry`; a handler that writes its result
+checks :func:`holds_lease` in the same transaction (a fencing check), so a worker whose lease
+was taken over changes nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Update, or_, select, update
@@ -19,6 +25,22 @@ PROVISION = "provision"
 REFUND = "refund"
 REFUND_STRAY = "refund_stray"
 LEASE = timedelta(seconds=60)
+
+
+class Retry(Exception):
+    """Try the job again after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The job a worker holds while it runs it."""
+
+    job_id: int
+    worker: str
 
 
 def enqueue(session: Session, *, kind: str, order_id: str, now: datetime, delay: float = 0) -> None:
@@ -86,3 +108,14 @@ def retry_later(
             run_at=now + timedelta(seconds=delay), locked_until=None, last_error=error[:500]
         )
     )
+
+
+def holds_lease(session: Session, lease: Lease, now: datetime) -> bool:
+    """Does ``lease`` still hold its job? Locks the job row on PostgreSQL, so the caller's
+    commit and a take-over cannot interleave."""
+    stmt = select(Job).where(
+        Job.id == lease.job_id, Job.locked_by == lease.worker, Job.locked_until > now
+    )
+    if dialect_name(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first() is not None

@@ -1,0 +1,437 @@
+"""Every change of an order's life, each through the state machine and with its ledger row.
+
+This module is the one place that writes an order's status (see :func:`_set_status`), so
+"where does an order become X?" has one answer: the function named after X below.
+
+    place_order        (quote)            -> awaiting_payment
+    cancel             awaiting_payment   -> cancelled         credit released
+    mark_paid          awaiting_payment,
+                       cancelled          -> paid              credit sold, key queued
+    begin_provisioning paid                                    the first key attempt is marked
+    move_sale          paid                                    the sale moves to another account
+    give_up            paid                                    no key by the deadline: refund queued
+    fulfil             paid               -> fulfilled         the key is stored, sealed
+    confirm_receipt    fulfilled, expired                      the shop forgets the key
+    request_refund     paid, fulfilled,
+                       failed                                  refund queued
+    key_deleted        (any)                                   the order's key is gone in Venice
+    refunded           paid, fulfilled,
+                       failed             -> refunded          money back
+    refund_failed      paid, fulfilled    -> failed            the provider refused the refund
+    expire             fulfilled          -> expired           00:00 UTC passed
+
+Every function takes the session of the caller's transaction and ``now``; none commits and
+none calls Venice or a payment provider (the worker and :mod:`cheaptokens.orders.flows` do).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cheaptokens import inventory, jobs, ledger
+from cheaptokens.errors import IdempotencyMismatch, InvalidInput, NotFound, QuoteExpired
+from cheaptokens.models import Order, PoolKey, Quote
+from cheaptokens.orders import state as st
+from cheaptokens.orders.ids import new_order_id, order_token
+from cheaptokens.orders.quotes import create_quote, release_quote
+from cheaptokens.orders.rules import ShopRules
+from cheaptokens.payments import Checkout, PaymentEvent
+from cheaptokens.secretbox import SecretBox, hash_token
+from cheaptokens.times import day_end, next_midnight
+
+
+def _set_status(order: Order, new: str, now: datetime) -> None:
+    """The only assignment of ``Order.status`` in the code base."""
+    st.check_transition(order.status, new)
+    order.status = new
+    order.updated_at = now
+
+
+def _drop_hold(session: Session, order: Order) -> None:
+    """Give back the capacity the order holds (its reservation, or its unspent sale)."""
+    if order.holds == "reserved":
+        inventory.release(
+            session, account=order.account, day=order.day, credit_cents=order.credit_cents
+        )
+    elif order.holds == "sold":
+        inventory.unsell(
+            session, account=order.account, day=order.day, credit_cents=order.credit_cents
+        )
+    order.holds = "none"
+
+
+# ----------------------------------------------------------------------------- placed
+@dataclass(frozen=True, slots=True)
+class Placed:
+    order: Order
+    token: str
+    created: bool
+
+
+def request_fingerprint(*, quote_id: str | None, credit_cents: int | None) -> str:
+    return hashlib.sha256(f"{quote_id}|{credit_cents}".encode()).hexdigest()
+
+
+def place_order(
+    session: Session,
+    *,
+    rules: ShopRules,
+    token_key: bytes,
+    provider: str,
+    now: datetime,
+    quote_id: str | None = None,
+    credit_cents: int | None = None,
+    idempotency_key: str | None = None,
+    client: str | None = None,
+) -> Placed:
+    """Turn a quote (or a fresh quote for ``credit_cents``) into an order awaiting payment."""
+    fingerprint = request_fingerprint(quote_id=quote_id, credit_cents=credit_cents)
+    if idempotency_key is not None:
+        existing = session.scalars(
+            select(Order).where(Order.idempotency_key == idempotency_key)
+        ).first()
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used with a different request",
+                    field="Idempotency-Key",
+                )
+            return Placed(existing, order_token(existing.id, token_key=token_key), created=False)
+    if (quote_id is None) == (credit_cents is None):
+        raise InvalidInput("send exactly one of quote_id or credit_cents", field="quote_id")
+    if quote_id is not None:
+        quote = session.get(Quote, quote_id, with_for_update=True)
+        if quote is None:
+            raise NotFound("no such quote", field="quote_id")
+        if quote.status != "open" or quote.valid_until <= now:
+            raise QuoteExpired(
+                "this quote has expired or was already used; ask for a new one", field="quote_id"
+            )
+    else:
+        assert credit_cents is not None
+        quote = create_quote(session, rules=rules, credit_cents=credit_cents, now=now)
+    # Move the reservation from the quote to the order, atomically with the status change.
+    claimed = session.execute(
+        update(Quote).where(Quote.id == quote.id, Quote.status == "open").values(status="ordered")
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise QuoteExpired("this quote was already used; ask for a new one", field="quote_id")
+    order_id = new_order_id()
+    token = order_token(order_id, token_key=token_key)
+    order = Order(
+        id=order_id,
+        token_hash=hash_token(token),
+        status=st.AWAITING_PAYMENT,
+        quote_id=quote.id,
+        day=quote.day,
+        account=quote.account,
+        credit_cents=quote.credit_cents,
+        price_cents=quote.price_cents,
+        currency=rules.currency,
+        holds="reserved",
+        created_at=now,
+        updated_at=now,
+        checkout_expires_at=min(now + rules.checkout_ttl, next_midnight(now)),
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        client=client,
+        payment_provider=provider,
+    )
+    session.add(order)
+    ledger.record(
+        session,
+        kind="order_placed",
+        now=now,
+        order_id=order_id,
+        quote_id=quote.id,
+        account=quote.account,
+        day=quote.day,
+        credit_cents=quote.credit_cents,
+        detail={"price_cents": quote.price_cents},
+    )
+    return Placed(order, token, created=True)
+
+
+def attach_checkout(order: Order, *, checkout: Checkout, now: datetime) -> None:
+    order.payment_reference = checkout.reference
+    order.checkout_url = checkout.checkout_url
+    order.updated_at = now
+
+
+# ----------------------------------------------------------------------------- cancelled
+def cancel(session: Session, *, order: Order, now: datetime, reason: str) -> None:
+    """An unpaid order is given up (declined, or its checkout lapsed): free its credit."""
+    if order.status != st.AWAITING_PAYMENT:
+        return
+    _set_status(order, st.CANCELLED, now)
+    _drop_hold(session, order)
+    order.failure_reason = reason
+    ledger.record(
+        session,
+        kind="order_cancelled",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=-order.credit_cents,
+        detail={"reason": reason},
+    )
+
+
+def sweep_expired(session: Session, *, now: datetime, limit: int = 500) -> int:
+    """Release quotes and unpaid checkouts whose time is up. Returns how many."""
+    count = 0
+    quotes = session.scalars(
+        select(Quote).where(Quote.status == "open", Quote.valid_until <= now).limit(limit)
+    ).all()
+    for quote in quotes:
+        release_quote(session, quote=quote, now=now)
+        count += 1
+    orders = session.scalars(
+        select(Order)
+        .where(Order.status == st.AWAITING_PAYMENT, Order.checkout_expires_at <= now)
+        .limit(limit)
+    ).all()
+    for order in orders:
+        cancel(session, order=order, now=now, reason="checkout expired")
+        count += 1
+    return count
+
+
+# ----------------------------------------------------------------------------- paid
+def mark_paid(session: Session, *, order: Order, event: PaymentEvent, now: datetime) -> None:
+    """Money for an unpaid (or lapsed) order arrived: sell its credit and queue its key —
+    or, when the payment does not match or its credit cannot be had, queue a refund."""
+    late = order.status == st.CANCELLED
+    _set_status(order, st.PAID, now)
+    order.paid_at = now
+    order.paid_cents = event.amount_cents
+    order.payment_ref = event.payment_ref
+    ledger.record(
+        session,
+        kind="payment_received",
+        now=now,
+        order_id=order.id,
+        money_cents=event.amount_cents,
+        detail={"event_id": event.event_id, "currency": event.currency},
+    )
+    problem = None
+    if event.amount_cents != order.price_cents or event.currency.lower() != order.currency:
+        problem = "paid amount or currency does not match the order"
+    elif order.day != now.date():
+        problem = "payment arrived after the credit's day ended"
+    elif late and not _rehold_as_sold(session, order=order):
+        problem = "payment arrived after the hold lapsed and the day sold out"
+    if problem is None and not late:
+        inventory.sell(
+            session, account=order.account, day=order.day, credit_cents=order.credit_cents
+        )
+        order.holds = "sold"
+    if problem is not None:
+        _drop_hold(session, order)
+        order.failure_reason = problem
+        jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)
+        return
+    ledger.record(
+        session,
+        kind="credit_sold",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=order.credit_cents,
+    )
+    jobs.enqueue(session, kind=jobs.PROVISION, order_id=order.id, now=now)
+
+
+def _rehold_as_sold(session: Session, *, order: Order) -> bool:
+    """A late payment: sell the credit again if its account (or any other) still has room."""
+    if inventory.sell_unreserved(
+        session, account=order.account, day=order.day, credit_cents=order.credit_cents
+    ):
+        order.holds = "sold"
+        return True
+    account = inventory.reserve(session, day=order.day, credit_cents=order.credit_cents)
+    if account is None:
+        return False
+    inventory.sell(session, account=account, day=order.day, credit_cents=order.credit_cents)
+    order.account = account
+    order.holds = "sold"
+    return True
+
+
+# ----------------------------------------------------------------------------- fulfilment
+def begin_provisioning(order: Order, *, now: datetime) -> None:
+    """Mark the first key attempt: from now on a retry must look for a key left in Venice."""
+    if order.provision_started_at is None:
+        order.provision_started_at = now
+
+
+def move_sale(session: Session, *, order: Order, to: str, now: datetime) -> bool:
+    """Move the order's sold credit to account ``to`` if it has the room (guarded UPDATE)."""
+    if not inventory.sell_unreserved(
+        session, account=to, day=order.day, credit_cents=order.credit_cents
+    ):
+        return False
+    inventory.unsell(session, account=order.account, day=order.day, credit_cents=order.credit_cents)
+    ledger.record(
+        session,
+        kind="sale_moved",
+        now=now,
+        order_id=order.id,
+        account=to,
+        day=order.day,
+        credit_cents=order.credit_cents,
+        detail={"from": order.account},
+    )
+    order.account = to
+    return True
+
+
+def give_up(session: Session, *, order: Order, now: datetime) -> None:
+    """No key could be made before the deadline: the buyer gets the money back."""
+    order.failure_reason = "no key could be made before the deadline"
+    order.updated_at = now
+    jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)
+    ledger.record(session, kind="provision_gave_up", now=now, order_id=order.id)
+
+
+def fulfil(
+    session: Session,
+    *,
+    order: Order,
+    key_id: str,
+    api_key: str,
+    expires_at: datetime | None,
+    box: SecretBox,
+    now: datetime,
+) -> None:
+    """The order's key exists in Venice: store it (sealed, bound to the order) until the
+    buyer confirms receipt. A pool key that was sold is marked so."""
+    _set_status(order, st.FULFILLED, now)
+    order.key_id = key_id
+    order.key_last6 = api_key[-6:]
+    order.key_secret = box.seal(api_key, context=order.id)
+    order.key_expires_at = expires_at or day_end(order.day)
+    order.fulfilled_at = now
+    ledger.record(
+        session,
+        kind="key_created",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=order.credit_cents,
+        detail={"key_id": key_id},
+    )
+    session.execute(update(PoolKey).where(PoolKey.key_id == key_id).values(status="sold"))
+
+
+def confirm_receipt(session: Session, *, order: Order, now: datetime) -> None:
+    """The buyer has saved the key: the shop forgets the secret (only last6 stays)."""
+    if order.status not in (st.FULFILLED, st.EXPIRED):
+        raise InvalidInput("the key is not ready yet", field="status")
+    if order.key_secret is None:
+        return
+    order.key_secret = None
+    order.key_received_at = now
+    order.updated_at = now
+    ledger.record(session, kind="key_received", now=now, order_id=order.id)
+
+
+def record_usage(order: Order, *, used_cents: int, now: datetime) -> None:
+    """What the order's key has spent, as Venice last reported it."""
+    order.used_cents = used_cents
+    order.usage_checked_at = now
+
+
+# ----------------------------------------------------------------------------- refunds
+REFUNDABLE = frozenset({st.PAID, st.FULFILLED, st.FAILED})
+
+
+def request_refund(session: Session, *, order: Order, reason: str, now: datetime) -> None:
+    """Queue a refund (the worker deletes any live key first, then refunds the payment)."""
+    if order.status not in REFUNDABLE:
+        raise InvalidInput(f"an order that is {order.status} cannot be refunded", field="status")
+    order.failure_reason = reason
+    order.updated_at = now
+    jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)
+    ledger.record(
+        session, kind="refund_requested", now=now, order_id=order.id, detail={"reason": reason}
+    )
+
+
+def key_deleted(session: Session, *, order: Order, now: datetime, why: str) -> None:
+    """The order's key no longer exists in Venice (deleted by the shop)."""
+    if order.key_id is None or order.key_deleted_at is not None:
+        return
+    order.key_deleted_at = now
+    order.key_secret = None
+    ledger.record(
+        session,
+        kind="key_deleted",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        detail={"key_id": order.key_id, "why": why},
+    )
+
+
+def refunded(session: Session, *, order: Order, refund_ref: str | None, now: datetime) -> None:
+    """The payment went back to the buyer. Credit that no key ever drew on goes back on
+    sale; a deleted key may have spent part of it, so its credit stays sold (never oversell)."""
+    _set_status(order, st.REFUNDED, now)
+    order.refund_ref = refund_ref
+    order.refunded_at = now
+    if order.holds == "sold":
+        if order.key_id is None:
+            _drop_hold(session, order)
+            ledger.record(
+                session,
+                kind="credit_released",
+                now=now,
+                order_id=order.id,
+                account=order.account,
+                day=order.day,
+                credit_cents=-order.credit_cents,
+            )
+        order.holds = "none"
+    ledger.record(
+        session,
+        kind="refunded",
+        now=now,
+        order_id=order.id,
+        money_cents=-(order.paid_cents or 0),
+        detail={"refund_ref": refund_ref},
+    )
+
+
+def refund_failed(session: Session, *, order: Order, reason: str, now: datetime) -> None:
+    """The provider refused the refund: the operator must look (an alert says so)."""
+    if order.status == st.FAILED:
+        return
+    _set_status(order, st.FAILED, now)
+    ledger.record(
+        session, kind="refund_failed", now=now, order_id=order.id, detail={"reason": reason}
+    )
+
+
+# ----------------------------------------------------------------------------- expired
+def expire(session: Session, *, order: Order, now: datetime) -> None:
+    """00:00 UTC passed: the key is dead (and deleted); the shop forgets its secret."""
+    _set_status(order, st.EXPIRED, now)
+    order.key_secret = None
+    order.key_deleted_at = order.key_deleted_at or now
+    ledger.record(
+        session,
+        kind="key_expired",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        detail={"key_id": order.key_id, "used_cents": order.used_cents},
+    )
