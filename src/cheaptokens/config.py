@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     max_order_cents: int = Field(default=50_000, gt=0)
     min_order_cents: int = Field(default=100, gt=0)
 
+    # Money safety (docs/money-safety.md)
+    #: per account, credit never sold: it absorbs what keys spend beyond their caps (Venice
+    #: bills a call after admitting it); default: two of the costliest private-model calls
+    overshoot_reserve_cents: int = Field(default=900, ge=0)
+    #: sell keys that may call every model (modelPrivacy ALL), not only private ones
+    allow_all_models: bool = False
+    #: the smallest order for such a key
+    all_models_min_order_cents: int = Field(default=5_000, gt=0)
+    #: how often each account's keys and balance are read (one call each per account)
+    watch_seconds: float = Field(default=10.0, gt=0, le=60)
+    #: keys of one buyer that went past their cap today before that buyer is refused
+    overshoot_strikes: int = Field(default=2, ge=1)
+
     # Warm pool of pre-created keys per account (0 turns it off)
     pool_size: int = Field(default=10, ge=0, le=400)
     pool_creation_headroom: int = Field(default=5, ge=0, le=20)

@@ -2,6 +2,7 @@
 
     ShopError
     ├── InvalidInput          400  bad input; names the offending ``field``
+    ├── Refused               403  this buyer may not buy now (their keys overshot repeatedly)
     ├── NotFound              404  no such quote or order (or the token does not match)
     ├── Conflict              409  the request clashes with the current state
     │   ├── QuoteExpired           the quote's lock window has passed
@@ -32,6 +33,11 @@ class ShopError(Exception):
 class InvalidInput(ShopError):
     status = 400
     code = "invalid_input"
+
+
+class Refused(ShopError):
+    status = 403
+    code = "refused"
 
 
 class NotFound(ShopError):

@@ -22,6 +22,10 @@ PROVISION_POINTS = (
     "provision.before_record_commit",
     "provision.after_record_commit",
 )
+REPLACE_POINTS = (
+    "replace.after_old_delete",
+    "replace.after_create",
+)
 REFUND_POINTS = (
     "refund.after_key_delete",
     "refund.after_refund_call",

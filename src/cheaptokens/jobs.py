@@ -24,6 +24,7 @@ from cheaptokens.models import Job
 PROVISION = "provision"
 REFUND = "refund"
 REFUND_STRAY = "refund_stray"
+REPLACE_KEY = "replace_key"
 LEASE = timedelta(seconds=60)
 
 

@@ -68,6 +68,8 @@ class Account(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     diem_allocation_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     balance_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: DIEM left this epoch at the last reading, in cents (negative once overshoot drained it)
+    diem_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -85,6 +87,8 @@ class AccountDay(Base):
     capacity_cents: Mapped[int] = mapped_column(BigInteger)
     sold_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: credit kept off sale because the live balance cannot cover it (docs/money-safety.md)
+    withheld_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class PricingParamsRow(Base):
@@ -143,8 +147,17 @@ class Order(Base):
     paid_cents: Mapped[int | None] = mapped_column(BigInteger)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    #: which models the key may call: "private" (modelPrivacy PRIVATE_ONLY) or "all"
+    key_models: Mapped[str] = mapped_column(String(8), default="private", server_default="all")
     provision_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     key_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: the current key's cap (None: the order's credit); lower after a replacement
+    key_credit_cents: Mapped[int | None] = mapped_column(BigInteger)
+    #: credit the order's earlier keys used before they were replaced
+    spent_before_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: a replacement key is being made (the old key is deleted first), and why
+    replace_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replace_reason: Mapped[str | None] = mapped_column(Text)
     key_last6: Mapped[str | None] = mapped_column(String(6))
     key_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-GCM, until received
     key_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -156,7 +169,14 @@ class Order(Base):
 
     refund_ref: Mapped[str | None] = mapped_column(String(255))
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: what a refund pays back (None: everything paid); less for a pro-rata refund
+    refund_due_cents: Mapped[int | None] = mapped_column(BigInteger)
     failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def key_cap_cents(self) -> int:
+        """The current key's cap in cents."""
+        return self.credit_cents if self.key_credit_cents is None else self.key_credit_cents
 
 
 class LedgerEntry(Base):

@@ -21,6 +21,7 @@ from cheaptokens.config import Settings
 from cheaptokens.models import LedgerEntry, Order
 from cheaptokens.orders import flows
 from cheaptokens.shop import build_shop
+from cheaptokens.worker.watch import watch
 from support.procs import cheaptokens, free_port, process, run, sandbox, wait_http
 from support.shopkit import paid_order as pay
 from support.shopkit import refresh, request_refund
@@ -150,6 +151,35 @@ def test_worker_killed_during_provisioning(point, db_url, tmp_path, venice_url):
         worker_until_settled(env, shop, order_id)
         order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
         assert order.status == "fulfilled"
+    finally:
+        shop.close()
+
+
+@pytest.mark.parametrize("point", failpoints.REPLACE_POINTS)
+def test_worker_killed_while_replacing_a_key(point, db_url, tmp_path, venice_url):
+    admin = new_account(venice_url)
+    env = shop_env(db_url, tmp_path, venice_url, admin)
+    shop = in_process_shop(env)
+    try:
+        order_id = paid_order(shop)
+        worker_until_settled(env, shop, order_id)
+        with shop.db.read() as s:
+            old = s.get(Order, order_id)
+            old_key, old_secret = old.key_id, flows.reveal_key(box=shop.box, order=old)
+        shop.gateways["main"].delete_key(old_key)  # deleted by hand in Venice
+        report = watch(db=shop.db, gateways=shop.gateways, rules=shop.rules, clock=shop.clock)
+        assert report.replacing == [order_id]
+        killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        worker_until_settled(env, shop, order_id)
+        order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
+        assert order.status == "fulfilled" and order.key_id != old_key
+        dead = httpx.post(
+            f"{venice_url}/chat/completions",
+            headers={"Authorization": f"Bearer {old_secret}"},
+            json={"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert dead.status_code == 401
     finally:
         shop.close()
 

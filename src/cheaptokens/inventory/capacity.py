@@ -1,6 +1,8 @@
 """Daily capacity per Venice account, and reservations against it.
 
-Invariant (no oversell): for every (account, day), ``sold + reserved <= capacity``.
+Invariant (no oversell): for every (account, day), ``sold + reserved <= capacity``; new
+sales also leave ``withheld`` untouched — the credit the live balance cannot cover
+(docs/money-safety.md), which upkeep re-derives from Venice's balance on every tick.
 It is kept by single conditional UPDATE statements (``... WHERE capacity - sold -
 reserved >= :n``): the database re-checks the condition under its row lock, so any
 number of web and worker processes can race for the last cents without a read-then-write
@@ -28,10 +30,22 @@ class Supply:
     reserved_cents: int
     #: (account, room left) for each account open that day, roomiest first
     rooms: tuple[tuple[str, int], ...] = ()
+    #: credit kept off sale because the live balance cannot cover it
+    withheld_cents: int = 0
 
     @property
     def remaining_cents(self) -> int:
-        return max(0, self.capacity_cents - self.sold_cents - self.reserved_cents)
+        unsold = self.capacity_cents - self.sold_cents - self.reserved_cents
+        return max(0, unsold - self.withheld_cents)
+
+
+#: What an account can still sell (the guarded UPDATEs re-check it under the row lock).
+ROOM = (
+    AccountDay.capacity_cents
+    - AccountDay.sold_cents
+    - AccountDay.reserved_cents
+    - AccountDay.withheld_cents
+)
 
 
 def day_capacity(allocation_cents: int, *, sell_fraction: Decimal, margin_cents: int) -> int:
@@ -82,14 +96,18 @@ def supply(session: Session, *, day: date) -> Supply:
             AccountDay.capacity_cents,
             AccountDay.sold_cents,
             AccountDay.reserved_cents,
+            AccountDay.withheld_cents,
         ).where(AccountDay.day == day)
     ).all()
-    rooms = sorted(((r[0], r[1] - r[2] - r[3]) for r in rows), key=lambda ar: (-ar[1], ar[0]))
+    rooms = sorted(
+        ((r[0], r[1] - r[2] - r[3] - r[4]) for r in rows), key=lambda ar: (-ar[1], ar[0])
+    )
     return Supply(
         capacity_cents=sum(r[1] for r in rows),
         sold_cents=sum(r[2] for r in rows),
         reserved_cents=sum(r[3] for r in rows),
         rooms=tuple(rooms),
+        withheld_cents=sum(min(r[4], max(0, r[1] - r[2] - r[3])) for r in rows),
     )
 
 
@@ -102,19 +120,18 @@ def reserve(
     the roomiest is tried first. ``supply`` (read in the same transaction) saves a query;
     the UPDATE re-checks the room either way.
     """
-    room = AccountDay.capacity_cents - AccountDay.sold_cents - AccountDay.reserved_cents
     if supply is not None and supply.rooms:
         candidates: Sequence[str] = [a for a, r in supply.rooms if r >= credit_cents]
     else:
         candidates = session.scalars(
             select(AccountDay.account)
-            .where(AccountDay.day == day, room >= credit_cents)
-            .order_by(room.desc(), AccountDay.account)
+            .where(AccountDay.day == day, credit_cents <= ROOM)
+            .order_by(ROOM.desc(), AccountDay.account)
         ).all()
     for account in candidates:
         result = session.execute(
             update(AccountDay)
-            .where(AccountDay.account == account, AccountDay.day == day, room >= credit_cents)
+            .where(AccountDay.account == account, AccountDay.day == day, credit_cents <= ROOM)
             .values(reserved_cents=AccountDay.reserved_cents + credit_cents)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -127,8 +144,7 @@ def _move(
 ) -> bool:
     stmt = update(AccountDay).where(AccountDay.account == account, AccountDay.day == day)
     if guard:
-        room = AccountDay.capacity_cents - AccountDay.sold_cents - AccountDay.reserved_cents
-        stmt = stmt.where(room >= sold + reserved)
+        stmt = stmt.where(sold + reserved <= ROOM)
     result = session.execute(
         stmt.values(
             reserved_cents=AccountDay.reserved_cents + reserved,
@@ -179,3 +195,36 @@ def record_allocation(
     acct.diem_allocation_cents = allocation_cents
     acct.balance_checked_at = now
     acct.last_error = None
+
+
+def record_balance(session: Session, *, account: str, diem_cents: int, now: datetime) -> None:
+    """Store the account's live DIEM balance (what is left of today's allocation)."""
+    acct = session.get(Account, account)
+    if acct is not None:
+        acct.diem_balance_cents = diem_cents
+        acct.balance_checked_at = now
+
+
+def follow_balance(
+    session: Session,
+    *,
+    account: str,
+    day: date,
+    balance_cents: int,
+    liability_cents: int,
+    reserve_cents: int,
+) -> int:
+    """Keep off sale whatever the live balance cannot cover; returns the credit withheld.
+
+    What the books still offer is ``capacity − sold − reserved``. What the account can still
+    serve is its live DIEM balance minus the unspent credit of its live keys (the shop's
+    liability), the overshoot reserve and the open holds (they may still be paid). The
+    difference, when the books offer more, is withheld until the balance says otherwise.
+    """
+    row = session.get(AccountDay, (account, day), with_for_update=True)
+    if row is None:
+        return 0
+    offered = max(0, row.capacity_cents - row.sold_cents - row.reserved_cents)
+    coverable = max(0, balance_cents - liability_cents - reserve_cents - row.reserved_cents)
+    row.withheld_cents = max(0, offered - coverable)
+    return row.withheld_cents

@@ -47,6 +47,8 @@ class PricingView:
     sold_cents: int
     reserved_cents: int
     remaining_cents: int
+    #: kept off sale: the accounts' live balances cannot cover it (docs/money-safety.md)
+    withheld_cents: int = 0
 
 
 def pricing_now(*, db: Database, rules: ShopRules, now: datetime) -> PricingView:
@@ -73,6 +75,7 @@ def pricing_now(*, db: Database, rules: ShopRules, now: datetime) -> PricingView
         sold_cents=supply.sold_cents,
         reserved_cents=supply.reserved_cents,
         remaining_cents=remaining,
+        withheld_cents=supply.withheld_cents,
     )
 
 
@@ -226,10 +229,11 @@ def usage(
             log.info("usage for %s: Venice unavailable, showing the last reading", order_id)
     expires = order.key_expires_at
     left = max(0, int((expires - now).total_seconds())) if expires else 0
+    cap = order.key_cap_cents  # the current key's cap (lower after a replacement)
     return Usage(
         used_cents=used,
-        remaining_cents=max(0, order.credit_cents - used) if order.status == st.FULFILLED else 0,
-        credit_cents=order.credit_cents,
+        remaining_cents=max(0, cap - used) if order.status == st.FULFILLED else 0,
+        credit_cents=cap,
         expires_at=expires,
         seconds_left=left,
         checked_at=checked,

@@ -40,8 +40,12 @@ def refund_plan(session: Session, *, order_id: str) -> RefundPlan | None:
         account=order.account,
         key_id=order.key_id,
         payment_ref=order.payment_ref,
-        amount_cents=order.paid_cents or 0,
-        delete_keys_first=order.provision_started_at is not None and order.key_deleted_at is None,
+        amount_cents=transitions.refund_amount(order),
+        # a key may be live: the order's own, or one a replacement attempt made
+        delete_keys_first=(
+            order.provision_started_at is not None
+            and (order.key_deleted_at is None or order.status == st.REPLACING)
+        ),
     )
 
 
@@ -61,7 +65,7 @@ def refund_done(session: Session, *, order_id: str, refund_ref: str | None, now:
 def refund_refused(session: Session, *, order_id: str, reason: str, now: datetime) -> None:
     """The provider will not refund: the order fails and the operator is alerted."""
     order = session.get(Order, order_id, with_for_update=True)
-    if order is not None and order.status in (st.PAID, st.FULFILLED):
+    if order is not None and order.status in (st.PAID, st.FULFILLED, st.REPLACING):
         transitions.refund_failed(session, order=order, reason=reason, now=now)
     raise_alert(session, kind="refund_failed", order_id=order_id, message=reason, now=now)
 

@@ -58,6 +58,10 @@ class ShopRules:
     #: Warm pool: ready keys kept per account, and creations per minute left to direct sales.
     pool_size: int
     pool_creation_headroom: int
+    overshoot_reserve_cents: int
+    allow_all_models: bool
+    all_models_min_order_cents: int
+    overshoot_strikes: int
     currency: str = CURRENCY
     creations_per_minute: int = CREATIONS_PER_MINUTE
     max_active_keys: int = MAX_ACTIVE_KEYS - KEYS_KEPT_FOR_OPERATOR
@@ -79,4 +83,8 @@ class ShopRules:
             price_floor=settings.price_floor,
             pool_size=settings.pool_size,
             pool_creation_headroom=settings.pool_creation_headroom,
+            overshoot_reserve_cents=settings.overshoot_reserve_cents,
+            allow_all_models=settings.allow_all_models,
+            all_models_min_order_cents=settings.all_models_min_order_cents,
+            overshoot_strikes=settings.overshoot_strikes,
         )

@@ -7,6 +7,8 @@ awaiting_payment ──paid──▶ paid ──key made──▶ fulfilled ─�
       │                     └─refund itself failed──────────▶ failed ──operator retry──▶ refunded
       └────────────────────────────────── operator refund (from paid/fulfilled) ─▶ refunded
                                                                  (or failed, if the refund fails)
+fulfilled ──key cannot spend what it holds──▶ replacing ──new key──▶ fulfilled
+                                                  └─no stock, or too late──▶ refunded (pro rata)
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ EXPIRED: Final = "expired"
 REFUNDED: Final = "refunded"
 FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
+REPLACING: Final = "replacing"
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     AWAITING_PAYMENT: frozenset({PAID, CANCELLED}),
     CANCELLED: frozenset({PAID}),  # a payment that arrives after the checkout lapsed
     PAID: frozenset({FULFILLED, REFUNDED, FAILED}),
-    FULFILLED: frozenset({EXPIRED, REFUNDED, FAILED}),
+    FULFILLED: frozenset({EXPIRED, REFUNDED, FAILED, REPLACING}),
+    REPLACING: frozenset({FULFILLED, REFUNDED, FAILED}),
     FAILED: frozenset({REFUNDED}),  # an operator retries the refund
     EXPIRED: frozenset(),
     REFUNDED: frozenset(),

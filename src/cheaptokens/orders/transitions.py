@@ -17,8 +17,15 @@ This module is the one place that writes an order's status (see :func:`_set_stat
     key_deleted        (any)                                   the order's key is gone in Venice
     refunded           paid, fulfilled,
                        failed             -> refunded          money back
-    refund_failed      paid, fulfilled    -> failed            the provider refused the refund
+    refund_failed      paid, fulfilled,
+                       replacing          -> failed            the provider refused the refund
     expire             fulfilled          -> expired           00:00 UTC passed
+    record_overshoot   fulfilled                               the key spent beyond its cap
+    begin_replacement  fulfilled          -> replacing         the key cannot spend what it holds
+    old_key_gone       replacing                               the old key is deleted first
+    place_replacement  replacing                               the unspent credit is sold again
+    key_replaced       replacing          -> fulfilled         the new key is stored, sealed
+    refund_pro_rata    replacing                               no stock for it: refund the rest
 
 Every function takes the session of the caller's transaction and ``now``; none commits and
 none calls Venice or a payment provider (the worker and :mod:`cheaptokens.orders.flows` do).
@@ -34,15 +41,22 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cheaptokens import inventory, jobs, ledger
-from cheaptokens.errors import IdempotencyMismatch, InvalidInput, NotFound, QuoteExpired
+from cheaptokens.errors import (
+    IdempotencyMismatch,
+    InvalidInput,
+    NotFound,
+    QuoteExpired,
+    Refused,
+)
 from cheaptokens.models import Order, PoolKey, Quote
+from cheaptokens.orders import abuse
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_order_id, order_token
 from cheaptokens.orders.quotes import create_quote, release_quote
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import Checkout, PaymentEvent
 from cheaptokens.secretbox import SecretBox, hash_token
-from cheaptokens.times import day_end, next_midnight
+from cheaptokens.times import day_end, day_start, next_midnight
 
 
 def _set_status(order: Order, new: str, now: datetime) -> None:
@@ -104,6 +118,13 @@ def place_order(
             return Placed(existing, order_token(existing.id, token_key=token_key), created=False)
     if (quote_id is None) == (credit_cents is None):
         raise InvalidInput("send exactly one of quote_id or credit_cents", field="quote_id")
+    if client is not None and (
+        abuse.strikes(session, client=client, since=day_start(now)) >= rules.overshoot_strikes
+    ):
+        raise Refused(
+            "keys bought from this address spent past their limits more than once today; "
+            "no more sales to it until 00:00 UTC"
+        )
     if quote_id is not None:
         quote = session.get(Quote, quote_id, with_for_update=True)
         if quote is None:
@@ -383,13 +404,14 @@ def key_deleted(session: Session, *, order: Order, now: datetime, why: str) -> N
 
 
 def refunded(session: Session, *, order: Order, refund_ref: str | None, now: datetime) -> None:
-    """The payment went back to the buyer. Credit that no key ever drew on goes back on
-    sale; a deleted key may have spent part of it, so its credit stays sold (never oversell)."""
+    """The payment (or, pro rata, its unusable part) went back to the buyer. Credit that no
+    key ever drew on goes back on sale; a key may have spent part of it, so its credit stays
+    sold (never oversell)."""
     _set_status(order, st.REFUNDED, now)
     order.refund_ref = refund_ref
     order.refunded_at = now
     if order.holds == "sold":
-        if order.key_id is None:
+        if order.fulfilled_at is None:
             _drop_hold(session, order)
             ledger.record(
                 session,
@@ -406,7 +428,7 @@ def refunded(session: Session, *, order: Order, refund_ref: str | None, now: dat
         kind="refunded",
         now=now,
         order_id=order.id,
-        money_cents=-(order.paid_cents or 0),
+        money_cents=-refund_amount(order),
         detail={"refund_ref": refund_ref},
     )
 
@@ -419,6 +441,12 @@ def refund_failed(session: Session, *, order: Order, reason: str, now: datetime)
     ledger.record(
         session, kind="refund_failed", now=now, order_id=order.id, detail={"reason": reason}
     )
+
+
+def refund_amount(order: Order) -> int:
+    """What a refund of ``order`` pays back: everything paid, or the pro-rata part due."""
+    paid = order.paid_cents or 0
+    return paid if order.refund_due_cents is None else min(paid, order.refund_due_cents)
 
 
 # ----------------------------------------------------------------------------- expired
@@ -434,4 +462,124 @@ def expire(session: Session, *, order: Order, now: datetime) -> None:
         order_id=order.id,
         account=order.account,
         detail={"key_id": order.key_id, "used_cents": order.used_cents},
+    )
+
+
+# ----------------------------------------------------------------------------- overshoot
+def record_overshoot(session: Session, *, order: Order, used_cents: int, now: datetime) -> None:
+    """The key spent beyond its cap (Venice bills a call after admitting it): the overshoot
+    is on the record against the buyer (their further orders may be refused)."""
+    if abuse.already_recorded(session, order_id=order.id, key_id=order.key_id):
+        return
+    cap = order.key_cap_cents
+    ledger.record(
+        session,
+        kind=abuse.OVERSHOT,
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=used_cents - cap,
+        detail={"key_id": order.key_id, "used_cents": used_cents, "cap_cents": cap},
+    )
+
+
+# ----------------------------------------------------------------------------- replacement
+def begin_replacement(session: Session, *, order: Order, reason: str, now: datetime) -> None:
+    """The order's key can no longer spend what it holds (its account ran dry, or the key is
+    gone in Venice): the buyer gets a new key for the unspent credit, or a pro-rata refund.
+    The worker deletes the old key first, so at no moment are two of the order's keys live."""
+    _set_status(order, st.REPLACING, now)
+    order.replace_started_at = now
+    order.replace_reason = reason
+    order.provision_started_at = None  # no attempt at the new key yet
+    jobs.enqueue(session, kind=jobs.REPLACE_KEY, order_id=order.id, now=now)
+    ledger.record(
+        session,
+        kind="replacement_started",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        detail={"reason": reason, "key_id": order.key_id, "used_cents": order.used_cents},
+    )
+
+
+def old_key_gone(session: Session, *, order: Order, used_cents: int | None, now: datetime) -> None:
+    """The old key is deleted: what it left unspent is what the new key will hold."""
+    cap = order.key_cap_cents
+    used = min(cap, max(0, used_cents if used_cents is not None else (order.used_cents or 0)))
+    key_deleted(session, order=order, now=now, why="replacement")
+    order.spent_before_cents += used
+    order.key_credit_cents = cap - used
+    order.used_cents = used
+
+
+def place_replacement(session: Session, *, order: Order, account: str, now: datetime) -> bool:
+    """Sell the unspent credit again on ``account`` (guarded: it must have the room)."""
+    credit = order.key_cap_cents
+    if not inventory.sell_unreserved(session, account=account, day=order.day, credit_cents=credit):
+        return False
+    ledger.record(
+        session,
+        kind="credit_sold",
+        now=now,
+        order_id=order.id,
+        account=account,
+        day=order.day,
+        credit_cents=credit,
+        detail={"replacement_for": order.account},
+    )
+    order.account = account
+    order.provision_started_at = now
+    return True
+
+
+def key_replaced(
+    session: Session,
+    *,
+    order: Order,
+    key_id: str,
+    api_key: str,
+    expires_at: datetime | None,
+    box: SecretBox,
+    now: datetime,
+) -> None:
+    """The new key exists: it is stored sealed and shown to the buyer once, like the first."""
+    _set_status(order, st.FULFILLED, now)
+    old = order.key_id
+    order.key_id = key_id
+    order.key_last6 = api_key[-6:]
+    order.key_secret = box.seal(api_key, context=order.id)
+    order.key_expires_at = expires_at or day_end(order.day)
+    order.key_received_at = None
+    order.key_deleted_at = None
+    order.used_cents = 0
+    order.usage_checked_at = None
+    order.replace_started_at = None
+    ledger.record(
+        session,
+        kind="key_replaced",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=order.key_cap_cents,
+        detail={"key_id": key_id, "old_key_id": old, "reason": order.replace_reason},
+    )
+
+
+def refund_pro_rata(session: Session, *, order: Order, reason: str, now: datetime) -> None:
+    """No account can hold the unspent credit (or time ran out): refund its share of the
+    price — ``floor(paid × unspent / credit)`` — and end the order."""
+    unspent = order.key_cap_cents
+    order.refund_due_cents = (order.paid_cents or 0) * unspent // max(1, order.credit_cents)
+    order.failure_reason = reason
+    order.updated_at = now
+    jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)
+    ledger.record(
+        session,
+        kind="refund_requested",
+        now=now,
+        order_id=order.id,
+        detail={"reason": reason, "unspent_cents": unspent, "due_cents": order.refund_due_cents},
     )

@@ -72,6 +72,9 @@ class SupplyOut(BaseModel):
     capacity_cents: int
     sold_cents: int
     reserved_cents: int
+    withheld_cents: int = Field(
+        description="Kept off sale: the Venice accounts' live balances cannot cover it."
+    )
     remaining_cents: int
     sold_out: bool
     returns_at: str | None
@@ -106,6 +109,16 @@ class KeyOut(BaseModel):
     expires_at: str | None
 
 
+class ReplacementOut(BaseModel):
+    """The order's first key could not spend what it held, so the shop replaced it."""
+
+    reason: str = Field(description="Why the key was replaced.")
+    spent_before_cents: int = Field(description="Credit the earlier key(s) used.")
+    refund_due_cents: int | None = Field(
+        default=None, description="Set when no stock was left: the pro-rata refund."
+    )
+
+
 class OrderStatusOut(BaseModel):
     order_id: str
     status: str
@@ -118,6 +131,7 @@ class OrderStatusOut(BaseModel):
     base_url: str
     expires_at: str | None
     message: str
+    replacement: ReplacementOut | None = None
 
 
 class UsageOut(BaseModel):
@@ -198,6 +212,7 @@ def supply(db: DbDep, rules: RulesDep, now: NowDep) -> SupplyOut:
         capacity_cents=view.capacity_cents,
         sold_cents=view.sold_cents,
         reserved_cents=view.reserved_cents,
+        withheld_cents=view.withheld_cents,
         remaining_cents=view.remaining_cents,
         sold_out=sold_out,
         returns_at=_iso(next_midnight(view.now)) if sold_out else None,
@@ -231,7 +246,7 @@ def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
     "/orders",
     response_model=OrderOut,
     status_code=201,
-    responses=documented(400, 404, 409, 413, 422, 429, 503),
+    responses=documented(400, 403, 404, 409, 413, 422, 429, 503),
 )
 def create_order(
     body: OrderIn,
@@ -272,7 +287,15 @@ MESSAGES = {
     st.REFUNDED: "The order was refunded; no key is live for it.",
     st.FAILED: "The key could not be made and the refund failed; the operator has been alerted.",
     st.CANCELLED: "The checkout was declined or expired; nothing was charged.",
+    st.REPLACING: (
+        "Your key can no longer spend its credit (see replacement.reason): it has been "
+        "deleted, and a new key with the unspent credit is being made; poll again in a second."
+    ),
 }
+REPLACED = (
+    "Your key was replaced (see replacement.reason): the old key no longer works. This new key "
+    "holds the credit the old one had not spent. Save it now: it is shown until you confirm."
+)
 
 
 @router.get("/orders/{order_id}", response_model=OrderStatusOut, responses=documented(404, 422))
@@ -300,7 +323,20 @@ def get_order(
         key=key,
         base_url=shop.buyer_base_url,
         expires_at=_iso(order.key_expires_at),
-        message=MESSAGES.get(order.status, ""),
+        message=(
+            REPLACED
+            if order.replace_reason and order.status == st.FULFILLED
+            else MESSAGES.get(order.status, "")
+        ),
+        replacement=(
+            ReplacementOut(
+                reason=order.replace_reason,
+                spent_before_cents=order.spent_before_cents,
+                refund_due_cents=order.refund_due_cents,
+            )
+            if order.replace_reason
+            else None
+        ),
     )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from cheaptokens import inventory
 from cheaptokens.alerts import raise_alert
 from cheaptokens.db import Database
-from cheaptokens.money import dollars_to_cents, dollars_to_cents_up
+from cheaptokens.money import dollars_to_cents
 from cheaptokens.orders import live_keys
 from cheaptokens.orders.rules import KEY_PREFIX, POOL_PREFIX, order_of_description
 from cheaptokens.times import Clock
@@ -52,30 +52,6 @@ def refresh_accounts(*, db: Database, gateways: Mapping[str, VeniceGateway], clo
             )
         ok += 1
     return ok
-
-
-def record_usage(*, db: Database, gateways: Mapping[str, VeniceGateway], now: datetime) -> int:
-    """Read each live key's spend (it becomes unreadable once the key expires)."""
-    with db.read() as session:
-        live = live_keys.live(session, now=now)
-    done = 0
-    for key in live:
-        gateway = gateways.get(key.account)
-        if gateway is None:
-            continue
-        try:
-            found = gateway.get_key(key.key_id)
-        except venice_errors.VeniceError:
-            continue
-        with db.begin() as session:
-            live_keys.record_usage(
-                session,
-                order_id=key.order_id,
-                used_cents=dollars_to_cents_up(found.period_usage),
-                now=now,
-            )
-        done += 1
-    return done
 
 
 def expire_keys(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: Clock) -> int:

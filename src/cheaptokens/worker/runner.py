@@ -20,16 +20,15 @@ from cheaptokens.payments import PaymentProvider
 from cheaptokens.pricing.forecast import Forecast
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.shop import Shop
-from cheaptokens.times import Clock, next_midnight
+from cheaptokens.times import Clock
 from cheaptokens.venice.types import VeniceGateway
 from cheaptokens.worker import maintenance, pool, repricing
 from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund, refund_stray
+from cheaptokens.worker.replace import replace_key
+from cheaptokens.worker.watch import watch
 
 log = logging.getLogger(__name__)
-
-#: Keys stop answering at 00:00: in the last minutes their usage is read every minute.
-LAST_CALL = timedelta(minutes=10)
 
 
 def _default_name() -> str:
@@ -40,7 +39,7 @@ def _default_every() -> dict[str, float]:
     return {
         "sweep": 1.0,
         "accounts": 300.0,
-        "usage": 300.0,
+        "watch": 10.0,
         "expire": 30.0,
         "pool": 1.0,
         "reconcile": 600.0,
@@ -68,6 +67,7 @@ class Worker:
 
     @classmethod
     def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
+        kwargs.setdefault("every", {**_default_every(), "watch": shop.settings.watch_seconds})
         return cls(
             db=shop.db,
             rules=shop.rules,
@@ -99,6 +99,16 @@ class Worker:
                 payments=self.payments,
                 clock=self.clock,
                 order_id=order_id,
+            )
+        elif kind == jobs.REPLACE_KEY:
+            replace_key(
+                db=self.db,
+                gateways=self.gateways,
+                box=self.box,
+                rules=self.rules,
+                clock=self.clock,
+                order_id=order_id,
+                lease=lease,
             )
         elif kind == jobs.REFUND_STRAY:
             refund_stray(db=self.db, payments=self.payments, clock=self.clock, order_id=order_id)
@@ -148,8 +158,8 @@ class Worker:
             "accounts": lambda: maintenance.refresh_accounts(
                 db=self.db, gateways=self.gateways, clock=self.clock
             ),
-            "usage": lambda: maintenance.record_usage(
-                db=self.db, gateways=self.gateways, now=self.clock()
+            "watch": lambda: watch(
+                db=self.db, gateways=self.gateways, rules=self.rules, clock=self.clock
             ),
             "expire": self.expire,
             "pool": lambda: pool.refill(
@@ -166,8 +176,6 @@ class Worker:
         }
         mono = time.monotonic()
         every = dict(self.every)
-        if next_midnight(self.clock()) - self.clock() < LAST_CALL:
-            every["usage"] = min(every["usage"], 60.0)
         for name, task in tasks.items():
             if force or mono - self._last.get(name, -1e9) >= every[name]:
                 self._last[name] = mono

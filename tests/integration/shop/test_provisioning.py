@@ -192,7 +192,7 @@ def test_a_sale_moves_to_an_account_with_creation_budget(tmp_path, db_url):
 
 def test_usage_is_recorded_before_the_key_expires(tmp_path, db_url):
     from cheaptokens.models import Order
-    from cheaptokens.worker import maintenance
+    from cheaptokens.worker.watch import watch
 
     with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
         order = kit.buy(500)
@@ -213,8 +213,10 @@ def test_usage_is_recorded_before_the_key_expires(tmp_path, db_url):
         assert usage["live"] is True and 0 < usage["used_cents"] <= 500
         assert usage["remaining_cents"] == 500 - usage["used_cents"]
         kit.sandbox.clock.set(datetime(2026, 11, 25, 23, 55, tzinfo=UTC))
-        read = maintenance.record_usage(db=kit.shop.db, gateways=kit.shop.gateways, now=kit.now())
-        assert read == 1
+        report = watch(
+            db=kit.shop.db, gateways=kit.shop.gateways, rules=kit.shop.rules, clock=kit.now
+        )
+        assert report.accounts == 1 and report.replacing == []
         kit.sandbox.clock.set(datetime(2026, 11, 26, 0, 0, 5, tzinfo=UTC))
         kit.worker.upkeep(force=True)
         with kit.shop.db.read() as s:

@@ -1,0 +1,84 @@
+"""The watch: every few seconds, one look at each Venice account — its live balance and all
+its keys with their usage, two calls per account however many keys it holds — handed to
+:func:`cheaptokens.orders.live_keys.observe_account`, which decides; keys past their cap are
+deleted here at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from cheaptokens.db import Database
+from cheaptokens.inventory import record_allocation
+from cheaptokens.money import dollars_to_cents
+from cheaptokens.orders import live_keys
+from cheaptokens.orders.rules import ShopRules
+from cheaptokens.times import Clock
+from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.keys import ensure_deleted
+from cheaptokens.venice.types import VeniceGateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WatchReport:
+    accounts: int = 0
+    keys: int = 0
+    deleted_past_cap: int = 0
+    replacing: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+def watch(
+    *,
+    db: Database,
+    gateways: Mapping[str, VeniceGateway],
+    rules: ShopRules,
+    clock: Clock,
+) -> WatchReport:
+    report = WatchReport()
+    for account, gateway in gateways.items():
+        listed_at = clock()
+        try:
+            keys = gateway.list_keys()
+            balance = gateway.balance()
+        except venice_errors.VeniceError as exc:
+            log.info("watch: %s unreachable (%s)", account, type(exc).__name__)
+            report.unreachable.append(account)
+            with db.begin() as session:
+                record_allocation(
+                    session,
+                    account=account,
+                    allocation_cents=None,
+                    now=listed_at,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            continue
+        usage = {k.id: k.period_usage for k in keys}
+        now = clock()
+        with db.begin() as session:
+            seen = live_keys.observe_account(
+                session,
+                account=account,
+                balance_cents=dollars_to_cents(balance.diem or Decimal(0)),
+                usage=usage,
+                listed_at=listed_at,
+                rules=rules,
+                now=now,
+            )
+        report.accounts += 1
+        report.keys += len(keys)
+        report.replacing += seen.replacing
+        for order_id, key_id in seen.past_cap:
+            try:
+                ensure_deleted(gateway, key_id)
+            except venice_errors.VeniceError:
+                continue  # the next look tries again
+            with db.begin() as session:
+                live_keys.key_past_cap_deleted(session, order_id=order_id, now=clock())
+            report.deleted_past_cap += 1
+    return report

@@ -1,0 +1,225 @@
+"""Money safety against the sandbox: stock follows the live balance, keys that spend past their
+caps are on record (and their buyers refused), honest keys that cannot spend are made whole.
+
+The attacks are real calls through the sandbox: the operator's own uncapped key spending the
+account's DIEM, a buyer's key making a call that costs more than its cap (Venice admits a call
+while the key is under its cap and bills it afterwards), a key deleted by hand in Venice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from cheaptokens.models import Account, Alert, LedgerEntry, Order
+from cheaptokens.venice.types import ConsumptionLimit
+from cheaptokens.worker.watch import watch
+from support.shopkit import Kit, make_kit
+
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+#: $37.50 per million input tokens, 1M context (anonymized): the operator's own heavy use
+COSTLY = "openai-gpt-54-pro"
+#: $4.50 per million input tokens (private): what a buyer's key may call
+PRIVATE_COSTLY = "kimi-k3-fast-api"
+
+
+def chat(kit: Kit, key: str, model: str, tokens: int) -> Any:
+    return kit.venice_http.post(
+        "/api/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": "w " * tokens}],
+            "max_tokens": 1,
+        },
+    )
+
+
+def operator_spends(kit: Kit, account: str, dollars: Decimal) -> None:
+    """The operator's own key (no cap) spends about ``dollars`` of the account's DIEM."""
+    gateway = kit.shop.gateways[account]
+    own = gateway.create_key(description="operator's own", consumption_limit=ConsumptionLimit())
+    tokens = int(dollars / Decimal("37.5") * 1_000_000)
+    while tokens > 0:
+        step = min(tokens, 900_000)
+        assert chat(kit, own.api_key, COSTLY, step).status_code == 200
+        tokens -= step
+
+
+def look(kit: Kit) -> Any:
+    return watch(db=kit.shop.db, gateways=kit.shop.gateways, rules=kit.shop.rules, clock=kit.now)
+
+
+def balance_cents(kit: Kit, account: str) -> int:
+    b = kit.shop.gateways[account].balance().diem or Decimal(0)
+    return int(b * 100)
+
+
+def supply(kit: Kit) -> dict[str, Any]:
+    body: dict[str, Any] = kit.web.get("/api/supply").json()
+    return body
+
+
+def key_of(kit: Kit, order: dict[str, Any]) -> dict[str, Any]:
+    key: dict[str, Any] = kit.status(order)["key"]
+    return key
+
+
+def test_stock_follows_the_live_balance(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+        assert supply(kit)["remaining_cents"] == 8900  # 100 DIEM × 0.9 − $1 margin
+        operator_spends(kit, "sandbox-1", Decimal("5"))
+        look(kit)
+        balance = balance_cents(kit, "sandbox-1")
+        assert balance < 9600
+        reserve = kit.shop.rules.overshoot_reserve_cents
+        assert supply(kit)["remaining_cents"] == balance - reserve
+
+        # A sale is the shop's liability until its key spends it: stock drops by the sale.
+        order = kit.buy(500)
+        kit.worker.drain()
+        look(kit)
+        assert supply(kit)["remaining_cents"] == balance - reserve - 500
+        # Spending by the buyer's key lowers the balance and the liability alike (to the cent:
+        # the shop rounds both the way that offers less).
+        assert chat(kit, key_of(kit, order)["api_key"], "llama-3.3-70b", 20_000).status_code == 200
+        look(kit)
+        assert balance - reserve - 501 <= supply(kit)["remaining_cents"] <= balance - reserve - 500
+
+        # The operator spends what was sold: nothing more is offered, and an alert says why.
+        operator_spends(kit, "sandbox-1", Decimal("90"))
+        look(kit)
+        assert supply(kit)["remaining_cents"] == 0 and supply(kit)["sold_out"] is True
+        assert kit.web.post("/api/quotes", json={"credit_cents": 100}).status_code == 409
+        with kit.shop.db.read() as s:
+            kinds = s.scalars(select(Alert.kind)).all()
+        assert kinds.count("account_short") == 1  # once, though the watch looks again
+        look(kit)
+        with kit.shop.db.read() as s:
+            assert s.scalars(select(Alert.kind)).all().count("account_short") == 1
+
+
+def test_keys_past_their_cap_are_recorded_deleted_and_their_buyer_refused(tmp_path):
+    with make_kit(tmp_path, now=NOON) as kit:
+        for _ in range(2):
+            order = kit.buy(100)
+            kit.worker.drain()
+            key = key_of(kit, order)["api_key"]
+            # One call admitted under the $1 cap that costs $1.13: billed afterwards.
+            assert chat(kit, key, PRIVATE_COSTLY, 250_000).status_code == 200
+            assert chat(kit, key, PRIVATE_COSTLY, 10).status_code == 402  # at the cap now
+            report = look(kit)
+            assert report.deleted_past_cap == 1
+            assert chat(kit, key, PRIVATE_COSTLY, 10).status_code == 401  # deleted
+            with kit.shop.db.read() as s:
+                o = s.get(Order, order["order_id"])
+                assert o.used_cents > 100 and o.key_deleted_at is not None
+        with kit.shop.db.read() as s:
+            overshoots = s.scalars(
+                select(LedgerEntry).where(LedgerEntry.kind == "key_overshot")
+            ).all()
+        assert len(overshoots) == 2 and all(e.credit_cents > 0 for e in overshoots)
+        look(kit)  # looking again records nothing twice
+        refused = kit.web.post("/api/orders", json={"credit_cents": 100})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "refused"
+        # Another buyer is served.
+        other = TestClient(kit.web.app, base_url="http://testserver", client=("10.0.0.9", 1))
+        assert other.post("/api/orders", json={"credit_cents": 100}).status_code == 201
+
+
+def test_a_key_deleted_in_venice_is_replaced_with_its_unspent_credit(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+        order = kit.buy(500)
+        kit.worker.drain()
+        old = key_of(kit, order)["api_key"]
+        assert chat(kit, old, "llama-3.3-70b", 50_000).status_code == 200
+        look(kit)  # the watch's last reading of the key's usage, before it vanishes
+        with kit.shop.db.read() as s:
+            old_id = s.get(Order, order["order_id"]).key_id
+        kit.shop.gateways["sandbox-1"].delete_key(old_id)  # by hand, in Venice's dashboard
+        report = look(kit)
+        assert report.replacing == [order["order_id"]]
+        assert kit.status(order)["status"] == "replacing"
+        kit.worker.drain()
+        body = kit.status(order)
+        assert body["status"] == "fulfilled"
+        assert body["replacement"]["reason"] == "the key no longer exists in Venice"
+        new = body["key"]["api_key"]
+        assert new and new != old and "replaced" in body["message"]
+        with kit.shop.db.read() as s:
+            o = s.get(Order, order["order_id"])
+            spent = o.spent_before_cents
+            assert 0 < spent < 500 and o.key_cap_cents == 500 - spent
+            kinds = s.scalars(
+                select(LedgerEntry.kind).where(LedgerEntry.order_id == order["order_id"])
+            ).all()
+        assert {"replacement_started", "key_replaced"} <= set(kinds)
+        assert chat(kit, new, "llama-3.3-70b", 10).status_code == 200
+        assert chat(kit, old, "llama-3.3-70b", 10).status_code == 401
+        listed = kit.shop.gateways["sandbox-1"].list_keys()
+        ours = [k for k in listed if k.description == f"cheaptokens:{order['order_id']}"]
+        assert len(ours) == 1 and ours[0].consumption_limits.diem == Decimal(500 - spent) / 100
+
+
+def test_a_drained_account_moves_honest_keys_to_another_account(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url, now=NOON, diem=Decimal("20"), accounts=2) as kit:
+        order = kit.buy(500)
+        kit.worker.drain()
+        with kit.shop.db.read() as s:
+            first = s.get(Order, order["order_id"]).account
+        other = "sandbox-2" if first == "sandbox-1" else "sandbox-1"
+        old = key_of(kit, order)["api_key"]
+        assert chat(kit, old, "llama-3.3-70b", 50_000).status_code == 200
+        operator_spends(kit, first, Decimal("22"))  # the account is now below zero
+        assert balance_cents(kit, first) < 0
+        assert chat(kit, old, "llama-3.3-70b", 10).status_code == 402  # the honest key is dead
+        look(kit)
+        kit.worker.drain()
+        body = kit.status(order)
+        assert body["status"] == "fulfilled"
+        assert "ran out of credit" in body["replacement"]["reason"]
+        new = body["key"]["api_key"]
+        assert chat(kit, new, "llama-3.3-70b", 10).status_code == 200
+        with kit.shop.db.read() as s:
+            o = s.get(Order, order["order_id"])
+            assert o.account == other
+            assert s.get(Account, first).diem_balance_cents < 0
+            alerts = s.scalars(select(Alert.kind)).all()
+        assert "make_whole" in alerts and "account_short" in alerts
+        # The drained account sells nothing more; the other keeps selling.
+        look(kit)
+        assert supply(kit)["remaining_cents"] > 0
+        quote = kit.web.post("/api/quotes", json={"credit_cents": 100}).json()
+        with kit.shop.db.read() as s:
+            from cheaptokens.models import Quote
+
+            assert s.get(Quote, quote["quote_id"]).account == other
+
+
+def test_with_no_stock_anywhere_the_unspent_part_is_refunded_pro_rata(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url, now=NOON, diem=Decimal("20")) as kit:
+        order = kit.buy(500)
+        kit.worker.drain()
+        key = key_of(kit, order)["api_key"]
+        assert chat(kit, key, "llama-3.3-70b", 100_000).status_code == 200
+        operator_spends(kit, "sandbox-1", Decimal("22"))
+        look(kit)
+        kit.worker.drain()
+        body = kit.status(order)
+        assert body["status"] == "refunded" and body["key"] is None
+        with kit.shop.db.read() as s:
+            o = s.get(Order, order["order_id"])
+            unspent = o.key_cap_cents
+            refunded = s.scalars(
+                select(LedgerEntry.money_cents).where(
+                    LedgerEntry.order_id == o.id, LedgerEntry.kind == "refunded"
+                )
+            ).all()
+        assert 0 < unspent < 500
+        due = o.paid_cents * unspent // 500
+        assert body["replacement"]["refund_due_cents"] == due
+        assert refunded == [-due]
