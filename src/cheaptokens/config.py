@@ -135,3 +135,48 @@ class Settings(BaseSettings):
             name, sep, key = item.partition("=")
             pairs[name.strip() if sep else f"account-{i + 1}"] = key.strip() if sep else name
         return pairs
+
+    def live_problems(self) -> list[str]:
+        """Why these settings must not run against live Venice (empty when they may).
+
+        Real keys must only be handed out for real money, sealed with a key the operator
+        keeps: ``cheaptokens serve`` and ``cheaptokens worker`` refuse to start in live mode
+        while any of these holds (docs/operations.md, "Refused in live mode").
+        """
+        if self.venice_mode != "live":
+            return []
+        problems = []
+        if self.payments == "sandbox":
+            problems.append(
+                "CHEAPTOKENS_PAYMENTS is 'sandbox' (a Pay button anyone can press) while "
+                "CHEAPTOKENS_VENICE_MODE is 'live': set CHEAPTOKENS_PAYMENTS=stripe"
+            )
+        stripe_key = self.stripe_secret_key.get_secret_value()
+        if self.payments == "stripe" and not stripe_key.startswith(("sk_live_", "rk_live_")):
+            problems.append(
+                "CHEAPTOKENS_STRIPE_SECRET_KEY is not a live-mode key (sk_live_… or rk_live_…): "
+                "test-mode payments would buy real keys"
+            )
+        if self.payments == "stripe" and not self.stripe_webhook_secret.get_secret_value():
+            problems.append("CHEAPTOKENS_STRIPE_WEBHOOK_SECRET is empty")
+        if self.stripe_api_base:
+            problems.append(
+                "CHEAPTOKENS_STRIPE_API_BASE points the Stripe SDK away from Stripe (a test "
+                "server): unset it"
+            )
+        if self.venice_base_url and self.venice_base_url != VENICE_API_URL:
+            problems.append(
+                f"CHEAPTOKENS_VENICE_BASE_URL is {self.venice_base_url!r}, not Venice "
+                f"({VENICE_API_URL}): a sandbox must not back live sales; unset it"
+            )
+        keys = self.venice_admin_keys.get_secret_value()
+        if not keys.strip() or SANDBOX_ADMIN_KEY in keys:
+            problems.append(
+                "CHEAPTOKENS_VENICE_ADMIN_KEYS holds no real Venice ADMIN key (name=KEY,…)"
+            )
+        if not self.data_key.get_secret_value():
+            problems.append(
+                "CHEAPTOKENS_DATA_KEY is not set: a key generated into the data directory is "
+                "lost with it (set a base64 32-byte key you back up)"
+            )
+        return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -32,6 +33,14 @@ def open_shop() -> Iterator[Shop]:
         yield shop
     finally:
         shop.close()
+
+
+def refuse_unsafe_live(settings: Settings) -> int:
+    """Print why live mode is refused (to stderr); 0 when the settings are safe to run."""
+    problems = settings.live_problems()
+    for problem in problems:
+        print(f"cheaptokens: refusing to start in live mode: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def load_settings(**overrides: object) -> Settings:

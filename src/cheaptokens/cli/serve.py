@@ -15,7 +15,7 @@ import os
 import threading
 from typing import Any
 
-from cheaptokens.cli._common import load_settings, setup_logging
+from cheaptokens.cli._common import load_settings, refuse_unsafe_live, setup_logging
 
 log = logging.getLogger("cheaptokens.serve")
 
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     settings = load_settings(host=args.host, port=args.port)
+    if refused := refuse_unsafe_live(settings):
+        return refused
     if "CHEAPTOKENS_PUBLIC_URL" not in os.environ:
         # Links the shop hands out (checkout, order pages) follow the address it listens on.
         settings.public_url = f"http://{settings.host}:{settings.port}"

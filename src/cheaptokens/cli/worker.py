@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Any
 
-from cheaptokens.cli._common import load_settings, setup_logging
+from cheaptokens.cli._common import load_settings, refuse_unsafe_live, setup_logging
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     settings = load_settings()
+    if refused := refuse_unsafe_live(settings):
+        return refused
     shop = build_shop(settings)
     worker = Worker.for_shop(shop)
     try:

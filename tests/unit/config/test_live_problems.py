@@ -1,0 +1,46 @@
+"""Live Venice refuses every setting that would give real keys away or lose them."""
+
+from __future__ import annotations
+
+import pytest
+
+from cheaptokens.config import SANDBOX_ADMIN_KEY, Settings
+
+SAFE = {
+    "venice_mode": "live",
+    "venice_admin_keys": "main=VENICE_ADMIN_KEY_live_but_fake_for_tests",
+    "payments": "stripe",
+    "stripe_secret_key": "sk_live_fake_for_tests",
+    "stripe_webhook_secret": "whsec_fake_for_tests",
+    "data_key": "A" * 43 + "=",
+}
+
+
+def problems(**changes: object) -> list[str]:
+    return Settings(**{**SAFE, **changes}).live_problems()  # type: ignore[arg-type]
+
+
+def test_a_complete_live_configuration_passes() -> None:
+    assert problems() == []
+
+
+def test_sandbox_mode_is_never_refused() -> None:
+    assert Settings(payments="sandbox").live_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        ({"payments": "sandbox"}, "CHEAPTOKENS_PAYMENTS"),
+        ({"stripe_secret_key": "sk_test_fake"}, "CHEAPTOKENS_STRIPE_SECRET_KEY"),
+        ({"stripe_webhook_secret": ""}, "CHEAPTOKENS_STRIPE_WEBHOOK_SECRET"),
+        ({"stripe_api_base": "http://127.0.0.1:9999"}, "CHEAPTOKENS_STRIPE_API_BASE"),
+        ({"venice_base_url": "http://127.0.0.1:8001/api/v1"}, "CHEAPTOKENS_VENICE_BASE_URL"),
+        ({"venice_admin_keys": ""}, "CHEAPTOKENS_VENICE_ADMIN_KEYS"),
+        ({"venice_admin_keys": f"a={SANDBOX_ADMIN_KEY}"}, "CHEAPTOKENS_VENICE_ADMIN_KEYS"),
+        ({"data_key": ""}, "CHEAPTOKENS_DATA_KEY"),
+    ],
+)
+def test_each_unsafe_setting_is_named(changes: dict[str, object], setting: str) -> None:
+    found = problems(**changes)
+    assert len(found) == 1 and setting in found[0]
