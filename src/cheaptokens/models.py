@@ -136,7 +136,8 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     checkout_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    #: a random UUID the client chose; scoped to the client (see the table's constraint)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(64))
 
@@ -172,6 +173,8 @@ class Order(Base):
     #: what a refund pays back (None: everything paid); less for a pro-rata refund
     refund_due_cents: Mapped[int | None] = mapped_column(BigInteger)
     failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("client", "idempotency_key"),)
 
     @property
     def key_cap_cents(self) -> int:

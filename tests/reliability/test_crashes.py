@@ -219,7 +219,7 @@ def test_web_killed_during_checkout_and_payment(point, db_url, tmp_path, venice_
     serve = cheaptokens("serve", "--no-worker")
     shop = in_process_shop(env)
     refresh(shop)
-    headers = {"Idempotency-Key": f"crash-{uuid.uuid4().hex}"}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
     try:
         with process(serve, env={**env, "CHEAPTOKENS_FAILPOINT": point}) as web:
             wait_http(f"{base}/healthz", web)

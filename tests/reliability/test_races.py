@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections import Counter
 
 import httpx
@@ -22,7 +23,9 @@ ADMIN = "VENICE_ADMIN_KEY_race_not_real"
 
 async def buyer(client: httpx.AsyncClient, base: str, i: int) -> str:
     r = await client.post(
-        f"{base}/api/orders", json={"credit_cents": 100}, headers={"Idempotency-Key": f"buyer-{i}"}
+        f"{base}/api/orders",
+        json={"credit_cents": 100},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
     )
     if r.status_code == 409:
         assert r.json()["error"]["code"] == "sold_out", r.text

@@ -106,8 +106,12 @@ def place_order(
     """Turn a quote (or a fresh quote for ``credit_cents``) into an order awaiting payment."""
     fingerprint = request_fingerprint(quote_id=quote_id, credit_cents=credit_cents)
     if idempotency_key is not None:
+        # Scoped to the client: another client's key never finds this client's order.
         existing = session.scalars(
-            select(Order).where(Order.idempotency_key == idempotency_key)
+            select(Order).where(
+                Order.idempotency_key == idempotency_key,
+                Order.client.is_(None) if client is None else Order.client == client,
+            )
         ).first()
         if existing is not None:
             if existing.request_hash != fingerprint:

@@ -5,6 +5,7 @@ Handlers parse, call one use case from :mod:`cheaptokens.orders.flows`, and rend
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -152,6 +153,23 @@ FORMULA = (
 )
 
 
+def random_uuid(key: str | None) -> str | None:
+    """An ``Idempotency-Key`` must be a random UUID (version 4, or 7): a key anyone could
+    guess or copy from a sample would let a second client replay into a first one's order."""
+    if key is None:
+        return None
+    try:
+        parsed = uuid.UUID(key)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.version not in (4, 7) or str(parsed) != key.lower():
+        raise InvalidInput(
+            "Idempotency-Key must be a random UUID (e.g. from uuid.uuid4()), new for each purchase",
+            field="Idempotency-Key",
+        )
+    return str(parsed)
+
+
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else iso_z(when)
 
@@ -252,7 +270,14 @@ def create_order(
     body: OrderIn,
     request: Request,
     shop: ShopDep,
-    idempotency_key: Annotated[str | None, Header(pattern=r"^[ -~]{1,200}$")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[ -~]{1,200}$",
+            description="A random UUID, new for each purchase: a retry with the same key and "
+            "body returns the same order. Keys are scoped to the client.",
+        ),
+    ] = None,
 ) -> OrderOut:
     limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
     if body.quote_id is None and body.credit_cents is None:
@@ -263,7 +288,7 @@ def create_order(
         shop,
         quote_id=body.quote_id,
         credit_cents=body.credit_cents,
-        idempotency_key=idempotency_key,
+        idempotency_key=random_uuid(idempotency_key),
         client=client_id(request),
     )
     o = placed.order

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from cheaptokens.models import LedgerEntry, Order
 from support.shopkit import make_kit
@@ -58,7 +60,7 @@ def test_declined_checkout_releases_credit(tmp_path, db_url):
 
 def test_idempotency_key_returns_the_same_order(tmp_path, db_url):
     with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
-        headers = {"Idempotency-Key": "buyer-retry-1"}
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
         a = kit.web.post("/api/orders", json={"credit_cents": 400}, headers=headers)
         b = kit.web.post("/api/orders", json={"credit_cents": 400}, headers=headers)
         assert a.status_code == b.status_code == 201
@@ -66,6 +68,37 @@ def test_idempotency_key_returns_the_same_order(tmp_path, db_url):
         assert supply(kit)["reserved_cents"] == 400
         c = kit.web.post("/api/orders", json={"credit_cents": 500}, headers=headers)
         assert c.status_code == 409 and c.json()["error"]["field"] == "Idempotency-Key"
+
+
+def test_another_clients_idempotency_key_never_finds_an_order(tmp_path, db_url):
+    """The attack: a second client replays the first one's key and body to get its token."""
+    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        mine = kit.web.post("/api/orders", json={"credit_cents": 400}, headers=headers).json()
+        thief = TestClient(kit.web.app, base_url="http://testserver", client=("10.9.9.9", 1))
+        theirs = thief.post("/api/orders", json={"credit_cents": 400}, headers=headers)
+        assert theirs.status_code == 201  # a new order of their own, nothing of mine
+        assert theirs.json()["order_id"] != mine["order_id"]
+        assert theirs.json()["order_token"] != mine["order_token"]
+        assert supply(kit)["reserved_cents"] == 800
+
+
+def test_idempotency_keys_must_be_random_uuids(tmp_path):
+    with make_kit(tmp_path, now=NOON) as kit:
+        for bad in ("my-order-0001", "1", str(uuid.uuid1()), str(uuid.uuid4()).upper() + "x"):
+            r = kit.web.post(
+                "/api/orders", json={"credit_cents": 400}, headers={"Idempotency-Key": bad}
+            )
+            assert r.status_code == 400, bad
+            assert r.json()["error"]["field"] == "Idempotency-Key"
+            assert "random UUID" in r.json()["error"]["message"]
+        assert supply(kit)["reserved_cents"] == 0
+        ok = kit.web.post(
+            "/api/orders",
+            json={"credit_cents": 400},
+            headers={"Idempotency-Key": str(uuid.uuid4()).upper()},
+        )
+        assert ok.status_code == 201
 
 
 def test_sold_out_says_so_and_when_credit_returns(tmp_path, db_url):

@@ -1,4 +1,5 @@
-"""money safety: live balances, withheld stock, key models, key replacement, pro-rata refunds
+"""money safety: live balances, withheld stock, key models, key replacement, pro-rata refunds,
+idempotency keys scoped to the client
 
 Revision ID: 0004
 Revises: 0003
@@ -36,9 +37,18 @@ def upgrade() -> None:
     op.add_column("orders", sa.Column("replace_started_at", sa.DateTime(), nullable=True))
     op.add_column("orders", sa.Column("replace_reason", sa.Text(), nullable=True))
     op.add_column("orders", sa.Column("refund_due_cents", sa.BigInteger(), nullable=True))
+    # An Idempotency-Key is the client's: another client's key never finds its order.
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_orders_idempotency_key", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_orders_client_idempotency_key", ["client", "idempotency_key"]
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_orders_client_idempotency_key", type_="unique")
+        batch_op.create_unique_constraint("uq_orders_idempotency_key", ["idempotency_key"])
     for column in (
         "refund_due_cents",
         "replace_reason",

@@ -7,5 +7,6 @@ QUOTE=$(curl -sS -X POST "__SHOP_URL__/api/quotes" \
 QUOTE_ID=$(printf '%s' "$QUOTE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["quote_id"])')
 # 3. order it; keep order_token secret, open checkout_url to pay
 curl -sS -X POST "__SHOP_URL__/api/orders" \
-  -H "Content-Type: application/json" -H "Idempotency-Key: my-order-0001" \
+  -H "Content-Type: application/json" \
+  -H "Idempotency-Key: $(python3 -c 'import uuid; print(uuid.uuid4())')" \
   -d "{\"quote_id\": \"$QUOTE_ID\"}"
