@@ -69,7 +69,10 @@ class Settings(BaseSettings):
 
     # Time windows
     quote_ttl_seconds: int = Field(default=60, gt=0)
-    checkout_ttl_seconds: int = Field(default=900, gt=0)
+    #: how long an unpaid checkout holds its credit (a later payment is still sold if it can be)
+    checkout_ttl_seconds: int = Field(default=300, gt=0)
+    #: the most of the day's capacity one client may hold in unpaid quotes and checkouts
+    max_held_share: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
     provision_deadline_seconds: int = Field(default=600, gt=0)
     job_lease_seconds: int = Field(default=60, gt=0)
 

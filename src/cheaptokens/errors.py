@@ -8,7 +8,9 @@
     │   ├── QuoteExpired           the quote's lock window has passed
     │   └── IdempotencyMismatch    an Idempotency-Key reused with another body
     ├── SoldOut               409  no capacity left today (says when it returns)
+    │   └── HeldOut                what is left is held by open quotes and checkouts
     ├── RateLimited           429  too many quotes/orders from one client
+    │   └── HoldLimit              this client already holds its share in unpaid holds
     └── ServiceUnavailable    503  a dependency (Venice, payments) cannot be reached
 
 Venice's own errors live in :mod:`cheaptokens.venice.errors`, payment errors in
@@ -68,6 +70,10 @@ class SoldOut(ShopError):
         self.returns_at = returns_at
 
 
+class HeldOut(SoldOut):
+    code = "held_out"
+
+
 class RateLimited(ShopError):
     status = 429
     code = "rate_limited"
@@ -75,6 +81,10 @@ class RateLimited(ShopError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class HoldLimit(RateLimited):
+    code = "hold_limit"
 
 
 class ServiceUnavailable(ShopError):

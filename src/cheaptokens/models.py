@@ -116,8 +116,13 @@ class Quote(Base):
     params_hash: Mapped[str] = mapped_column(ForeignKey("pricing_params.hash"))
     #: open (holds a reservation) | ordered (reservation moved to an order) | released
     status: Mapped[str] = mapped_column(String(16), default="open")
+    #: who asked (a hash of the address): one client may hold only so much unpaid
+    client: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_quotes_open_until", "status", "valid_until"),)
+    __table_args__ = (
+        Index("ix_quotes_open_until", "status", "valid_until"),
+        Index("ix_quotes_client_status", "client", "status"),
+    )
 
 
 class Order(Base):

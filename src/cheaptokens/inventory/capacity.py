@@ -35,8 +35,15 @@ class Supply:
 
     @property
     def remaining_cents(self) -> int:
+        """What can be bought now: not sold, not held, not withheld."""
         unsold = self.capacity_cents - self.sold_cents - self.reserved_cents
         return max(0, unsold - self.withheld_cents)
+
+    @property
+    def unsold_cents(self) -> int:
+        """What the price follows: not sold and not withheld; open holds are not sales, so
+        they do not move the price (an unpaid hold cannot make everyone else pay more)."""
+        return max(0, self.capacity_cents - self.sold_cents - self.withheld_cents)
 
 
 #: What an account can still sell (the guarded UPDATEs re-check it under the row lock).

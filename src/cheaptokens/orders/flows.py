@@ -49,6 +49,8 @@ class PricingView:
     remaining_cents: int
     #: kept off sale: the accounts' live balances cannot cover it (docs/money-safety.md)
     withheld_cents: int = 0
+    #: the price's x: neither sold nor withheld (open holds do not move the price)
+    unsold_cents: int = 0
 
 
 def pricing_now(*, db: Database, rules: ShopRules, now: datetime) -> PricingView:
@@ -64,19 +66,26 @@ def pricing_now(*, db: Database, rules: ShopRules, now: datetime) -> PricingView
                 session, now=now, capacity_cents=supply.capacity_cents, rules=rules
             )
     params, digest = found
-    remaining = supply.remaining_cents
+    remaining, unsold = supply.remaining_cents, supply.unsold_cents
     return PricingView(
         now=now,
         params=params,
         params_hash=digest,
-        fraction=price_fraction(params, now=now, remaining_cents=remaining),
-        discount=discount(params, now=now, remaining_cents=remaining),
+        fraction=price_fraction(params, now=now, remaining_cents=unsold),
+        discount=discount(params, now=now, remaining_cents=unsold),
         capacity_cents=supply.capacity_cents,
         sold_cents=supply.sold_cents,
         reserved_cents=supply.reserved_cents,
         remaining_cents=remaining,
         withheld_cents=supply.withheld_cents,
+        unsold_cents=unsold,
     )
+
+
+def first_hold_end(*, db: Database, now: datetime) -> datetime | None:
+    """When the first open quote or unpaid checkout of today may lapse."""
+    with db.read() as session:
+        return quotes.earliest_hold_end(session, day=now.date(), now=now)
 
 
 def params_body(*, db: Database, digest: str) -> dict[str, object]:
@@ -103,9 +112,18 @@ def storefront(*, db: Database, rules: ShopRules, now: datetime) -> Storefront:
 
 
 # ----------------------------------------------------------------------------- buying
-def new_quote(*, db: Database, rules: ShopRules, credit_cents: int, now: datetime) -> Quote:
+def new_quote(
+    *,
+    db: Database,
+    rules: ShopRules,
+    credit_cents: int,
+    now: datetime,
+    client: str | None = None,
+) -> Quote:
     with db.begin() as session:
-        return quotes.create_quote(session, rules=rules, credit_cents=credit_cents, now=now)
+        return quotes.create_quote(
+            session, rules=rules, credit_cents=credit_cents, now=now, client=client
+        )
 
 
 def new_order(

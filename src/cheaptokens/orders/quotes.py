@@ -6,14 +6,17 @@ commits. Capacity moves through :mod:`cheaptokens.inventory`; each move has its 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cheaptokens import inventory, ledger
-from cheaptokens.errors import InvalidInput, SoldOut
-from cheaptokens.models import Quote
+from cheaptokens.errors import HeldOut, HoldLimit, InvalidInput, SoldOut
+from cheaptokens.models import Order, Quote
 from cheaptokens.orders import published
+from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_quote_id
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.pricing.curve import quote_price_cents
@@ -42,6 +45,85 @@ def sold_out(now: datetime, remaining: int) -> SoldOut:
     )
 
 
+def unavailable(
+    session: Session, *, supply: inventory.Supply, credit_cents: int, now: datetime
+) -> SoldOut:
+    """Why ``credit_cents`` cannot be had now: sold out until 00:00 UTC, or — when open
+    quotes and checkouts hold what is left — held out until the first hold may lapse."""
+    if supply.unsold_cents < credit_cents:
+        return sold_out(now, supply.remaining_cents)
+    back = earliest_hold_end(session, day=now.date(), now=now) or next_midnight(now)
+    return HeldOut(
+        f"{supply.remaining_cents} cents of credit are free now; the rest is held by open quotes "
+        f"and checkouts that have not been paid: some may return at {iso_z(back)}",
+        available_cents=supply.remaining_cents,
+        returns_at=back,
+    )
+
+
+def earliest_hold_end(session: Session, *, day: date, now: datetime) -> datetime | None:
+    """When the first open quote or unpaid checkout of ``day`` lapses (if any is open)."""
+    quote_end = session.scalar(
+        select(func.min(Quote.valid_until)).where(
+            Quote.day == day, Quote.status == "open", Quote.valid_until > now
+        )
+    )
+    order_end = session.scalar(
+        select(func.min(Order.checkout_expires_at)).where(
+            Order.day == day,
+            Order.status == st.AWAITING_PAYMENT,
+            Order.checkout_expires_at > now,
+        )
+    )
+    ends = [e for e in (quote_end, order_end) if e is not None]
+    return min(ends) if ends else None
+
+
+def held_by(session: Session, *, client: str, now: datetime) -> tuple[int, datetime | None]:
+    """Credit ``client`` holds in open quotes and unpaid checkouts, and when the first lapses."""
+    quotes_held, quotes_end = session.execute(
+        select(func.coalesce(func.sum(Quote.credit_cents), 0), func.min(Quote.valid_until)).where(
+            Quote.client == client, Quote.status == "open", Quote.valid_until > now
+        )
+    ).one()
+    orders_held, orders_end = session.execute(
+        select(
+            func.coalesce(func.sum(Order.credit_cents), 0), func.min(Order.checkout_expires_at)
+        ).where(
+            Order.client == client,
+            Order.status == st.AWAITING_PAYMENT,
+            Order.checkout_expires_at > now,
+        )
+    ).one()
+    ends = [e for e in (quotes_end, orders_end) if e is not None]
+    return int(quotes_held) + int(orders_held), (min(ends) if ends else None)
+
+
+def check_hold_cap(
+    session: Session,
+    *,
+    client: str,
+    credit_cents: int,
+    capacity_cents: int,
+    rules: ShopRules,
+    now: datetime,
+) -> None:
+    """One client may hold at most ``max_held_share`` of the day's capacity unpaid (but
+    always one order of the minimum size), so one buyer cannot hold the whole day."""
+    cap = max(
+        rules.min_order_cents,
+        int(Decimal(capacity_cents) * rules.max_held_share),
+    )
+    held, first_end = held_by(session, client=client, now=now)
+    if held + credit_cents > cap:
+        wait = int((first_end - now).total_seconds()) + 1 if first_end else 60
+        raise HoldLimit(
+            f"this client already holds {held} cents in unpaid quotes and checkouts (at most "
+            f"{cap} at once): pay or let one lapse, or ask for less",
+            retry_after=max(1, wait),
+        )
+
+
 def validate_amount(credit_cents: object, *, rules: ShopRules, field: str = "credit_cents") -> int:
     if isinstance(credit_cents, bool) or not isinstance(credit_cents, int):
         raise InvalidInput("credit_cents must be a whole number of cents", field=field)
@@ -52,19 +134,36 @@ def validate_amount(credit_cents: object, *, rules: ShopRules, field: str = "cre
     return credit_cents
 
 
-def create_quote(session: Session, *, rules: ShopRules, credit_cents: int, now: datetime) -> Quote:
+def create_quote(
+    session: Session,
+    *,
+    rules: ShopRules,
+    credit_cents: int,
+    now: datetime,
+    client: str | None = None,
+) -> Quote:
     """Lock a price for ``credit_cents`` for ``rules.quote_ttl`` and reserve the credit."""
     validate_amount(credit_cents, rules=rules)
     supply = open_day(session, rules=rules, now=now)
-    remaining = supply.remaining_cents
-    if remaining < credit_cents:
-        raise sold_out(now, remaining)
+    if supply.remaining_cents < credit_cents:
+        raise unavailable(session, supply=supply, credit_cents=credit_cents, now=now)
+    if client is not None:
+        check_hold_cap(
+            session,
+            client=client,
+            credit_cents=credit_cents,
+            capacity_cents=supply.capacity_cents,
+            rules=rules,
+            now=now,
+        )
+    remaining = supply.unsold_cents  # the price's x: open holds do not count
     params, digest = published.in_force(
         session, now=now, capacity_cents=supply.capacity_cents, rules=rules
     )
     account = inventory.reserve(session, day=now.date(), credit_cents=credit_cents, supply=supply)
     if account is None:
-        raise sold_out(now, inventory.supply(session, day=now.date()).remaining_cents)
+        fresh = inventory.supply(session, day=now.date())
+        raise unavailable(session, supply=fresh, credit_cents=credit_cents, now=now)
     price = quote_price_cents(params, now=now, remaining_cents=remaining, credit_cents=credit_cents)
     quote = Quote(
         id=new_quote_id(),
@@ -77,6 +176,7 @@ def create_quote(session: Session, *, rules: ShopRules, credit_cents: int, now: 
         remaining_cents=remaining,
         params_hash=digest,
         status="open",
+        client=client,
     )
     session.add(quote)
     ledger.record(

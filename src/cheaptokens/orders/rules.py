@@ -62,6 +62,7 @@ class ShopRules:
     allow_all_models: bool
     all_models_min_order_cents: int
     overshoot_strikes: int
+    max_held_share: Decimal
     currency: str = CURRENCY
     creations_per_minute: int = CREATIONS_PER_MINUTE
     max_active_keys: int = MAX_ACTIVE_KEYS - KEYS_KEPT_FOR_OPERATOR
@@ -87,4 +88,5 @@ class ShopRules:
             allow_all_models=settings.allow_all_models,
             all_models_min_order_cents=settings.all_models_min_order_cents,
             overshoot_strikes=settings.overshoot_strikes,
+            max_held_share=settings.max_held_share,
         )

@@ -139,7 +139,9 @@ def place_order(
             )
     else:
         assert credit_cents is not None
-        quote = create_quote(session, rules=rules, credit_cents=credit_cents, now=now)
+        quote = create_quote(
+            session, rules=rules, credit_cents=credit_cents, now=now, client=client
+        )
     # Move the reservation from the quote to the order, atomically with the status change.
     claimed = session.execute(
         update(Quote).where(Quote.id == quote.id, Quote.status == "open").values(status="ordered")

@@ -60,7 +60,10 @@ class PricingOut(BaseModel):
     price_fraction: str
     discount: str
     discount_percent: str
-    remaining_cents: int
+    remaining_cents: int = Field(
+        description="x in the formula: credit neither sold nor withheld (open quotes and "
+        "checkouts do not count: an unpaid hold does not move the price)."
+    )
     key_expires_at: str
     next_change_at: str
     params_hash: str
@@ -76,9 +79,15 @@ class SupplyOut(BaseModel):
     withheld_cents: int = Field(
         description="Kept off sale: the Venice accounts' live balances cannot cover it."
     )
-    remaining_cents: int
-    sold_out: bool
-    returns_at: str | None
+    remaining_cents: int = Field(description="What can be bought now.")
+    sold_out: bool = Field(description="Nothing is left until 00:00 UTC.")
+    held_out: bool = Field(
+        description="What is left is held by open quotes and checkouts; some may return."
+    )
+    returns_at: str | None = Field(
+        description="When credit returns: 00:00 UTC when sold out, the first hold's end when "
+        "held out."
+    )
 
 
 class QuoteOut(BaseModel):
@@ -149,7 +158,8 @@ class UsageOut(BaseModel):
 FORMULA = (
     "price per $1 = list × clamp((a + b·g(h)) × (X̂(t)/x)^β, floor, 1); "
     "g(h) = (1 − e^(−h/6)) / (1 − e^(−4)); h = hours to 00:00 UTC; x = credit unsold; "
-    "X̂(t) = capacity × plan(t), plan linear between hours; buyer pays floor(cents × price)"
+    "X̂(t) = capacity × plan(t), plan linear between hours; buyer pays floor(cents × price); "
+    "open holds (unpaid quotes and checkouts) are not sold, so they do not lower x"
 )
 
 
@@ -204,7 +214,7 @@ def pricing(shop: Shop) -> PricingOut:
         price_fraction=str(fraction),
         discount=str(view.discount),
         discount_percent=format((view.discount * 100).quantize(Decimal("0.01")), "f"),
-        remaining_cents=view.remaining_cents,
+        remaining_cents=view.unsold_cents,
         key_expires_at=iso_z(next_midnight(view.now)),
         next_change_at=iso_z(view.params.valid_until),
         params_hash=view.params_hash,
@@ -224,7 +234,11 @@ def pricing_params(
 @router.get("/supply", response_model=SupplyOut)
 def supply(db: DbDep, rules: RulesDep, now: NowDep) -> SupplyOut:
     view = flows.pricing_now(db=db, rules=rules, now=now)
-    sold_out = view.remaining_cents < rules.min_order_cents
+    sold_out = view.unsold_cents < rules.min_order_cents
+    held_out = not sold_out and view.remaining_cents < rules.min_order_cents
+    returns_at = next_midnight(view.now) if sold_out else None
+    if held_out:
+        returns_at = flows.first_hold_end(db=db, now=view.now) or next_midnight(view.now)
     return SupplyOut(
         day=view.now.date().isoformat(),
         capacity_cents=view.capacity_cents,
@@ -233,7 +247,8 @@ def supply(db: DbDep, rules: RulesDep, now: NowDep) -> SupplyOut:
         withheld_cents=view.withheld_cents,
         remaining_cents=view.remaining_cents,
         sold_out=sold_out,
-        returns_at=_iso(next_midnight(view.now)) if sold_out else None,
+        held_out=held_out,
+        returns_at=_iso(returns_at),
     )
 
 
@@ -246,7 +261,11 @@ def supply(db: DbDep, rules: RulesDep, now: NowDep) -> SupplyOut:
 def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
     limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
     quote = flows.new_quote(
-        db=shop.db, rules=shop.rules, credit_cents=body.credit_cents, now=shop.clock()
+        db=shop.db,
+        rules=shop.rules,
+        credit_cents=body.credit_cents,
+        now=shop.clock(),
+        client=client_id(request),
     )
     return QuoteOut(
         quote_id=quote.id,

@@ -130,7 +130,7 @@ def dashboard(request: Request, shop: ShopDep, done: str | None = None) -> Respo
         done=done,
         today=board.today,
         chart=charts.build_chart(
-            view.params, now=view.now, remaining_cents=view.remaining_cents, sales=board.sales
+            view.params, now=view.now, remaining_cents=view.unsold_cents, sales=board.sales
         ),
         price_fraction=view.fraction,
         orders=board.orders,

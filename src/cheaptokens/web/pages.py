@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cheaptokens.errors import InvalidInput, NotFound, ShopError, SoldOut
+from cheaptokens.errors import HeldOut, InvalidInput, NotFound, ShopError, SoldOut
 from cheaptokens.models import Order
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows, transitions
@@ -115,7 +115,7 @@ def _home_context(shop: Shop) -> dict[str, Any]:
     view = front.pricing
     per_dollar = (view.fraction * view.params.list_cents).quantize(Decimal("0.01"))
     chart = charts.build_chart(
-        view.params, now=view.now, remaining_cents=view.remaining_cents, sales=front.sales
+        view.params, now=view.now, remaining_cents=view.unsold_cents, sales=front.sales
     )
     midnight = next_midnight(view.now)
     return {
@@ -205,7 +205,9 @@ def buy(
 
 
 def _place(shop: Shop, cents: int, client: str) -> transitions.Placed:
-    quote = flows.new_quote(db=shop.db, rules=shop.rules, credit_cents=cents, now=shop.clock())
+    quote = flows.new_quote(
+        db=shop.db, rules=shop.rules, credit_cents=cents, now=shop.clock(), client=client
+    )
     return place_order(
         shop,
         quote_id=quote.id,
@@ -225,7 +227,13 @@ def _buy_error(request: Request, shop: Shop, exc: ShopError) -> Response:
             next_label="Reload the shop",
         )
     message = exc.message
-    if isinstance(exc, SoldOut):
+    if isinstance(exc, HeldOut):
+        message = (
+            f"Only {format_usd(exc.available_cents)} of credit is free right now: the rest is "
+            f"held by other buyers' open checkouts. Some may come back by "
+            f"{_expiry_text(exc.returns_at)}; pick a smaller amount or try again then."
+        )
+    elif isinstance(exc, SoldOut):
         message = (
             f"Only {format_usd(exc.available_cents)} of credit is left today. Pick a smaller "
             f"amount, or come back after {_expiry_text(exc.returns_at)} when supply returns."

@@ -77,7 +77,7 @@ def replan(
     engine.start_day(day_start(now), supply.capacity_cents, forecast)
     for r in records:
         engine.observe(r.at, r.requested_cents, r.price_fraction, r.accepted)
-    params = engine.replan(now, remaining_cents=supply.remaining_cents)
+    params = engine.replan(now, remaining_cents=supply.unsold_cents)
     with db.begin() as session:
         digest = published.publish(session, params=params, now=now)
     log.info(

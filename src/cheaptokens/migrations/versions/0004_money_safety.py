@@ -1,5 +1,5 @@
 """money safety: live balances, withheld stock, key models, key replacement, pro-rata refunds,
-idempotency keys scoped to the client
+idempotency keys scoped to the client, unpaid holds per client
 
 Revision ID: 0004
 Revises: 0003
@@ -37,6 +37,8 @@ def upgrade() -> None:
     op.add_column("orders", sa.Column("replace_started_at", sa.DateTime(), nullable=True))
     op.add_column("orders", sa.Column("replace_reason", sa.Text(), nullable=True))
     op.add_column("orders", sa.Column("refund_due_cents", sa.BigInteger(), nullable=True))
+    op.add_column("quotes", sa.Column("client", sa.String(length=64), nullable=True))
+    op.create_index("ix_quotes_client_status", "quotes", ["client", "status"], unique=False)
     # An Idempotency-Key is the client's: another client's key never finds its order.
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_constraint("uq_orders_idempotency_key", type_="unique")
@@ -58,5 +60,7 @@ def downgrade() -> None:
         "key_models",
     ):
         op.drop_column("orders", column)
+    op.drop_index("ix_quotes_client_status", table_name="quotes")
+    op.drop_column("quotes", "client")
     op.drop_column("account_days", "withheld_cents")
     op.drop_column("accounts", "diem_balance_cents")
