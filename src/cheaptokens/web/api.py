@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from cheaptokens.errors import InvalidInput, NotFound
+from cheaptokens.models import Order
 from cheaptokens.orders import flows
 from cheaptokens.orders import state as st
 from cheaptokens.pricing.curve import next_midnight, params_to_dict
@@ -264,6 +265,18 @@ MESSAGES = {
     st.FAILED: "The key could not be made and the refund failed; the operator has been alerted.",
     st.CANCELLED: "The checkout was declined or expired; nothing was charged.",
 }
+#: A fulfilled order whose buyer confirmed receipt: the key is no longer shown.
+RECEIVED_MESSAGE = (
+    "You saved your key: the shop no longer has it and shows only its last six characters "
+    "(key.last6). It works until it expires at 00:00 UTC."
+)
+
+
+def message_for(order: Order) -> str:
+    """``message`` of an order: per status, and whether the buyer has saved the key."""
+    if order.status == st.FULFILLED and order.key_received_at is not None:
+        return RECEIVED_MESSAGE
+    return MESSAGES.get(order.status, "")
 
 
 @router.get("/orders/{order_id}", response_model=OrderStatusOut, responses=documented(404, 422))
@@ -290,7 +303,7 @@ def get_order(
         key=key,
         base_url=shop.buyer_base_url,
         expires_at=iso(order.key_expires_at),
-        message=MESSAGES.get(order.status, ""),
+        message=message_for(order),
     )
 
 

@@ -59,9 +59,13 @@
     });
   }
 
+  // The samples as rendered (with the placeholder), to fill in the key or put it back.
+  const sampleTexts = new Map();
+  document.querySelectorAll("code.sample").forEach((c) => sampleTexts.set(c, c.textContent));
+
   function fillSamples(key) {
-    document.querySelectorAll("code.sample").forEach((c) => {
-      c.textContent = c.textContent.split(placeholder).join(key);
+    sampleTexts.forEach((text, c) => {
+      c.textContent = key ? text.split(placeholder).join(key) : text;
     });
   }
 
@@ -88,7 +92,10 @@
       $("key-saved").hidden = true;
       fillSamples(key.api_key);
     } else if (key && key.last6) {
+      // Saved (or expired): the shop no longer has the key; forget it on the page too.
       $("key-panel").hidden = true;
+      $("api-key").textContent = "";
+      fillSamples(null);
       $("last6").textContent = "…" + key.last6;
       $("key-saved").hidden = false;
     }
