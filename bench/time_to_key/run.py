@@ -37,8 +37,8 @@ from sqlalchemy import select  # noqa: E402
 from cheaptokens import migrate  # noqa: E402
 from cheaptokens.config import Settings  # noqa: E402
 from cheaptokens.models import Order  # noqa: E402
-from cheaptokens.shop import build_shop  # noqa: E402
 from cheaptokens.sandbox import AccountSpec, Sandbox  # noqa: E402
+from cheaptokens.shop import build_shop  # noqa: E402
 from cheaptokens.worker import pool  # noqa: E402
 from cheaptokens.worker.maintenance import refresh_accounts  # noqa: E402
 from cheaptokens.worker.runner import Worker  # noqa: E402

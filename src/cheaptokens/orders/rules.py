@@ -23,8 +23,9 @@ class ShopRules:
     price_b: Decimal = Decimal("0.70")
     price_beta: Decimal = Decimal("0.25")
     price_floor: Decimal = Decimal("0.10")
-    #: Venice: 20 key creations per minute and 500 active keys per account (docs/venice-facts.md §1.7);
-    #: some key room is left for the operator's own keys (and the ADMIN key itself).
+    #: Venice: 20 key creations per minute and 500 active keys per account
+    #: (docs/venice-facts.md §1.7); some key room is left for the operator's own keys (and the
+    #: ADMIN key itself).
     creations_per_minute: int = 20
     max_active_keys: int = 490
     #: Warm pool: ready keys kept per account, and creations per minute left to direct sales.
