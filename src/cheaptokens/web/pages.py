@@ -131,6 +131,7 @@ def _home_context(shop: Shop) -> dict[str, Any]:
         "price_cents": format(per_dollar, "f"),
         "discount_percent": format((view.discount * 100).quantize(Decimal("0.1")), "f"),
         "remaining": format_usd(view.remaining_cents),
+        "remaining_cents": view.remaining_cents,
         "sold": format_usd(view.sold_cents),
         "capacity": format_usd(view.capacity_cents),
         "sold_out": view.remaining_cents < shop.rules.min_order_cents,
@@ -138,6 +139,8 @@ def _home_context(shop: Shop) -> dict[str, Any]:
         "seconds_left": int((midnight - view.now).total_seconds()),
         "chart": chart,
         "presets": PRESETS_DOLLARS,
+        "min_cents": shop.rules.min_order_cents,
+        "max_order_cents": shop.rules.max_order_cents,
         "min_dollars": format_usd(shop.rules.min_order_cents),
         "max_dollars": format_usd(min(shop.rules.max_order_cents, max(0, view.remaining_cents))),
         "quote_ttl": shop.settings.quote_ttl_seconds,
@@ -225,14 +228,28 @@ def _buy_error(request: Request, shop: Shop, exc: ShopError) -> Response:
             message=exc.message,
             next_label="Reload the shop",
         )
-    message = exc.message
-    if isinstance(exc, SoldOut):
-        message = (
-            f"Only {format_usd(exc.available_cents)} of credit is left today. Pick a smaller "
-            f"amount, or come back after {_expiry_text(exc.returns_at)} when supply returns."
-        )
+    context = _home_context(shop)
+    message = amount_error(exc, context) or exc.message
     status = exc.status if 400 <= exc.status < 600 else 400
-    return _page(request, shop, "home.html", status, error=message, **_home_context(shop))
+    return _page(request, shop, "home.html", status, error=message, **context)
+
+
+def amount_error(exc: ShopError, context: dict[str, Any]) -> str | None:
+    """An amount out of range, in the dollars and bounds of the form's own label (the
+    service's message is in cents and knows only the order limits, not what is left)."""
+    if isinstance(exc, SoldOut):
+        if context["sold_out"]:
+            return (
+                f"Today's credit is sold out. New credit comes at "
+                f"{_expiry_text(exc.returns_at)}; come back then."
+            )
+        return (
+            f"Only {context['remaining']} of credit is left today: enter an amount from "
+            f"{context['min_dollars']} to {context['max_dollars']}."
+        )
+    if isinstance(exc, InvalidInput) and exc.field == "credit_cents":
+        return f"Enter an amount from {context['min_dollars']} to {context['max_dollars']}."
+    return None
 
 
 # --------------------------------------------------------------------------- order page

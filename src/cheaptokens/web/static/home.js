@@ -9,7 +9,13 @@
   let offset = Date.parse(live.dataset.now) - Date.now(); // server clock minus ours
   let midnight = Date.parse(live.dataset.midnight);
   const serverNow = () => Date.now() + offset;
-  const usd = (cents) => "$" + (cents / 100).toFixed(2);
+  // Whole cents to "$1,234.56", as the server's money.format_usd (integers only, no floats).
+  const usd = (cents) => {
+    const c = Math.abs(Math.round(cents));
+    return (cents < 0 ? "-" : "") + "$" + Math.floor(c / 100).toLocaleString("en-US") + "." +
+      String(c % 100).padStart(2, "0");
+  };
+  const utcText = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
   const fmtLeft = (ms) => {
     const s = Math.max(0, Math.floor(ms / 1000));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -49,6 +55,7 @@
       $("price").textContent = price.toFixed(2);
       $("discount").textContent = parseFloat(p.discount_percent).toFixed(1);
       $("remaining").textContent = usd(s.remaining_cents);
+      setLeft(s.remaining_cents);
       $("sold").textContent = usd(s.sold_cents);
       moveNow(Date.parse(p.now), price);
     } catch (e) {
@@ -69,6 +76,25 @@
     errBox.hidden = false;
   }
 
+  // The bounds of the label "How much credit? ($1.00 to $53.50)": the minimum order, and the
+  // smaller of the maximum order and the credit left. Range errors use the same words
+  // (pages.amount_error says the same for the form without JavaScript).
+  const minCents = +form.dataset.minCents, maxOrderCents = +form.dataset.maxOrderCents;
+  const maxCents = () => Math.min(maxOrderCents, Math.max(0, +form.dataset.leftCents));
+  function setLeft(cents) {
+    form.dataset.leftCents = String(cents);
+    $("max-dollars").textContent = usd(maxCents());
+  }
+  function rangeError(soldOut) {
+    if (maxCents() < minCents) {
+      return "Today's credit is sold out. New credit comes at " + utcText(midnight) +
+        "; come back then.";
+    }
+    const range = "enter an amount from " + usd(minCents) + " to " + usd(maxCents()) + ".";
+    if (soldOut) return "Only " + usd(+form.dataset.leftCents) + " of credit is left today: " + range;
+    return range.charAt(0).toUpperCase() + range.slice(1);
+  }
+
   function amountCents() {
     const choice = (form.querySelector("input[name=amount]:checked") || {}).value || "custom";
     const raw = (choice === "custom" ? custom.value : choice).trim().replace(/^\$/, "");
@@ -85,8 +111,10 @@
     });
     const data = await r.json().catch(() => ({}));
     if (!r.ok) {
-      const msg = (data.error && data.error.message) || "Something went wrong; try again.";
-      throw new Error(msg);
+      const error = data.error || {};
+      throw Object.assign(new Error(error.message || "Something went wrong; try again."), {
+        code: error.code, field: error.field, available: error.available_cents,
+      });
     }
     return data;
   }
@@ -134,10 +162,21 @@
       custom.focus();
       return;
     }
+    if (cents < minCents || cents > maxCents()) {
+      showError(rangeError(false));
+      return;
+    }
     try {
       showQuote(await postJson("/api/quotes", { credit_cents: cents }));
     } catch (e) {
-      showError(e.message);
+      if (e.code === "sold_out") {
+        if (typeof e.available === "number") setLeft(e.available);
+        showError(rangeError(true));
+      } else if (e.code === "invalid_input" && e.field === "credit_cents") {
+        showError(rangeError(false));
+      } else {
+        showError(e.message);
+      }
     }
   });
 
