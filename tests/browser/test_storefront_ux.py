@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from support.live import Live, live_shop
@@ -67,3 +68,24 @@ def test_range_errors_on_the_page_match_its_label(page: Any, live: Live) -> None
     playwright_api.expect(error).to_have_text("Enter an amount from $1.00 to $89.00.")
     get_price(page, "0.5")
     playwright_api.expect(error).to_have_text("Enter an amount from $1.00 to $89.00.")
+
+
+def cents_of(page: Any, selector: str) -> int:
+    text = page.locator(selector).inner_text().replace("$", "").replace(",", "")
+    whole, _, frac = text.partition(".")
+    return int(whole) * 100 + int(frac)
+
+
+def test_live_supply_shows_held_credit_and_adds_up(page: Any, live: Live) -> None:
+    page.goto(live.url + "/")
+    assert cents_of(page, "#held") == 0
+    live.buy(700)  # sold
+    with httpx.Client(base_url=live.url) as http:  # held by an open quote
+        assert http.post("/api/quotes", json={"credit_cents": 1450}).status_code == 201
+    playwright_api.expect(page.locator("#held")).to_have_text("$14.50", timeout=8_000)
+    sold, held, left = (cents_of(page, s) for s in ("#sold", "#held", "#left"))
+    assert (sold, held) == (700, 1450)
+    assert sold + held + left == cents_of(page, "#capacity") == 8900
+    assert cents_of(page, "#remaining") == left
+    assert page.locator("#max-dollars").inner_text() == "$67.50"
+    assert "less a $1.00 safety margin" in page.locator("#capacity-note").inner_text()

@@ -96,3 +96,49 @@ def test_api_range_errors_keep_cents_and_say_dollars(tmp_path: Any) -> None:
         out = kit.web.post("/api/quotes", json={"credit_cents": 9000}).json()["error"]
         assert out["code"] == "sold_out" and out["available_cents"] == 8900
         assert out["message"].startswith("sold out for today: 8900 cents ($89.00) of credit left")
+
+
+def dollars(html: str, span: str) -> Decimal:
+    found = re.search(rf'<span id="{span}">\$([\d,.]+)</span>', html)
+    assert found, span
+    return Decimal(found.group(1).replace(",", ""))
+
+
+def note_of(html: str) -> str:
+    found = re.search(r'<p class="muted small" id="capacity-note">(.*?)</p>', html, re.S)
+    assert found
+    return re.sub(r"\s+", " ", found.group(1))
+
+
+@pytest.mark.parametrize(
+    ("accounts", "settings", "note"),
+    [
+        (
+            1,
+            {},
+            "Why $89.00: the shop's Venice account gets 100 DIEM ($100.00) of credit a day; "
+            "90 % of it is for sale ($90.00), less a $1.00 safety margin.",
+        ),
+        (
+            2,
+            {"sell_fraction": Decimal("0.8"), "safety_margin_cents": 250},
+            "Why $157.50: the shop's 2 Venice accounts get 200 DIEM ($200.00) of credit a day; "
+            "80 % of it is for sale ($160.00), less a $2.50 safety margin.",
+        ),
+    ],
+)
+def test_home_shows_held_credit_and_why_capacity_is_what_it_is(
+    tmp_path: Any, accounts: int, settings: dict[str, Any], note: str
+) -> None:
+    with make_kit(tmp_path, now=NOON, accounts=accounts, **settings) as kit:
+        kit.buy(1300)  # sold
+        kit.buy(1000, pay=False)  # held by an open checkout
+        kit.web.post("/api/quotes", json={"credit_cents": 450})  # held by an open quote
+        html = kit.web.get("/").text
+        supply = kit.web.get("/api/supply").json()
+        sold, held, left = dollars(html, "sold"), dollars(html, "held"), dollars(html, "left")
+        assert (sold, held) == (Decimal("13.00"), Decimal("14.50"))
+        assert sold + held + left == dollars(html, "capacity")
+        assert dollars(html, "capacity") * 100 == supply["capacity_cents"]
+        assert left * 100 == supply["remaining_cents"] and dollars(html, "remaining") == left
+        assert note_of(html).startswith(note), note_of(html)

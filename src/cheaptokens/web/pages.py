@@ -24,7 +24,7 @@ import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cheaptokens import reports
+from cheaptokens import inventory, reports
 from cheaptokens.errors import InvalidInput, NotFound, ShopError, SoldOut
 from cheaptokens.models import Order
 from cheaptokens.money import format_usd
@@ -133,7 +133,9 @@ def _home_context(shop: Shop) -> dict[str, Any]:
         "remaining": format_usd(view.remaining_cents),
         "remaining_cents": view.remaining_cents,
         "sold": format_usd(view.sold_cents),
+        "held": format_usd(view.reserved_cents),
         "capacity": format_usd(view.capacity_cents),
+        "made_of": capacity_note(shop, view.now),
         "sold_out": view.remaining_cents < shop.rules.min_order_cents,
         "midnight_iso": midnight.isoformat().replace("+00:00", "Z"),
         "seconds_left": int((midnight - view.now).total_seconds()),
@@ -144,6 +146,23 @@ def _home_context(shop: Shop) -> dict[str, Any]:
         "min_dollars": format_usd(shop.rules.min_order_cents),
         "max_dollars": format_usd(min(shop.rules.max_order_cents, max(0, view.remaining_cents))),
         "quote_ttl": shop.settings.quote_ttl_seconds,
+    }
+
+
+def capacity_note(shop: Shop, now: datetime) -> dict[str, Any]:
+    """Why today's capacity is what it is, in the words of the home page:
+    allocation × sell fraction − safety margin (``inventory.day_capacity``, per account)."""
+    with shop.readonly() as session:
+        made = inventory.capacity(session, day=now.date(), sell_fraction=shop.rules.sell_fraction)
+    percent = (shop.rules.sell_fraction * 100).normalize()
+    return {
+        "accounts": made.accounts,
+        "allocation": format_usd(made.allocation_cents),
+        "diem": format((Decimal(made.allocation_cents) / 100).normalize(), "f"),
+        "percent": format(percent, "f"),
+        "sellable": format_usd(made.sellable_cents),
+        "margin": format_usd(made.margin_cents),
+        "capacity": format_usd(made.capacity_cents),
     }
 
 

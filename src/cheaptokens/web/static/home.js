@@ -57,7 +57,11 @@
       $("remaining").textContent = usd(s.remaining_cents);
       setLeft(s.remaining_cents);
       $("sold").textContent = usd(s.sold_cents);
+      $("held").textContent = usd(s.reserved_cents);
+      $("left").textContent = usd(s.remaining_cents);
+      $("capacity").textContent = usd(s.capacity_cents);
       moveNow(Date.parse(p.now), price);
+      $("live-status").textContent = "Prices update every few seconds.";
     } catch (e) {
       $("live-status").textContent = "Live prices are paused (connection lost); retrying…";
     }
