@@ -107,7 +107,7 @@ def dollars(html: str, span: str) -> Decimal:
 def note_of(html: str) -> str:
     found = re.search(r'<p class="muted small" id="capacity-note">(.*?)</p>', html, re.S)
     assert found
-    return re.sub(r"\s+", " ", found.group(1))
+    return re.sub(r"\s+", " ", found.group(1).replace("&nbsp;", " "))
 
 
 @pytest.mark.parametrize(
@@ -142,3 +142,20 @@ def test_home_shows_held_credit_and_why_capacity_is_what_it_is(
         assert dollars(html, "capacity") * 100 == supply["capacity_cents"]
         assert left * 100 == supply["remaining_cents"] and dollars(html, "remaining") == left
         assert note_of(html).startswith(note), note_of(html)
+
+
+def test_one_discount_everywhere_the_curves_rate_of_the_moment(tmp_path: Any) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:  # the clock stands still
+        kit.buy(1234)
+        for credit in (100, 500, 777, 5000):
+            pricing = kit.web.get("/api/pricing").json()
+            home = kit.web.get("/").text
+            shown = re.search(r'<span id="discount">([\d.]+)</span>', home)
+            assert shown and shown.group(1) == pricing["discount_percent"]
+            # A quote at this moment and unsold credit has the same rate and discount...
+            quote = kit.web.post("/api/quotes", json={"credit_cents": credit}).json()
+            assert quote["discount_percent"] == pricing["discount_percent"], quote
+            assert quote["price_cents_per_dollar"] == pricing["price_cents_per_dollar"]
+            # ...and its price is that rate times the credit, rounded down to the cent.
+            rate = Decimal(quote["price_cents_per_dollar"])
+            assert quote["price_cents"] == int(credit * rate / 100)

@@ -14,10 +14,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from cheaptokens.errors import InvalidInput, NotFound
-from cheaptokens.models import Order
-from cheaptokens.orders import flows
+from cheaptokens.models import Order, Quote
+from cheaptokens.orders import flows, published
 from cheaptokens.orders import state as st
-from cheaptokens.pricing.curve import next_midnight, params_to_dict
+from cheaptokens.pricing.curve import next_midnight, params_to_dict, price_fraction
 from cheaptokens.shop import Shop
 from cheaptokens.web.deps import client_id, get_shop, limiter
 from cheaptokens.web.errors import documented
@@ -79,6 +79,15 @@ class QuoteOut(BaseModel):
     quote_id: str
     credit_cents: int
     price_cents: int
+    price_cents_per_dollar: str = Field(
+        description="The rate the quote was priced at: the price of $1 of credit in cents "
+        "(decimal), as GET /api/pricing gave it at created_at before this quote."
+    )
+    discount_percent: str = Field(
+        description="1 − that rate / list, in percent with 2 decimals: the same number as "
+        "GET /api/pricing's discount_percent. price_cents = floor(credit_cents × rate / 100) "
+        "is rounded down, so price_cents / credit_cents can be a little lower."
+    )
     valid_until: str
     key_expires_at: str
     params_hash: str
@@ -155,6 +164,11 @@ async def get_pricing(request: Request) -> Response:
     return Response(await cache.get(), media_type="application/json")
 
 
+def percent(discount: Decimal) -> str:
+    """A discount as the API and the pages show it: percent, 2 decimals (half-even)."""
+    return format((discount * 100).quantize(Decimal("0.01")), "f")
+
+
 def pricing(shop: Shop) -> PricingOut:
     view = flows.pricing_now(shop)
     fraction = view.fraction
@@ -165,7 +179,7 @@ def pricing(shop: Shop) -> PricingOut:
         price_cents_per_dollar=format(per_dollar, "f"),
         price_fraction=str(fraction),
         discount=str(view.discount),
-        discount_percent=format((view.discount * 100).quantize(Decimal("0.01")), "f"),
+        discount_percent=percent(view.discount),
         remaining_cents=view.remaining_cents,
         key_expires_at=iso(next_midnight(view.now)) or "",
         next_change_at=iso(view.params.valid_until) or "",
@@ -198,6 +212,18 @@ def supply(shop: ShopDep) -> SupplyOut:
     )
 
 
+def quote_rate(shop: Shop, quote: Quote) -> tuple[str, str]:
+    """The rate a quote was priced at (price per $1 in cents, discount in percent): the
+    published curve at the quote's time and unsold credit, as docs/pricing.md recomputes it."""
+    with shop.readonly() as session:
+        params = published.by_hash(session, quote.params_hash)
+    if params is None:  # the quote's own transaction published it
+        raise RuntimeError("a quote's parameter set is missing")
+    fraction = price_fraction(params, now=quote.created_at, remaining_cents=quote.remaining_cents)
+    per_dollar = (fraction * params.list_cents).normalize()
+    return format(per_dollar, "f"), percent(1 - fraction)
+
+
 @router.post(
     "/quotes",
     response_model=QuoteOut,
@@ -207,10 +233,13 @@ def supply(shop: ShopDep) -> SupplyOut:
 def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
     limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
     quote = flows.new_quote(shop, credit_cents=body.credit_cents)
+    per_dollar, discount_percent = quote_rate(shop, quote)
     return QuoteOut(
         quote_id=quote.id,
         credit_cents=quote.credit_cents,
         price_cents=quote.price_cents,
+        price_cents_per_dollar=per_dollar,
+        discount_percent=discount_percent,
         valid_until=iso(quote.valid_until) or "",
         key_expires_at=iso(next_midnight(quote.created_at)) or "",
         params_hash=quote.params_hash,

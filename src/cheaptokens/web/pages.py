@@ -129,7 +129,8 @@ def _home_context(shop: Shop) -> dict[str, Any]:
         "now": view.now,
         "now_iso": view.now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "price_cents": format(per_dollar, "f"),
-        "discount_percent": format((view.discount * 100).quantize(Decimal("0.1")), "f"),
+        # As GET /api/pricing and a quote's discount_percent give it (home.js shows those).
+        "discount_percent": format((view.discount * 100).quantize(Decimal("0.01")), "f"),
         "remaining": format_usd(view.remaining_cents),
         "remaining_cents": view.remaining_cents,
         "sold": format_usd(view.sold_cents),

@@ -39,8 +39,13 @@
     $("now-line").setAttribute("x2", x);
     $("now-dot").setAttribute("cx", x);
     $("now-dot").setAttribute("cy", y);
-    $("now-label").setAttribute("x", (+x + 6).toFixed(1));
-    $("now-label").setAttribute("y", (+y - 8).toFixed(1));
+    // As _chart.html: below the dot near the top, left of it near the right edge.
+    const below = +y - top < 28, leftward = +x > left + w - 60;
+    const label = $("now-label");
+    label.setAttribute("x", (leftward ? +x - 8 : +x + 8).toFixed(1));
+    label.setAttribute("y", (below ? +y + 10 : +y - 10).toFixed(1));
+    label.setAttribute("text-anchor", leftward ? "end" : "start");
+    label.setAttribute("dominant-baseline", below ? "hanging" : "alphabetic");
   }
 
   async function refresh() {
@@ -53,7 +58,7 @@
       midnight = Date.parse(p.key_expires_at);
       const price = parseFloat(p.price_cents_per_dollar);
       $("price").textContent = price.toFixed(2);
-      $("discount").textContent = parseFloat(p.discount_percent).toFixed(1);
+      $("discount").textContent = p.discount_percent; // as the server renders it: no re-rounding
       $("remaining").textContent = usd(s.remaining_cents);
       setLeft(s.remaining_cents);
       $("sold").textContent = usd(s.sold_cents);
@@ -137,8 +142,9 @@
     quoteBox.hidden = false;
     $("quote-credit").textContent = usd(q.credit_cents);
     $("quote-price").textContent = usd(q.price_cents);
-    $("quote-discount").textContent =
-      (100 - (100 * q.price_cents) / q.credit_cents).toFixed(1) + " %";
+    // The rate of the quote's moment, the same number (and rounding) as the live discount.
+    $("quote-rate").textContent = q.price_cents_per_dollar;
+    $("quote-discount").textContent = q.discount_percent + "\u00a0%";
     $("quote-expiry").textContent = q.key_expires_at.replace("T", " ").replace(":00Z", " UTC");
     const until = Date.parse(q.valid_until);
     // The server's times are whole seconds: never show more than the lock window itself.
