@@ -195,3 +195,21 @@ def test_quote_discount_is_the_live_discount(page: Any, live: Live) -> None:
     assert page.locator("#quote-discount").inner_text() == quote["discount_percent"] + "\u00a0%"
     assert page.locator("#quote-rate").inner_text() == quote["price_cents_per_dollar"]
     assert "rounded down to the cent" in page.locator("#quote").inner_text()
+
+
+def test_declined_checkout_offers_to_try_again_with_the_same_amount(page: Any, live: Live) -> None:
+    page.goto(live.url + "/")
+    page.get_by_label("$10").check()
+    page.get_by_role("button", name="Get my price").click()
+    page.get_by_role("button", name="Buy and pay").click()
+    page.wait_for_url("**/checkout/sandbox/**")
+    page.get_by_role("button", name="Decline").click()
+    page.wait_for_url("**/orders/**")
+    again = page.locator("#try-again-link")
+    playwright_api.expect(again).to_have_text("Try again with $10.00 of credit")
+    assert "declined" in page.locator("#try-again").inner_text()
+    assert page.locator("#samples").is_hidden() and page.locator("#key-panel").is_hidden()
+    assert "VENICE_INFERENCE_KEY" not in page.locator("#main").inner_text()
+    again.click()
+    page.wait_for_url("**/?amount=10.00")
+    assert page.get_by_label("$10").is_checked()

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from support.shopkit import Kit, make_kit
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -64,3 +66,46 @@ def test_no_js_page_after_receipt_says_saved_and_shows_only_last6(tmp_path: Any)
         assert message and "You saved your key" in message.group(1)
         assert "does not show it again" in saved.text
         assert f"…{key.group(1)[-6:]}" in saved.text and key.group(1) not in saved.text
+
+
+def test_declined_checkout_offers_the_same_amount_again_and_no_key_samples(tmp_path: Any) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:
+        location = checkout_without_js(kit, "10", "declined")
+        assert location.endswith("?checkout=failed")  # the sandbox event's kind
+        page = kit.web.get(location)
+        assert page.status_code == 200
+        assert "The payment was declined" in page.text and "Nothing was charged" in page.text
+        again = re.search(
+            r'<a class="button primary" id="try-again-link"\s+href="([^"]+)">([^<]+)</a>', page.text
+        )
+        assert again and again.groups() == ("/?amount=10.00", "Try again with $10.00 of credit")
+        assert "Use your key" not in page.text and "data-sample=" not in page.text
+        home = kit.web.get(again.group(1)).text
+        assert re.search(r'<input type="radio" name="amount" value="10" checked>', home)
+        assert not re.search(r'value="5" checked', home)
+
+
+@pytest.mark.parametrize(
+    ("amount", "checked", "custom"),
+    [("5.00", "5", ""), ("25", "25", ""), ("12.5", "custom", "12.50"), ("nope", "5", "")],
+)
+def test_home_preselects_the_amount_to_try_again(
+    tmp_path: Any, amount: str, checked: str, custom: str
+) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:
+        home = kit.web.get("/", params={"amount": amount}).text
+        ticked = re.findall(r'name="amount" value="(\w+)"[^>]*\schecked>', home)
+        assert ticked == [checked]
+        assert f'value="{custom}">' in home.split('id="custom"')[1].split("\n")[1]
+
+
+def test_samples_only_for_an_order_with_a_key(tmp_path: Any) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:
+        order_path = checkout_without_js(kit, "5", "paid").split("?")[0]
+        assert 'id="samples"' not in kit.web.get(order_path).text  # paid, no key yet
+        kit.worker.drain()
+        page = kit.web.get(order_path).text
+        assert '<section aria-labelledby="samples-title" class="samples" id="samples" >' in page
+        kit.web.cookies.clear()  # the JavaScript page: hidden until the API says fulfilled
+        shell = kit.web.get(order_path).text
+        assert 'class="samples" id="samples" hidden>' in shell

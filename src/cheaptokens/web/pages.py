@@ -174,11 +174,30 @@ def _page(request: Request, shop: Shop, name: str, status: int = 200, **ctx: Any
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, shop: ShopDep, cancelled: str | None = None) -> Response:
+def home(
+    request: Request, shop: ShopDep, cancelled: str | None = None, amount: str | None = None
+) -> Response:
     notice = None
     if cancelled:
         notice = "Checkout was cancelled: nothing was charged. Pick an amount to try again."
-    return _page(request, shop, "home.html", notice=notice, **_home_context(shop))
+    return _page(
+        request, shop, "home.html", notice=notice, picked=picked(amount), **_home_context(shop)
+    )
+
+
+def picked(amount: str | None) -> dict[str, str]:
+    """The amount to preselect on the buy form (``/?amount=5.00``, from "Try again"): one of
+    the presets, or the custom field filled in; anything unreadable preselects the default."""
+    default = {"preset": "5", "custom": ""}
+    if not amount:
+        return default
+    try:
+        cents = parse_dollars("custom", amount[:20])
+    except InvalidInput:
+        return default
+    if cents % 100 == 0 and cents // 100 in PRESETS_DOLLARS:
+        return {"preset": str(cents // 100), "custom": ""}
+    return {"preset": "custom", "custom": f"{cents // 100}.{cents % 100:02d}"}
 
 
 def parse_dollars(choice: str, custom: str) -> int:
