@@ -53,8 +53,8 @@ HTML_MESSAGES: dict[int, tuple[str, str]] = {
     413: ("Too much data", "The form sent more data than the shop accepts. Go back and send less."),
     500: (
         "Something went wrong on our side",
-        "Nothing was charged twice. Wait a moment and "
-        "try again; if it keeps happening, contact the shop's operator.",
+        # error.html adds how to reach the operator (CHEAPTOKENS_OPERATOR_CONTACT).
+        "Nothing was charged twice. Wait a moment and try again.",
     ),
 }
 _MACHINE_PREFIXES = ("/api/", "/webhooks/", "/openapi.json", "/_sandbox")
@@ -118,6 +118,13 @@ def _json_invalid(error: Mapping[str, Any], body: Any) -> str:
     return f"the body is not valid JSON: {reason or 'cannot be read'}{where}"
 
 
+def _operator(request: Request) -> str:
+    """The operator, for a JSON message: with CHEAPTOKENS_OPERATOR_CONTACT's address if set."""
+    shop = getattr(request.app.state, "shop", None)
+    contact = shop.settings.operator if shop is not None else None
+    return f"the operator ({contact.label})" if contact else "the operator of this shop"
+
+
 def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> None:
     """Register the handlers. ``crash_headers`` go on 500 answers, which Starlette sends from
     outside every middleware (so the security-headers middleware never sees them)."""
@@ -179,7 +186,7 @@ def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> 
             error_body(
                 "internal_error",
                 "something went wrong on our side; nothing was charged "
-                "twice — try again, and contact the operator if it persists",
+                f"twice — try again, and contact {_operator(request)} if it persists",
             ),
             status_code=500,
             headers=on_crash,
