@@ -109,3 +109,16 @@ def test_samples_only_for_an_order_with_a_key(tmp_path: Any) -> None:
         kit.web.cookies.clear()  # the JavaScript page: hidden until the API says fulfilled
         shell = kit.web.get(order_path).text
         assert 'class="samples" id="samples" hidden>' in shell
+
+
+def test_sandbox_checkout_says_what_the_payment_buys(tmp_path: Any) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:
+        order = kit.buy(500, pay=False)
+        page = kit.web.get(order["checkout_url"])
+        assert page.status_code == 200
+        summary = re.search(r'<p class="lead" id="checkout-summary">(.*?)</p>', page.text)
+        assert summary, page.text
+        text = re.sub(r"<[^>]+>", "", summary.group(1))
+        price = f"${order['price_cents'] // 100}.{order['price_cents'] % 100:02d}"
+        assert text == f"Pay {price} for $5.00 of Venice.ai credit, valid until 00:00 UTC."
+        assert "open until 12:15 UTC" in page.text  # the 15-minute checkout window
