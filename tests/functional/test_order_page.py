@@ -122,3 +122,20 @@ def test_sandbox_checkout_says_what_the_payment_buys(tmp_path: Any) -> None:
         price = f"${order['price_cents'] // 100}.{order['price_cents'] % 100:02d}"
         assert text == f"Pay {price} for $5.00 of Venice.ai credit, valid until 00:00 UTC."
         assert "open until 12:15 UTC" in page.text  # the 15-minute checkout window
+
+
+def test_the_key_says_its_cap_in_cents(tmp_path: Any) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:
+        order = kit.buy(725)
+        kit.worker.drain()
+        key = kit.status(order)["key"]
+        assert key["credit_cents"] == 725 and key["api_key"]
+        venice = kit.shop.gateways["sandbox-1"]
+        record = next(k for k in venice.list_keys() if k.last6 == key["last6"])
+        cap = venice.get_key(record.id).consumption_limits.diem
+        assert cap is not None and cap * 100 == key["credit_cents"]  # what Venice enforces
+        received = kit.web.post(f"/api/orders/{order['order_id']}/received", headers=auth(order))
+        assert received.json()["key"]["credit_cents"] == 725
+        schema = kit.web.get("/openapi.json").json()["components"]["schemas"]["KeyOut"]
+        assert "credit_cents" in schema["required"]
+        assert kit.web.get("/docs/api").text.count("<code>credit_cents</code>") == 1

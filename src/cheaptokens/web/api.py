@@ -109,6 +109,10 @@ class OrderOut(BaseModel):
 class KeyOut(BaseModel):
     api_key: str | None = Field(description="The key, until the buyer confirms receipt.")
     last6: str | None
+    credit_cents: int = Field(
+        description="The key's spending cap in cents: the credit bought (its Venice DIEM limit "
+        "× 100)."
+    )
     base_url: str
     expires_at: str | None
 
@@ -318,6 +322,7 @@ def get_order(
         key = KeyOut(
             api_key=flows.reveal_key(shop, order) if order.status == st.FULFILLED else None,
             last6=order.key_last6,
+            credit_cents=order.credit_cents,
             base_url=shop.buyer_base_url,
             expires_at=iso(order.key_expires_at),
         )
