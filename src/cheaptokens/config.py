@@ -9,14 +9,40 @@ sandbox and sandbox payments. Production sets at least ``CHEAPTOKENS_VENICE_MODE
 from __future__ import annotations
 
 import pathlib
+import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VENICE_API_URL = "https://api.venice.ai/api/v1"
 SANDBOX_ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_not_a_real_key"
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_URL_UNSAFE = re.compile(r"[\s\"'<>\\`]")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorLink:
+    href: str  # mailto:… or https://…
+    label: str  # what the page shows
+
+
+def operator_link(contact: str) -> OperatorLink | None:
+    """``contact`` as a link: an email address or ``mailto:`` link, or an ``https://`` URL
+    with a host; None for anything else (including empty)."""
+    contact = contact.strip()
+    address = contact[len("mailto:") :] if contact.lower().startswith("mailto:") else contact
+    if _EMAIL.fullmatch(address):
+        return OperatorLink(f"mailto:{address}", address)
+    url = urlsplit(contact)
+    if url.scheme.lower() == "https" and url.hostname and not _URL_UNSAFE.search(contact):
+        return OperatorLink(contact, contact)
+    return None
 
 
 class Settings(BaseSettings):
@@ -99,6 +125,10 @@ class Settings(BaseSettings):
     admin_user: str = "admin"
     admin_password: SecretStr = SecretStr("")  # empty: the dashboard is closed
 
+    #: how buyers reach the operator: an email address, a ``mailto:`` link or an ``https://``
+    #: URL; empty (the default) says "the operator of this shop" without a link
+    operator_contact: str = ""
+
     # Abuse limits, per client address
     quotes_per_minute: int = Field(default=60, gt=0)
     orders_per_minute: int = Field(default=20, gt=0)
@@ -115,6 +145,22 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("operator_contact")
+    @classmethod
+    def _contact(cls, value: str) -> str:
+        value = value.strip()
+        if value and operator_link(value) is None:
+            raise ValueError(
+                "CHEAPTOKENS_OPERATOR_CONTACT must be an email address (like help@yourshop.com), "
+                "a mailto: link or an https:// URL"
+            )
+        return value
+
+    @property
+    def operator(self) -> OperatorLink | None:
+        """The operator's contact as a link for the pages, or None when not configured."""
+        return operator_link(self.operator_contact)
 
     @property
     def db_url(self) -> str:

@@ -132,6 +132,9 @@ def test_buy_from_home_page_to_working_key(page: Any, live: Live, shots: pathlib
     # "I saved it": the key disappears, and a reload shows only its last six characters.
     page.get_by_role("button", name="I saved it").click()
     page.locator("#key-saved").wait_for(state="visible")
+    message = page.locator("#order-message").inner_text()
+    assert "saved your key" in message and "Save it now" not in message, message
+    assert key not in page.locator("#main").inner_text()  # not in the samples either
     page.reload()
     page.locator("#key-saved").wait_for(state="visible")
     assert page.locator("#key-panel").is_hidden()

@@ -5,7 +5,9 @@ Nothing here commits; callers own the transaction.
 """
 
 from cheaptokens.inventory.capacity import (
+    Capacity,
     Supply,
+    capacity,
     day_capacity,
     ensure_day,
     follow_balance,
@@ -20,7 +22,9 @@ from cheaptokens.inventory.capacity import (
 )
 
 __all__ = [
+    "Capacity",
     "Supply",
+    "capacity",
     "day_capacity",
     "ensure_day",
     "follow_balance",

@@ -96,6 +96,30 @@ def ensure_day(session: Session, *, day: date, sell_fraction: Decimal, margin_ce
         session.execute(insert(AccountDay).values(rows).on_conflict_do_nothing())
 
 
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """Where a day's capacity comes from: ``Σ floor(allocation × fraction) − margin``."""
+
+    accounts: int
+    allocation_cents: int  # the accounts' daily DIEM allocations, in cents (1 DIEM = $1)
+    sellable_cents: int  # Σ floor(allocation × sell_fraction), before the safety margin
+    capacity_cents: int
+
+    @property
+    def margin_cents(self) -> int:
+        """What the safety margin took (the configured margin, unless an account had less)."""
+        return self.sellable_cents - self.capacity_cents
+
+
+def capacity(session: Session, *, day: date, sell_fraction: Decimal) -> Capacity:
+    """How ``day``'s capacity was made from the accounts' allocations (read-only)."""
+    rows = session.execute(
+        select(AccountDay.allocation_cents, AccountDay.capacity_cents).where(AccountDay.day == day)
+    ).all()
+    sellable = sum(day_capacity(a, sell_fraction=sell_fraction, margin_cents=0) for a, _ in rows)
+    return Capacity(len(rows), sum(a for a, _ in rows), sellable, sum(c for _, c in rows))
+
+
 def supply(session: Session, *, day: date) -> Supply:
     rows = session.execute(
         select(

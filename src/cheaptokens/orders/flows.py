@@ -98,20 +98,36 @@ def params_body(*, db: Database, digest: str) -> dict[str, object]:
 
 @dataclass(frozen=True, slots=True)
 class Storefront:
-    """What the home page shows: the price now and the day's sales."""
+    """What the home page shows: the price now, the day's sales, where the capacity comes
+    from, and when held credit may return."""
 
     pricing: PricingView
     sales: list[views.Sale]
+    capacity: inventory.Capacity
+    holds_end: datetime | None
 
 
 def storefront(*, db: Database, rules: ShopRules, now: datetime) -> Storefront:
     pricing = pricing_now(db=db, rules=rules, now=now)
     with db.read() as session:
         sales = views.sales_on(session, day=now.date())
-    return Storefront(pricing, sales)
+        made = inventory.capacity(session, day=now.date(), sell_fraction=rules.sell_fraction)
+        holds_end = quotes.earliest_hold_end(session, day=now.date(), now=now)
+    return Storefront(pricing, sales, made, holds_end)
 
 
 # ----------------------------------------------------------------------------- buying
+def quote_rate(*, db: Database, quote: Quote) -> tuple[Decimal, int]:
+    """The price fraction a quote was made at, and the list price in cents per dollar: the
+    published curve at the quote's time and unsold credit (docs/pricing.md recomputes it)."""
+    with db.read() as session:
+        params = published.by_hash(session, quote.params_hash)
+    if params is None:  # the quote's own transaction published it
+        raise RuntimeError("a quote's parameter set is missing")
+    fraction = price_fraction(params, now=quote.created_at, remaining_cents=quote.remaining_cents)
+    return fraction, params.list_cents
+
+
 def new_quote(
     *,
     db: Database,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cheaptokens import inventory, ledger
 from cheaptokens.errors import HeldOut, HoldLimit, InvalidInput, SoldOut
 from cheaptokens.models import Order, Quote
+from cheaptokens.money import format_usd
 from cheaptokens.orders import published
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_quote_id
@@ -39,7 +40,8 @@ def open_day(session: Session, *, rules: ShopRules, now: datetime) -> inventory.
 def sold_out(now: datetime, remaining: int) -> SoldOut:
     back = next_midnight(now)
     return SoldOut(
-        f"sold out for today: {remaining} cents of credit left, new credit at {iso_z(back)}",
+        f"sold out for today: {remaining} cents ({format_usd(remaining)}) of credit left, "
+        f"new credit at {iso_z(back)}",
         available_cents=remaining,
         returns_at=back,
     )
@@ -128,9 +130,11 @@ def validate_amount(credit_cents: object, *, rules: ShopRules, field: str = "cre
     if isinstance(credit_cents, bool) or not isinstance(credit_cents, int):
         raise InvalidInput("credit_cents must be a whole number of cents", field=field)
     if credit_cents < rules.min_order_cents:
-        raise InvalidInput(f"credit_cents must be at least {rules.min_order_cents}", field=field)
+        low = rules.min_order_cents
+        raise InvalidInput(f"credit_cents must be at least {low} ({format_usd(low)})", field=field)
     if credit_cents > rules.max_order_cents:
-        raise InvalidInput(f"credit_cents must be at most {rules.max_order_cents}", field=field)
+        high = rules.max_order_cents
+        raise InvalidInput(f"credit_cents must be at most {high} ({format_usd(high)})", field=field)
     return credit_cents
 
 

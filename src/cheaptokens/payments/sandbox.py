@@ -32,6 +32,8 @@ from cheaptokens.payments.types import Checkout, EventKind, PaymentEvent, Refund
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
 _TOKEN_VERSION = 1
+#: The longest description a checkout token carries (the shop's are ~50 characters).
+MAX_DESCRIPTION = 200
 _KINDS: frozenset[str] = frozenset({"paid", "failed", "expired"})
 
 
@@ -57,6 +59,8 @@ class SandboxCheckout:
     amount_cents: int
     currency: str
     expires_at: datetime
+    #: what the payment buys, e.g. "$5.00 of Venice.ai credit, valid until 00:00 UTC"
+    description: str = ""
 
     def is_expired(self, now: datetime) -> bool:
         """True once ``now`` has reached the checkout's expiry."""
@@ -98,8 +102,9 @@ class SandboxPayments:
     ) -> Checkout:
         """Sign a token for the order; the URL is the sandbox's Pay / Decline page.
 
-        ``description`` and the success/cancel URLs are not encoded: the web layer knows where
-        to send the buyer after the sandbox page.
+        ``description`` (what the payment buys, shown on that page as Stripe shows its line
+        item; at most :data:`MAX_DESCRIPTION` characters) rides in the token. The success/cancel
+        URLs do not: the web layer knows where to send the buyer after the sandbox page.
         """
         if amount_cents <= 0:
             raise InvalidCheckout("amount must be a positive number of cents", provider=self.name)
@@ -112,6 +117,7 @@ class SandboxPayments:
                 "a": amount_cents,
                 "c": currency.lower(),
                 "e": int(expires_at.timestamp()),
+                "d": description[:MAX_DESCRIPTION],
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -150,6 +156,7 @@ class SandboxPayments:
                 amount_cents=int(fields["a"]),
                 currency=str(fields["c"]),
                 expires_at=datetime.fromtimestamp(int(fields["e"]), tz=UTC),
+                description=str(fields.get("d", "")),
             )
         except (ValueError, KeyError, TypeError):
             # Only reachable with our own MAC over a body we did not write (a bug or a key

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from cheaptokens.errors import InvalidInput, NotFound
+from cheaptokens.models import Order, Quote
 from cheaptokens.orders import flows
 from cheaptokens.orders import state as st
 from cheaptokens.pricing.curve import params_to_dict
@@ -94,6 +95,15 @@ class QuoteOut(BaseModel):
     quote_id: str
     credit_cents: int
     price_cents: int
+    price_cents_per_dollar: str = Field(
+        description="The rate the quote was priced at: the price of $1 of credit in cents "
+        "(decimal), as GET /api/pricing gave it at created_at before this quote."
+    )
+    discount_percent: str = Field(
+        description="1 − that rate / list, in percent with 2 decimals: the same number as "
+        "GET /api/pricing's discount_percent. price_cents = floor(credit_cents × rate / 100) "
+        "is rounded down, so price_cents / credit_cents can be a little lower."
+    )
     valid_until: str
     key_expires_at: str
     params_hash: str
@@ -115,6 +125,10 @@ class OrderOut(BaseModel):
 class KeyOut(BaseModel):
     api_key: str | None = Field(description="The key, until the buyer confirms receipt.")
     last6: str | None
+    credit_cents: int = Field(
+        description="The key's spending cap in cents (its Venice DIEM limit × 100): the credit "
+        "bought, or after a replacement what the old key had not spent."
+    )
     base_url: str
     expires_at: str | None
 
@@ -203,6 +217,11 @@ async def get_pricing(request: Request) -> Response:
     return Response(await cache.get(), media_type="application/json")
 
 
+def percent(discount: Decimal) -> str:
+    """A discount as the API and the pages show it: percent, 2 decimals (half-even)."""
+    return format((discount * 100).quantize(Decimal("0.01")), "f")
+
+
 def pricing(shop: Shop) -> PricingOut:
     view = flows.pricing_now(db=shop.db, rules=shop.rules, now=shop.clock())
     fraction = view.fraction
@@ -213,7 +232,7 @@ def pricing(shop: Shop) -> PricingOut:
         price_cents_per_dollar=format(per_dollar, "f"),
         price_fraction=str(fraction),
         discount=str(view.discount),
-        discount_percent=format((view.discount * 100).quantize(Decimal("0.01")), "f"),
+        discount_percent=percent(view.discount),
         remaining_cents=view.unsold_cents,
         key_expires_at=iso_z(next_midnight(view.now)),
         next_change_at=iso_z(view.params.valid_until),
@@ -252,6 +271,14 @@ def supply(db: DbDep, rules: RulesDep, now: NowDep) -> SupplyOut:
     )
 
 
+def quote_rate(shop: Shop, quote: Quote) -> tuple[str, str]:
+    """The rate a quote was priced at (price per $1 in cents, discount in percent): the
+    published curve at the quote's time and unsold credit, as docs/pricing.md recomputes it."""
+    fraction, list_cents = flows.quote_rate(db=shop.db, quote=quote)
+    per_dollar = (fraction * list_cents).normalize()
+    return format(per_dollar, "f"), percent(1 - fraction)
+
+
 @router.post(
     "/quotes",
     response_model=QuoteOut,
@@ -267,10 +294,13 @@ def create_quote(body: QuoteIn, request: Request, shop: ShopDep) -> QuoteOut:
         now=shop.clock(),
         client=client_id(request),
     )
+    per_dollar, discount_percent = quote_rate(shop, quote)
     return QuoteOut(
         quote_id=quote.id,
         credit_cents=quote.credit_cents,
         price_cents=quote.price_cents,
+        price_cents_per_dollar=per_dollar,
+        discount_percent=discount_percent,
         valid_until=iso_z(quote.valid_until),
         key_expires_at=iso_z(next_midnight(quote.created_at)),
         params_hash=quote.params_hash,
@@ -342,6 +372,23 @@ REPLACED = (
 )
 
 
+#: A fulfilled order whose buyer confirmed receipt: the key is no longer shown.
+RECEIVED_MESSAGE = (
+    "You saved your key: the shop no longer has it and shows only its last six characters "
+    "(key.last6). It works until it expires at 00:00 UTC."
+)
+
+
+def message_for(order: Order) -> str:
+    """``message`` of an order: per status, whether the buyer has saved the key, and whether
+    the key is a replacement."""
+    if order.status == st.FULFILLED and order.key_received_at is not None:
+        return RECEIVED_MESSAGE
+    if order.status == st.FULFILLED and order.replace_reason:
+        return REPLACED
+    return MESSAGES.get(order.status, "")
+
+
 @router.get("/orders/{order_id}", response_model=OrderStatusOut, responses=documented(404, 422))
 def get_order(
     order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
@@ -353,6 +400,7 @@ def get_order(
         key = KeyOut(
             api_key=revealed if order.status == st.FULFILLED else None,
             last6=order.key_last6,
+            credit_cents=order.key_cap_cents,
             base_url=shop.buyer_base_url,
             expires_at=_iso(order.key_expires_at),
         )
@@ -367,11 +415,7 @@ def get_order(
         key=key,
         base_url=shop.buyer_base_url,
         expires_at=_iso(order.key_expires_at),
-        message=(
-            REPLACED
-            if order.replace_reason and order.status == st.FULFILLED
-            else MESSAGES.get(order.status, "")
-        ),
+        message=message_for(order),
         replacement=(
             ReplacementOut(
                 reason=order.replace_reason,

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cheaptokens import __version__
 from cheaptokens.shop import Shop
-from cheaptokens.web import api, dashboard, errors, pages, payments, stream
+from cheaptokens.web import api, dashboard, errors, favicon, pages, payments, stream
 from cheaptokens.web.deps import SlidingWindow
 from cheaptokens.web.pricecache import PriceCache
 from cheaptokens.web.render import HERE
@@ -151,6 +151,12 @@ def create_app(shop: Shop, *, background: Background | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon_ico() -> Response:
+        return Response(
+            favicon.ico(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
+        )
 
     app.include_router(pages.router)
     app.include_router(dashboard.router)

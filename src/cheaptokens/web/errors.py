@@ -54,8 +54,8 @@ HTML_MESSAGES: dict[int, tuple[str, str]] = {
     413: ("Too much data", "The form sent more data than the shop accepts. Go back and send less."),
     500: (
         "Something went wrong on our side",
-        "Nothing was charged twice. Wait a moment and "
-        "try again; if it keeps happening, contact the shop's operator.",
+        # error.html adds how to reach the operator (CHEAPTOKENS_OPERATOR_CONTACT).
+        "Nothing was charged twice. Wait a moment and try again.",
     ),
 }
 _MACHINE_PREFIXES = ("/api/", "/webhooks/", "/openapi.json", "/_sandbox")
@@ -101,6 +101,32 @@ def _field_of(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+def _json_invalid(error: Mapping[str, Any], body: Any) -> str:
+    """Where a JSON body broke, as line and column (FastAPI's ``loc`` holds the character
+    offset into the body, which people and programs cannot use as a field name)."""
+    ctx = error.get("ctx")
+    reason = str(ctx.get("error", "")) if isinstance(ctx, Mapping) else ""
+    loc = tuple(error.get("loc", ()))
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    where = ""
+    if pos is not None and isinstance(body, str | bytes):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        pos = min(pos, len(text))
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        where = f" at line {line}, column {column}"
+    elif pos is not None:
+        where = f" at character {pos + 1}"
+    return f"the body is not valid JSON: {reason or 'cannot be read'}{where}"
+
+
+def _operator(request: Request) -> str:
+    """The operator, for a JSON message: with CHEAPTOKENS_OPERATOR_CONTACT's address if set."""
+    shop = getattr(request.app.state, "shop", None)
+    contact = shop.settings.operator if shop is not None else None
+    return f"the operator ({contact.label})" if contact else "the operator of this shop"
+
+
 def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> None:
     """Register the handlers. ``crash_headers`` go on 500 answers, which Starlette sends from
     outside every middleware (so the security-headers middleware never sees them)."""
@@ -127,6 +153,9 @@ def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> 
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            message = _json_invalid(first, exc.body)
+            return JSONResponse(error_body("invalid_input", message, "body"), status_code=422)
         field = _field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid request"))
         if field:
@@ -159,7 +188,7 @@ def install(app: FastAPI, *, crash_headers: Mapping[str, str] | None = None) -> 
             error_body(
                 "internal_error",
                 "something went wrong on our side; nothing was charged "
-                "twice — try again, and contact the operator if it persists",
+                f"twice — try again, and contact {_operator(request)} if it persists",
             ),
             status_code=500,
             headers=on_crash,

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cheaptokens.errors import HeldOut, InvalidInput, NotFound, ShopError, SoldOut
+from cheaptokens.inventory import Capacity
 from cheaptokens.models import Order
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows, transitions
@@ -122,18 +123,43 @@ def _home_context(shop: Shop) -> dict[str, Any]:
         "now": view.now,
         "now_iso": iso_z(view.now),
         "price_cents": format(per_dollar, "f"),
-        "discount_percent": format((view.discount * 100).quantize(Decimal("0.1")), "f"),
+        # As GET /api/pricing and a quote's discount_percent give it (home.js shows those).
+        "discount_percent": format((view.discount * 100).quantize(Decimal("0.01")), "f"),
         "remaining": format_usd(view.remaining_cents),
+        "remaining_cents": view.remaining_cents,
         "sold": format_usd(view.sold_cents),
+        "held": format_usd(view.reserved_cents),
         "capacity": format_usd(view.capacity_cents),
-        "sold_out": view.remaining_cents < shop.rules.min_order_cents,
+        "made_of": capacity_note(shop, front.capacity),
+        "sold_out": view.unsold_cents < shop.rules.min_order_cents,
+        # Only held out: unpaid quotes and checkouts hold what is left; some may lapse.
+        "held_out": view.unsold_cents >= shop.rules.min_order_cents > view.remaining_cents,
+        "holds_end": _expiry_text(front.holds_end) if front.holds_end else None,
+        "withheld": format_usd(view.withheld_cents) if view.withheld_cents else None,
         "midnight_iso": iso_z(midnight),
         "seconds_left": int((midnight - view.now).total_seconds()),
         "chart": chart,
         "presets": PRESETS_DOLLARS,
+        "min_cents": shop.rules.min_order_cents,
+        "max_order_cents": shop.rules.max_order_cents,
         "min_dollars": format_usd(shop.rules.min_order_cents),
         "max_dollars": format_usd(min(shop.rules.max_order_cents, max(0, view.remaining_cents))),
         "quote_ttl": shop.settings.quote_ttl_seconds,
+    }
+
+
+def capacity_note(shop: Shop, made: Capacity) -> dict[str, Any]:
+    """Why today's capacity is what it is, in the words of the home page:
+    allocation × sell fraction − safety margin (``inventory.day_capacity``, per account)."""
+    percent = (shop.rules.sell_fraction * 100).normalize()
+    return {
+        "accounts": made.accounts,
+        "allocation": format_usd(made.allocation_cents),
+        "diem": format((Decimal(made.allocation_cents) / 100).normalize(), "f"),
+        "percent": format(percent, "f"),
+        "sellable": format_usd(made.sellable_cents),
+        "margin": format_usd(made.margin_cents),
+        "capacity": format_usd(made.capacity_cents),
     }
 
 
@@ -144,11 +170,30 @@ def _page(request: Request, shop: Shop, name: str, status: int = 200, **ctx: Any
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, shop: ShopDep, cancelled: str | None = None) -> Response:
+def home(
+    request: Request, shop: ShopDep, cancelled: str | None = None, amount: str | None = None
+) -> Response:
     notice = None
     if cancelled:
         notice = "Checkout was cancelled: nothing was charged. Pick an amount to try again."
-    return _page(request, shop, "home.html", notice=notice, **_home_context(shop))
+    return _page(
+        request, shop, "home.html", notice=notice, picked=picked(amount), **_home_context(shop)
+    )
+
+
+def picked(amount: str | None) -> dict[str, str]:
+    """The amount to preselect on the buy form (``/?amount=5.00``, from "Try again"): one of
+    the presets, or the custom field filled in; anything unreadable preselects the default."""
+    default = {"preset": "5", "custom": ""}
+    if not amount:
+        return default
+    try:
+        cents = parse_dollars("custom", amount[:20])
+    except InvalidInput:
+        return default
+    if cents % 100 == 0 and cents // 100 in PRESETS_DOLLARS:
+        return {"preset": str(cents // 100), "custom": ""}
+    return {"preset": "custom", "custom": f"{cents // 100}.{cents % 100:02d}"}
 
 
 def parse_dollars(choice: str, custom: str) -> int:
@@ -226,20 +271,34 @@ def _buy_error(request: Request, shop: Shop, exc: ShopError) -> Response:
             message=exc.message,
             next_label="Reload the shop",
         )
-    message = exc.message
-    if isinstance(exc, HeldOut):
-        message = (
-            f"Only {format_usd(exc.available_cents)} of credit is free right now: the rest is "
-            f"held by other buyers' open checkouts. Some may come back by "
-            f"{_expiry_text(exc.returns_at)}; pick a smaller amount or try again then."
-        )
-    elif isinstance(exc, SoldOut):
-        message = (
-            f"Only {format_usd(exc.available_cents)} of credit is left today. Pick a smaller "
-            f"amount, or come back after {_expiry_text(exc.returns_at)} when supply returns."
-        )
+    context = _home_context(shop)
+    message = amount_error(exc, context) or exc.message
     status = exc.status if 400 <= exc.status < 600 else 400
-    return _page(request, shop, "home.html", status, error=message, **_home_context(shop))
+    return _page(request, shop, "home.html", status, error=message, **context)
+
+
+def amount_error(exc: ShopError, context: dict[str, Any]) -> str | None:
+    """An amount out of range, in the dollars and bounds of the form's own label (the
+    service's message is in cents and knows only the order limits, not what is left)."""
+    if isinstance(exc, HeldOut):
+        return (
+            f"Only {context['remaining']} of credit is free right now: enter an amount from "
+            f"{context['min_dollars']} to {context['max_dollars']}. The rest is held by open "
+            f"checkouts not paid yet; some may come back by {_expiry_text(exc.returns_at)}."
+        )
+    if isinstance(exc, SoldOut):
+        if context["sold_out"]:
+            return (
+                f"Today's credit is sold out. New credit comes at "
+                f"{_expiry_text(exc.returns_at)}; come back then."
+            )
+        return (
+            f"Only {context['remaining']} of credit is left today: enter an amount from "
+            f"{context['min_dollars']} to {context['max_dollars']}."
+        )
+    if isinstance(exc, InvalidInput) and exc.field == "credit_cents":
+        return f"Enter an amount from {context['min_dollars']} to {context['max_dollars']}."
+    return None
 
 
 # --------------------------------------------------------------------------- order page

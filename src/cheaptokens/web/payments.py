@@ -53,6 +53,7 @@ def sandbox_checkout_page(token: str, request: Request, shop: ShopDep) -> Respon
         request,
         "checkout_sandbox.html",
         amount=format_usd(checkout.amount_cents),
+        buys=checkout.description,
         order_id=checkout.order_id,
         expires_at=checkout.expires_at,
         expired=checkout.is_expired(shop.clock()),

@@ -10,7 +10,16 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 HERE = pathlib.Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def shop_context(request: Request) -> dict[str, Any]:
+    """What every page may show about the shop itself: the operator's contact
+    (``_operator.html`` renders it, or "the operator of this shop" without one)."""
+    shop = getattr(request.app.state, "shop", None)
+    return {"operator_contact": shop.settings.operator if shop is not None else None}
+
+
+templates = Jinja2Templates(directory=str(HERE / "templates"), context_processors=[shop_context])
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -9,7 +9,13 @@
   let offset = Date.parse(live.dataset.now) - Date.now(); // server clock minus ours
   let midnight = Date.parse(live.dataset.midnight);
   const serverNow = () => Date.now() + offset;
-  const usd = (cents) => "$" + (cents / 100).toFixed(2);
+  // Whole cents to "$1,234.56", as the server's money.format_usd (integers only, no floats).
+  const usd = (cents) => {
+    const c = Math.abs(Math.round(cents));
+    return (cents < 0 ? "-" : "") + "$" + Math.floor(c / 100).toLocaleString("en-US") + "." +
+      String(c % 100).padStart(2, "0");
+  };
+  const utcText = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
   const fmtLeft = (ms) => {
     const s = Math.max(0, Math.floor(ms / 1000));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -33,8 +39,13 @@
     $("now-line").setAttribute("x2", x);
     $("now-dot").setAttribute("cx", x);
     $("now-dot").setAttribute("cy", y);
-    $("now-label").setAttribute("x", (+x + 6).toFixed(1));
-    $("now-label").setAttribute("y", (+y - 8).toFixed(1));
+    // As _chart.html: below the dot near the top, left of it near the right edge.
+    const below = +y - top < 28, leftward = +x > left + w - 60;
+    const label = $("now-label");
+    label.setAttribute("x", (leftward ? +x - 8 : +x + 8).toFixed(1));
+    label.setAttribute("y", (below ? +y + 10 : +y - 10).toFixed(1));
+    label.setAttribute("text-anchor", leftward ? "end" : "start");
+    label.setAttribute("dominant-baseline", below ? "hanging" : "alphabetic");
   }
 
   async function refresh() {
@@ -47,10 +58,17 @@
       midnight = Date.parse(p.key_expires_at);
       const price = parseFloat(p.price_cents_per_dollar);
       $("price").textContent = price.toFixed(2);
-      $("discount").textContent = parseFloat(p.discount_percent).toFixed(1);
+      $("discount").textContent = p.discount_percent; // as the server renders it: no re-rounding
       $("remaining").textContent = usd(s.remaining_cents);
+      setLeft(s.remaining_cents);
       $("sold").textContent = usd(s.sold_cents);
+      $("held").textContent = usd(s.reserved_cents);
+      $("withheld").textContent = usd(s.withheld_cents);
+      $("withheld-part").hidden = !s.withheld_cents;
+      $("left").textContent = usd(s.remaining_cents);
+      $("capacity").textContent = usd(s.capacity_cents);
       moveNow(Date.parse(p.now), price);
+      $("live-status").textContent = "Prices update every few seconds.";
     } catch (e) {
       $("live-status").textContent = "Live prices are paused (connection lost); retrying…";
     }
@@ -69,6 +87,25 @@
     errBox.hidden = false;
   }
 
+  // The bounds of the label "How much credit? ($1.00 to $53.50)": the minimum order, and the
+  // smaller of the maximum order and the credit left. Range errors use the same words
+  // (pages.amount_error says the same for the form without JavaScript).
+  const minCents = +form.dataset.minCents, maxOrderCents = +form.dataset.maxOrderCents;
+  const maxCents = () => Math.min(maxOrderCents, Math.max(0, +form.dataset.leftCents));
+  function setLeft(cents) {
+    form.dataset.leftCents = String(cents);
+    $("max-dollars").textContent = usd(maxCents());
+  }
+  function rangeError(soldOut) {
+    if (maxCents() < minCents) {
+      return "Today's credit is sold out. New credit comes at " + utcText(midnight) +
+        "; come back then.";
+    }
+    const range = "enter an amount from " + usd(minCents) + " to " + usd(maxCents()) + ".";
+    if (soldOut) return "Only " + usd(+form.dataset.leftCents) + " of credit is left today: " + range;
+    return range.charAt(0).toUpperCase() + range.slice(1);
+  }
+
   function amountCents() {
     const choice = (form.querySelector("input[name=amount]:checked") || {}).value || "custom";
     const raw = (choice === "custom" ? custom.value : choice).trim().replace(/^\$/, "");
@@ -85,8 +122,10 @@
     });
     const data = await r.json().catch(() => ({}));
     if (!r.ok) {
-      const msg = (data.error && data.error.message) || "Something went wrong; try again.";
-      throw new Error(msg);
+      const error = data.error || {};
+      throw Object.assign(new Error(error.message || "Something went wrong; try again."), {
+        code: error.code, field: error.field, available: error.available_cents,
+      });
     }
     return data;
   }
@@ -105,8 +144,9 @@
     quoteBox.hidden = false;
     $("quote-credit").textContent = usd(q.credit_cents);
     $("quote-price").textContent = usd(q.price_cents);
-    $("quote-discount").textContent =
-      (100 - (100 * q.price_cents) / q.credit_cents).toFixed(1) + " %";
+    // The rate of the quote's moment, the same number (and rounding) as the live discount.
+    $("quote-rate").textContent = q.price_cents_per_dollar;
+    $("quote-discount").textContent = q.discount_percent + "\u00a0%";
     $("quote-expiry").textContent = q.key_expires_at.replace("T", " ").replace(":00Z", " UTC");
     const until = Date.parse(q.valid_until);
     // The server's times are whole seconds: never show more than the lock window itself.
@@ -134,10 +174,24 @@
       custom.focus();
       return;
     }
+    if (cents < minCents || cents > maxCents()) {
+      showError(rangeError(false));
+      return;
+    }
     try {
       showQuote(await postJson("/api/quotes", { credit_cents: cents }));
     } catch (e) {
-      showError(e.message);
+      if (e.code === "held_out") {
+        if (typeof e.available === "number") setLeft(e.available);
+        showError(e.message);
+      } else if (e.code === "sold_out") {
+        if (typeof e.available === "number") setLeft(e.available);
+        showError(rangeError(true));
+      } else if (e.code === "invalid_input" && e.field === "credit_cents") {
+        showError(rangeError(false));
+      } else {
+        showError(e.message);
+      }
     }
   });
 

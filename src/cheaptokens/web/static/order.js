@@ -8,7 +8,12 @@
   const $ = (id) => document.getElementById(id);
   const orderId = root.dataset.orderId;
   const placeholder = root.dataset.placeholder;
-  const usd = (cents) => "$" + (cents / 100).toFixed(2);
+  // Whole cents to "5.00" and "$5.00" (integers only, as the server's money.format_usd).
+  const dollars = (cents) => {
+    const c = Math.abs(Math.round(cents));
+    return Math.floor(c / 100).toLocaleString("en-US") + "." + String(c % 100).padStart(2, "0");
+  };
+  const usd = (cents) => (cents < 0 ? "-$" : "$") + dollars(cents);
 
   // Copy buttons work in both modes.
   document.querySelectorAll("button.copy").forEach((btn) => {
@@ -59,9 +64,13 @@
     });
   }
 
+  // The samples as rendered (with the placeholder), to fill in the key or put it back.
+  const sampleTexts = new Map();
+  document.querySelectorAll("code.sample").forEach((c) => sampleTexts.set(c, c.textContent));
+
   function fillSamples(key) {
-    document.querySelectorAll("code.sample").forEach((c) => {
-      c.textContent = c.textContent.split(placeholder).join(key);
+    sampleTexts.forEach((text, c) => {
+      c.textContent = key ? text.split(placeholder).join(key) : text;
     });
   }
 
@@ -81,6 +90,15 @@
       a.textContent = "Go to checkout";
       message.append(a);
     }
+    // Declined or lapsed checkout: no key, no samples; offer the same amount again.
+    $("try-again").hidden = s !== "cancelled";
+    if (s === "cancelled") {
+      const again = $("try-again-link");
+      again.href = "/?amount=" + dollars(o.credit_cents).replace(/,/g, "");
+      again.textContent = "Try again with " + usd(o.credit_cents) + " of credit";
+    }
+    $("samples").hidden = s !== "fulfilled";
+    $("samples-note").hidden = s !== "fulfilled";
     const key = o.key;
     if (key && key.api_key) {
       $("api-key").textContent = key.api_key;
@@ -88,7 +106,10 @@
       $("key-saved").hidden = true;
       fillSamples(key.api_key);
     } else if (key && key.last6) {
+      // Saved (or expired): the shop no longer has the key; forget it on the page too.
       $("key-panel").hidden = true;
+      $("api-key").textContent = "";
+      fillSamples(null);
       $("last6").textContent = "…" + key.last6;
       $("key-saved").hidden = false;
     }
