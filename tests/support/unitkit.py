@@ -406,3 +406,44 @@ def live_keys(env: Env, order_id: str | None = None) -> list[Any]:
     if order_id is not None:
         found = [k for k in found if k.description == f"cheaptokens:{order_id}"]
     return found
+
+
+def pool_key(env: Env, account: str, *, now: datetime | None = None) -> str:
+    """A warm pool key on ``account``, made as ``worker.pool.refill`` makes one: capped at 0
+    in the fake Venice, sealed in ``pool_keys`` as ready. Its id."""
+    from cheaptokens.inventory import pool
+    from cheaptokens.orders.rules import pool_key_description
+    from cheaptokens.times import next_midnight
+    from cheaptokens.venice.types import ConsumptionLimit
+
+    now = now or env.now
+    created = env.gateways[account].create_key(
+        description=pool_key_description(),
+        consumption_limit=ConsumptionLimit(diem=Decimal(0), usd=Decimal(0)),
+        expires_at=next_midnight(now),
+    )
+    with env.db.begin() as s:
+        pool.add_ready(
+            s,
+            key_id=created.id,
+            account=account,
+            day=now.date(),
+            secret=env.box.seal(created.api_key, context=created.id),
+            last6=created.api_key[-6:],
+            expires_at=next_midnight(now),
+            now=now,
+        )
+    return created.id
+
+
+def use_creation_budget(
+    env: Env, account: str, *, seconds_ago: float = 30, count: int = 20
+) -> None:
+    """``count`` key creations on ``account`` recorded ``seconds_ago`` (its budget used up)."""
+    from cheaptokens.inventory import keyroom
+
+    with env.db.begin() as s:
+        for _ in range(count):
+            keyroom.record_creation(
+                s, account=account, now=env.now - timedelta(seconds=seconds_ago)
+            )
