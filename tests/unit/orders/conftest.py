@@ -1,5 +1,5 @@
-"""The service-level shop of :mod:`support.unitkit` (a migrated SQLite file per test)."""
+"""The service-level shop of :mod:`support.unitkit` (a migrated SQLite file, emptied per test)."""
 
-from support.unitkit import db, env, migrated_template
+from support.unitkit import db, env, migrated_database
 
-__all__ = ["db", "env", "migrated_template"]
+__all__ = ["db", "env", "migrated_database"]
