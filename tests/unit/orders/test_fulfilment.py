@@ -130,6 +130,17 @@ def test_a_pool_key_on_an_account_without_the_credit_goes_back_to_the_pool(db: A
     assert (room(env, A).sold, room(env, B).sold) == (500, 0)
 
 
+def test_a_pool_key_past_its_expiry_is_not_claimed_on_any_account(env: Env) -> None:
+    dead = pool_key(env, B)
+    with env.db.begin() as s:
+        row = s.get(PoolKey, dead)
+        assert row is not None
+        row.expires_at = env.now  # still "ready" and of today, but dead in Venice
+    made = plan(env, paid(env))
+    assert made is not None and made.pooled is None and made.account == A
+    assert pool_row(env, dead).status == "ready"
+
+
 # ----------------------------------------------------------------------------- creation
 def test_without_pool_keys_a_key_is_created_on_the_orders_account(env: Env) -> None:
     order_id = paid(env)
