@@ -170,8 +170,6 @@ class FakeVenice:
             raise errors.InvalidRequest(
                 "maximum number of active API keys reached", status=400, path="/api_keys"
             )
-        if expires_at is not None and expires_at <= now:
-            raise errors.InvalidRequest("expiresAt must be in the future", status=400)
         prefix = "VENICE_ADMIN_KEY_" if key_type == "ADMIN" else "VENICE_INFERENCE_KEY_"
         stored = StoredKey(
             id=f"key-{self.name}-{next(_ids):05d}",
