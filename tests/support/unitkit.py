@@ -28,14 +28,17 @@ from sqlalchemy import select
 from cheaptokens import inventory, jobs, migrate
 from cheaptokens.config import Settings
 from cheaptokens.db import Database, open_database
+from cheaptokens.inventory import keyroom, pool
 from cheaptokens.models import AccountDay, Alert, Base, Job, LedgerEntry, Order, PoolKey
 from cheaptokens.orders import transitions
 from cheaptokens.orders.payment_events import record_payment_event
-from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.rules import ShopRules, pool_key_description
 from cheaptokens.payments import PaymentEvent, SandboxPayments
-from cheaptokens.payments.errors import PaymentError
+from cheaptokens.payments.errors import PaymentError, RefundFailed
 from cheaptokens.payments.types import Refund
 from cheaptokens.secretbox import SecretBox
+from cheaptokens.times import next_midnight
+from cheaptokens.venice.types import ConsumptionLimit
 from cheaptokens.worker import maintenance
 from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund
@@ -334,8 +337,7 @@ def refunded(env: Env, credit_cents: int = 500) -> str:
 
 
 def failed(env: Env, credit_cents: int = 500) -> str:
-    from cheaptokens.payments.errors import RefundFailed
-
+    """A paid order whose refund the provider refused."""
     order_id = paid(env, credit_cents)
     refund_requested(env, order_id)
     env.payments.fail_refund(RefundFailed("refused", provider="sandbox"))
@@ -357,10 +359,6 @@ def get_order(env: Env, order_id: str) -> Order:
         order = s.get(Order, order_id)
     assert order is not None
     return order
-
-
-def status(env: Env, order_id: str) -> str:
-    return get_order(env, order_id).status
 
 
 @dataclass(frozen=True)
@@ -428,11 +426,6 @@ def live_keys(env: Env, order_id: str | None = None) -> list[Any]:
 def pool_key(env: Env, account: str, *, now: datetime | None = None) -> str:
     """A warm pool key on ``account``, made as ``worker.pool.refill`` makes one: capped at 0
     in the fake Venice, sealed in ``pool_keys`` as ready. Its id."""
-    from cheaptokens.inventory import pool
-    from cheaptokens.orders.rules import pool_key_description
-    from cheaptokens.times import next_midnight
-    from cheaptokens.venice.types import ConsumptionLimit
-
     now = now or env.now
     created = env.gateways[account].create_key(
         description=pool_key_description(),
@@ -457,8 +450,6 @@ def use_creation_budget(
     env: Env, account: str, *, seconds_ago: float = 30, count: int = 20
 ) -> None:
     """``count`` key creations on ``account`` recorded ``seconds_ago`` (its budget used up)."""
-    from cheaptokens.inventory import keyroom
-
     with env.db.begin() as s:
         for _ in range(count):
             keyroom.record_creation(

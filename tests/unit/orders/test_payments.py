@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from cheaptokens.db import Database
 from cheaptokens.models import Order, Quote, StrayPayment, WebhookEvent
 from cheaptokens.orders import state as st
 from cheaptokens.orders.transitions import sweep_expired
@@ -139,7 +140,7 @@ def test_a_late_payment_moves_to_another_account_when_its_own_is_full(env: Env) 
     assert jobs_of(env, order_id) == {"provision": "queued"}
 
 
-def test_a_late_payment_is_refunded_when_the_day_has_sold_out(db) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_payment_is_refunded_when_the_day_has_sold_out(db: Database) -> None:
     env = make_env(db, allocations={A: 1_000})  # 900 - 100 = 800 to sell
     order_id = place(env, 500).order.id
     event = late_event(env, order_id)

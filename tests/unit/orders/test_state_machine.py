@@ -47,9 +47,8 @@ EDGES = {
 
 
 def test_the_machine_knows_every_status_and_only_those() -> None:
-    assert set(st.ALLOWED) == set(STATUSES)
-    assert {st.AWAITING_PAYMENT, st.PAID, st.FULFILLED, st.EXPIRED} <= set(STATUSES)
-    assert {st.REFUNDED, st.FAILED, st.CANCELLED} <= set(STATUSES)
+    named = {st.AWAITING_PAYMENT, st.PAID, st.FULFILLED, st.EXPIRED, st.REFUNDED, st.FAILED}
+    assert set(st.ALLOWED) == named | {st.CANCELLED} == set(STATUSES)
 
 
 @pytest.mark.parametrize(("current", "new"), list(itertools.product(STATUSES, STATUSES)))

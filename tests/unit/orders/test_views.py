@@ -100,8 +100,8 @@ def test_recent_orders_are_newest_first_and_filter_by_status(env: Env) -> None:
     assert [r.id for r in only_paid] == [made["paid"]]
     by_id = {r.id: r for r in rows}
     assert {n for n, o in made.items() if by_id[o].refundable} == {"fulfilled", "paid", "failed"}
-    shipped = by_id[made["fulfilled"]]
-    assert shipped.key_last6 == get_order(env, made["fulfilled"]).key_last6 is not None
+    last6 = get_order(env, made["fulfilled"]).key_last6
+    assert last6 is not None and by_id[made["fulfilled"]].key_last6 == last6
 
 
 def test_order_detail_has_the_orders_ledger_oldest_first(env: Env) -> None:
