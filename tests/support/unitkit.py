@@ -345,6 +345,16 @@ def failed(env: Env, credit_cents: int = 500) -> str:
     return order_id
 
 
+def replacing(env: Env, credit_cents: int = 500) -> str:
+    """A fulfilled order whose key could no longer spend: a replacement is under way."""
+    order_id = fulfilled(env, credit_cents)
+    with env.db.begin() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        transitions.begin_replacement(s, order=order, reason="test", now=env.now)
+    return order_id
+
+
 def expired(env: Env, credit_cents: int = 500) -> str:
     """A fulfilled order whose key was deleted after 00:00 UTC (the clock stays there)."""
     order_id = fulfilled(env, credit_cents)

@@ -13,10 +13,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cheaptokens import inventory
+from cheaptokens import inventory, jobs
 from cheaptokens.alerts import raise_alert
 from cheaptokens.inventory import pool
-from cheaptokens.models import Alert, Order
+from cheaptokens.models import Alert, Job, Order
 from cheaptokens.money import dollars_to_cents, dollars_to_cents_up, format_usd
 from cheaptokens.orders import state as st
 from cheaptokens.orders import transitions
@@ -42,10 +42,17 @@ def live(session: Session, *, now: datetime) -> list[LiveKey]:
 
 
 def due_for_expiry(session: Session, *, now: datetime) -> list[LiveKey]:
-    """Keys of fulfilled orders whose 00:00 UTC has passed (to delete, then expire)."""
+    """Keys of fulfilled orders whose 00:00 UTC has passed (to delete, then expire).
+
+    An order with a refund still queued is left to the refund job (it deletes the key and
+    refunds): expiring it first would drop the refund.
+    """
+    refunding = select(Job.order_id).where(Job.kind == jobs.REFUND, Job.status == "queued")
     rows = session.execute(
         select(Order.id, Order.account, Order.key_id).where(
-            Order.status == st.FULFILLED, Order.key_expires_at <= now
+            Order.status == st.FULFILLED,
+            Order.key_expires_at <= now,
+            Order.id.not_in(refunding),
         )
     ).all()
     return [LiveKey(o, a, k or "") for o, a, k in rows]

@@ -54,7 +54,17 @@ def unavailable(
     quotes and checkouts hold what is left — held out until the first hold may lapse."""
     if supply.unsold_cents < credit_cents:
         return sold_out(now, supply.remaining_cents)
-    back = earliest_hold_end(session, day=now.date(), now=now) or next_midnight(now)
+    held_until = earliest_hold_end(session, day=now.date(), now=now)
+    if held_until is None:
+        # Nothing is held: what is left is split over accounts, and a key draws on one.
+        largest = max((room for _, room in supply.rooms), default=0)
+        return SoldOut(
+            f"{supply.remaining_cents} cents of credit are left today, spread over accounts: a "
+            f"key draws on one, so {largest} cents is the most one order can have now",
+            available_cents=largest,
+            returns_at=next_midnight(now),
+        )
+    back = held_until
     return HeldOut(
         f"{supply.remaining_cents} cents of credit are free now; the rest is held by open quotes "
         f"and checkouts that have not been paid: some may return at {iso_z(back)}",

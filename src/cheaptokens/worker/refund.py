@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cheaptokens import failpoints
+from cheaptokens.alerts import raise_alert
 from cheaptokens.db import Database
 from cheaptokens.jobs import Retry
 from cheaptokens.orders import refunds
@@ -35,6 +36,20 @@ def refund(
     if plan is None:
         return
     gateway = gateways.get(plan.account)
+    if plan.delete_keys_first and gateway is None:
+        # Refunds delete the key first: with its account gone from the configuration the key
+        # may still work, so nothing is paid back until an operator restores the account.
+        with db.begin() as session:
+            raise_alert(
+                session,
+                kind="account_missing",
+                order_id=order_id,
+                account=plan.account,
+                message=f"refund of {order_id} waits: its key is on account {plan.account}, "
+                "which is not configured, so it cannot be deleted first",
+                now=now,
+            )
+        raise Retry("account not configured: the key cannot be deleted first", 60)
     if plan.delete_keys_first and gateway is not None:
         try:
             if plan.key_id is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cheaptokens.errors import InvalidInput, SoldOut
+from cheaptokens.errors import HeldOut, InvalidInput, SoldOut
 from cheaptokens.models import Quote
 from cheaptokens.orders import published
 from cheaptokens.orders.quotes import create_quote, release_quote, validate_amount
@@ -21,6 +21,7 @@ from support.unitkit import (
     Env,
     ledger,
     make_rules,
+    paid,
     room,
 )
 
@@ -112,23 +113,41 @@ def test_a_quote_near_midnight_is_valid_only_until_midnight(env: Env) -> None:
     assert quote(env, 500).valid_until == MIDNIGHT
 
 
-def test_sold_out_when_the_pool_has_too_little_left(env: Env) -> None:
-    quote(env, 8_950)
-    quote(env, 4_000)  # 450 left in all
-    with pytest.raises(SoldOut) as caught:
+def test_held_out_when_open_quotes_hold_what_is_left(env: Env) -> None:
+    first = quote(env, 8_950)
+    quote(env, 4_000)  # 450 left in all; the rest is held, not sold
+    with pytest.raises(HeldOut) as caught:
         quote(env, 451)
     assert caught.value.available_cents == 450
-    assert caught.value.returns_at == MIDNIGHT
+    assert caught.value.returns_at == first.valid_until  # the first hold may lapse then
     assert room(env, A).reserved + room(env, B).reserved == 12_950
 
 
-def test_sold_out_when_no_single_account_fits_even_if_the_pool_would(env: Env) -> None:
-    quote(env, 8_000)  # A: 950 left, B: 4450 left: 5400 in all
-    with pytest.raises(SoldOut) as caught:
+def test_held_out_when_no_single_account_fits_until_a_hold_lapses(env: Env) -> None:
+    first = quote(env, 8_000)  # A: 950 left, B: 4450 left: 5400 in all
+    with pytest.raises(HeldOut) as caught:
         quote(env, 4_500)
     assert caught.value.available_cents == 5_400
-    assert caught.value.returns_at == MIDNIGHT
+    assert caught.value.returns_at == first.valid_until
     assert (room(env, A).reserved, room(env, B).reserved) == (8_000, 0)
+
+
+def test_sold_out_when_sales_took_it_says_midnight(env: Env) -> None:
+    paid(env, 8_000)  # A: 950 left
+    paid(env, 4_000)  # B: 450 left
+    with pytest.raises(SoldOut) as caught:
+        quote(env, 1_500)
+    assert not isinstance(caught.value, HeldOut)
+    assert caught.value.available_cents == 1_400 and caught.value.returns_at == MIDNIGHT
+
+
+def test_split_over_accounts_says_the_largest_order_that_fits(env: Env) -> None:
+    paid(env, 8_000)  # A: 950 left, B: 4450: 5400 in all, nothing held
+    with pytest.raises(SoldOut) as caught:
+        quote(env, 5_000)
+    assert not isinstance(caught.value, HeldOut)
+    assert caught.value.available_cents == 4_450 and caught.value.returns_at == MIDNIGHT
+    assert "4450" in caught.value.message
 
 
 # ----------------------------------------------------------------------------- releasing

@@ -29,9 +29,19 @@ from support.unitkit import (
     paid,
     place,
     refunded,
+    replacing,
 )
 
-STATUSES = ("awaiting_payment", "paid", "fulfilled", "expired", "refunded", "failed", "cancelled")
+STATUSES = (
+    "awaiting_payment",
+    "paid",
+    "fulfilled",
+    "expired",
+    "refunded",
+    "failed",
+    "cancelled",
+    "replacing",
+)
 EDGES = {
     ("awaiting_payment", "paid"),
     ("awaiting_payment", "cancelled"),
@@ -43,12 +53,16 @@ EDGES = {
     ("fulfilled", "refunded"),
     ("fulfilled", "failed"),
     ("failed", "refunded"),
+    ("fulfilled", "replacing"),
+    ("replacing", "fulfilled"),
+    ("replacing", "refunded"),
+    ("replacing", "failed"),
 }
 
 
 def test_the_machine_knows_every_status_and_only_those() -> None:
     named = {st.AWAITING_PAYMENT, st.PAID, st.FULFILLED, st.EXPIRED, st.REFUNDED, st.FAILED}
-    assert set(st.ALLOWED) == named | {st.CANCELLED} == set(STATUSES)
+    assert set(st.ALLOWED) == named | {st.CANCELLED, st.REPLACING} == set(STATUSES)
 
 
 @pytest.mark.parametrize(("current", "new"), list(itertools.product(STATUSES, STATUSES)))
@@ -109,6 +123,18 @@ TRANSITIONS: dict[str, Transition] = {
     "refunded": lambda s, o, e: transitions.refunded(s, order=o, refund_ref="r", now=e.now),
     "refund_failed": lambda s, o, e: transitions.refund_failed(s, order=o, reason="t", now=e.now),
     "expire": lambda s, o, e: transitions.expire(s, order=o, now=e.now),
+    "begin_replacement": lambda s, o, e: transitions.begin_replacement(
+        s, order=o, reason="t", now=e.now
+    ),
+    "key_replaced": lambda s, o, e: transitions.key_replaced(
+        s,
+        order=o,
+        key_id="key-machine-2",
+        api_key="VENICE_INFERENCE_KEY_machine_2",
+        expires_at=None,
+        box=e.box,
+        now=e.now,
+    ),
 }
 
 
@@ -121,6 +147,7 @@ def _orders_in_every_state(env: Env) -> dict[str, str]:
         "fulfilled": fulfilled(env, 200),
         "refunded": refunded(env, 200),
         "failed": failed(env, 200),
+        "replacing": replacing(env, 200),
     }
     assert {s: get_order(env, o).status for s, o in made.items()} == {s: s for s in made}
     return made

@@ -13,6 +13,7 @@ from cheaptokens.venice import errors
 from cheaptokens.venice.types import ConsumptionLimit
 from cheaptokens.worker import maintenance
 from cheaptokens.worker.maintenance import POOL_GRACE
+from cheaptokens.worker.watch import watch
 from support.unitkit import (
     MIDNIGHT,
     A,
@@ -87,19 +88,31 @@ def test_usage_is_stored_in_cents_rounded_up(env: Env) -> None:
     fake.keys[get_order(env, one).key_id].usage_diem = Decimal("1.2301")  # type: ignore[index]
     fake.keys[get_order(env, two).key_id].usage_diem = Decimal("0.5")  # type: ignore[index]
     env.clock.advance(60)
-    assert maintenance.record_usage(db=env.db, gateways=env.gateways, now=env.now) == 2
+    report = watch(db=env.db, gateways=env.gateways, rules=env.rules, clock=env.clock)
+    assert report.keys == 2 and report.replacing == []
     assert (get_order(env, one).used_cents, get_order(env, one).usage_checked_at) == (124, env.now)
     assert get_order(env, two).used_cents == 50
 
 
-def test_usage_skips_keys_venice_does_not_answer_for_and_keys_not_live(env: Env) -> None:
-    one, two = fulfilled(env), fulfilled(env)
+def test_usage_is_one_list_per_account_whatever_the_number_of_keys(env: Env) -> None:
+    for _ in range(5):
+        fulfilled(env)
     refunded(env)
     paid(env)
-    env.gateways[A].fail("get_key", errors.Unavailable("down"))
-    assert maintenance.record_usage(db=env.db, gateways=env.gateways, now=env.now) == 1
-    assert [get_order(env, o).used_cents for o in (one, two)].count(None) == 1
-    assert len(env.gateways[A].called("get_key")) == 2
+    watch(db=env.db, gateways=env.gateways, rules=env.rules, clock=env.clock)
+    assert len(env.gateways[A].called("list_keys")) == 1
+    assert env.gateways[A].called("get_key") == []
+
+
+def test_an_account_venice_does_not_answer_for_keeps_its_last_reading(env: Env) -> None:
+    one = fulfilled(env)
+    env.gateways[A].keys[get_order(env, one).key_id].usage_diem = Decimal("0.5")  # type: ignore[index]
+    watch(db=env.db, gateways=env.gateways, rules=env.rules, clock=env.clock)
+    env.gateways[A].fail("list_keys", errors.Unavailable("down"))
+    env.clock.advance(60)
+    report = watch(db=env.db, gateways=env.gateways, rules=env.rules, clock=env.clock)
+    assert report.unreachable == [A] and report.replacing == []
+    assert get_order(env, one).used_cents == 50  # nothing replaced on a failed look
 
 
 # ----------------------------------------------------------------------------- reconcile
