@@ -190,6 +190,30 @@ def scenario() -> Iterator[Exchange]:
         call("post", "/embeddings", "/embeddings", plain_key, json=emb)
         call("post", "/embeddings", "/embeddings", plain_key, json={**emb, "input": [[1, 2]]})
         call("post", "/embeddings", "/embeddings", None, json=emb)
+        private = call(
+            "post", "/api_keys", "/api_keys", ADMIN, json={**create, "modelPrivacy": "PRIVATE_TEXT"}
+        ).json()["data"]
+        private_key = {"Authorization": f"Bearer {private['apiKey']}"}
+        anonymous = {**hello, "model": "openai-gpt-54-pro"}
+        call("post", "/chat/completions", "/chat/completions", private_key, json=anonymous)
+        anon_emb = {**emb, "model": "text-embedding-3-small"}
+        call("post", "/embeddings", "/embeddings", private_key, json=anon_emb)
+        call("get", "/models", "/models?type=all", private_key)
+        call(
+            "patch",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={"id": private["id"], "modelPrivacy": "PRIVATE_ONLY"},
+        )
+        call("get", "/api_keys/{id}", f"/api_keys/{private['id']}", ADMIN)
+        call(
+            "patch",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={"id": private["id"], "modelPrivacy": "NOPE"},
+        )
         sb.faults.add(
             {"status": 429, "path": "/api/v1/embeddings"},
             {"status": 503, "path": "/api/v1/chat/completions"},
@@ -250,14 +274,28 @@ def test_scenario_covers_the_operations_and_errors(exchanges: list[Exchange]) ->
         ("post", "/chat/completions", 400),
         ("post", "/chat/completions", 401),
         ("post", "/chat/completions", 402),
+        ("post", "/chat/completions", 403),
         ("post", "/chat/completions", 404),
         ("post", "/chat/completions", 503),
         ("post", "/embeddings", 200),
         ("post", "/embeddings", 400),
         ("post", "/embeddings", 402),
+        ("post", "/embeddings", 403),
         ("post", "/embeddings", 429),
     }
     assert expected <= seen, sorted(expected - seen)
+
+
+def test_model_privacy_round_trips_in_every_key_shape(exchanges: list[Exchange]) -> None:
+    shown = [
+        e.body["data"]["modelPrivacy"]
+        for e in exchanges
+        if e.path in ("/api_keys", "/api_keys/{id}")
+        and e.status == 200
+        and isinstance(e.body.get("data"), dict)
+        and "modelPrivacy" in e.body["data"]
+    ]
+    assert {"ALL", "PRIVATE_TEXT", "PRIVATE_ONLY"} <= set(shown)
 
 
 def test_stream_final_usage_matches_the_usage_schema() -> None:

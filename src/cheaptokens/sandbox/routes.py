@@ -248,8 +248,13 @@ class VeniceApi:
         model_type = call.request.query_params.get("type", "text")
         if model_type not in (*catalogue.MODEL_TYPES, "all", "code"):
             raise validation.fail(["type"], "Invalid enum value")
+        privacy = call.key.model_privacy if call.key is not None else "ALL"
         return json_response(
-            {"object": "list", "type": model_type, "data": catalogue.list_models(model_type)},
+            {
+                "object": "list",
+                "type": model_type,
+                "data": catalogue.list_models(model_type, privacy),
+            },
             headers=call.headers,
         )
 
