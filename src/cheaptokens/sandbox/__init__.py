@@ -30,10 +30,19 @@ from .clock import Clock
 from .control import control_routes
 from .faults import DroppedResponse, FaultMiddleware, FaultRule, Faults, Sleep
 from .ledger import Ledger
+from .metering import DEFAULT_SECONDS_PER_MILLION_TOKENS
 from .render import json_response
 from .routes import VeniceApi
 
-__all__ = ["AccountSpec", "Clock", "DroppedResponse", "FaultRule", "Faults", "Sandbox"]
+__all__ = [
+    "DEFAULT_SECONDS_PER_MILLION_TOKENS",
+    "AccountSpec",
+    "Clock",
+    "DroppedResponse",
+    "FaultRule",
+    "Faults",
+    "Sandbox",
+]
 
 API_PREFIX = "/api/v1"
 #: docs/venice-facts.md §4.4: the post-snapshot threshold (the docs snapshot said 20).
@@ -63,12 +72,16 @@ class Sandbox:
         frozen: bool = True,
         failed_request_threshold: int = DEFAULT_FAILED_REQUEST_THRESHOLD,
         sleep: Sleep | None = None,
+        seconds_per_million_tokens: float = DEFAULT_SECONDS_PER_MILLION_TOKENS,
     ) -> None:
         self.clock = Clock(now, frozen=frozen)
         self.faults = Faults()
         self.ledger = Ledger()
         self.venice = VeniceApi(
-            self.ledger, self.clock, failed_request_threshold=failed_request_threshold
+            self.ledger,
+            self.clock,
+            failed_request_threshold=failed_request_threshold,
+            seconds_per_million_tokens=seconds_per_million_tokens,
         )
         for spec in accounts:
             self.add_account(admin_key=spec.admin_key, diem=spec.diem, usd=spec.usd)

@@ -270,6 +270,13 @@ class Ledger:
             raise errors.standard(402, errors.USD_LIMIT_EXCEEDED)
         raise errors.standard(402, errors.INSUFFICIENT_BALANCE)
 
+    def admit(self, key: Key, account: Account, now: datetime) -> str:
+        """Admit an inference call: the currency it will be billed to (or a 402); the key
+        counts as used from now."""
+        currency = self.choose_currency(key, account, now)
+        key.last_used_at = now
+        return currency
+
     def charge(
         self, key: Key, account: Account, currency: str, amount: Decimal, now: datetime
     ) -> None:
