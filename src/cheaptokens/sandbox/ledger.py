@@ -292,11 +292,15 @@ class Ledger:
             account.usd -= amount
 
     def key_balances(self, key: Key, account: Account, now: datetime) -> dict[str, Decimal]:
-        """Account balances clamped to the key's remaining limit (docs/venice-facts.md §1.5)."""
+        """Account balances clamped to the key's remaining limit (docs/venice-facts.md §1.5).
+
+        Sandbox reading: a negative account balance (a call overshot, §2.3) is shown as it
+        is; a key past its cap has 0 remaining, never a negative remainder.
+        """
         out = {}
         for currency, balance in (("USD", account.usd), ("DIEM", account.diem)):
             cap = key.limits.get(currency.lower())
-            value = max(balance, _ZERO)
+            value = balance
             if cap is not None:
                 value = min(value, max(cap - key.period_spent(currency, now), _ZERO))
             out[currency] = value

@@ -33,7 +33,7 @@ from .metering import (
     Ticket,
     run_seconds,
 )
-from .render import created_key_json, iso, json_bytes, json_response, key_json
+from .render import created_key_json, decimal_text, iso, json_bytes, json_response, key_json
 
 VENICE_VERSION = "20260821.193530"  # info.version of the SPEC snapshot
 _NO_BODY = object()
@@ -363,8 +363,12 @@ def _sse_event(chunk: dict[str, Any]) -> bytes:
 
 
 def _balance_headers(account: Account) -> dict[str, str]:
-    """Account balances before the request was processed (docs/venice-facts.md §5.1)."""
-    return {"x-venice-balance-usd": str(account.usd), "x-venice-balance-diem": str(account.diem)}
+    """Account balances before the request was processed (docs/venice-facts.md §5.1), as
+    plain decimal text; negative after a call overshot (billed after it ran, §2.3)."""
+    return {
+        "x-venice-balance-usd": decimal_text(account.usd),
+        "x-venice-balance-diem": decimal_text(account.diem),
+    }
 
 
 def _parse_body(raw: bytes) -> Any:
