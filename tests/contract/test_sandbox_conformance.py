@@ -65,7 +65,13 @@ def test_loader_keeps_on_off_as_strings() -> None:
 
 
 def resolve(node: Any, seen: tuple[str, ...] = ()) -> Any:
-    """Inline local ``$ref``s (a ref already being expanded is left as ``{}``)."""
+    """Inline local ``$ref``s (a ref already being expanded is left as ``{}``).
+
+    A ``nullable: true`` enum without ``null`` among its values gets ``None`` added: the
+    SPEC marks such fields nullable (``BillingBalanceResponse.consumptionCurrency``, which
+    docs/venice-facts.md §2.1 gives as ``…|null``), but OpenAPI 3.0.3 validators read the enum
+    as excluding null. This is the one reading of the SPEC the test makes.
+    """
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str):
@@ -75,7 +81,11 @@ def resolve(node: Any, seen: tuple[str, ...] = ()) -> Any:
             for part in ref.removeprefix("#/").split("/"):
                 target = target[part]
             return resolve(target, (*seen, ref))
-        return {k: resolve(v, seen) for k, v in node.items()}
+        out = {k: resolve(v, seen) for k, v in node.items()}
+        enum = out.get("enum")
+        if out.get("nullable") is True and isinstance(enum, list) and None not in enum:
+            out["enum"] = [*enum, None]
+        return out
     if isinstance(node, list):
         return [resolve(v, seen) for v in node]
     return node
@@ -190,6 +200,30 @@ def scenario() -> Iterator[Exchange]:
         call("post", "/embeddings", "/embeddings", plain_key, json=emb)
         call("post", "/embeddings", "/embeddings", plain_key, json={**emb, "input": [[1, 2]]})
         call("post", "/embeddings", "/embeddings", None, json=emb)
+        private = call(
+            "post", "/api_keys", "/api_keys", ADMIN, json={**create, "modelPrivacy": "PRIVATE_TEXT"}
+        ).json()["data"]
+        private_key = {"Authorization": f"Bearer {private['apiKey']}"}
+        anonymous = {**hello, "model": "openai-gpt-54-pro"}
+        call("post", "/chat/completions", "/chat/completions", private_key, json=anonymous)
+        anon_emb = {**emb, "model": "text-embedding-3-small"}
+        call("post", "/embeddings", "/embeddings", private_key, json=anon_emb)
+        call("get", "/models", "/models?type=all", private_key)
+        call(
+            "patch",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={"id": private["id"], "modelPrivacy": "PRIVATE_ONLY"},
+        )
+        call("get", "/api_keys/{id}", f"/api_keys/{private['id']}", ADMIN)
+        call(
+            "patch",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={"id": private["id"], "modelPrivacy": "NOPE"},
+        )
         sb.faults.add(
             {"status": 429, "path": "/api/v1/embeddings"},
             {"status": 503, "path": "/api/v1/chat/completions"},
@@ -210,9 +244,60 @@ def scenario() -> Iterator[Exchange]:
     yield from exchanges
 
 
+def overshoot_scenario() -> Iterator[Exchange]:
+    """One call takes the account's DIEM negative and a key past its cap; every view of it."""
+    sb = Sandbox(
+        [AccountSpec(ADMIN_KEY, diem=Decimal("0.1"))],
+        now=datetime(2026, 3, 10, 12, tzinfo=UTC),
+        seconds_per_million_tokens=0,
+    )
+    exchanges: list[Exchange] = []
+    with TestClient(sb.app) as c:
+
+        def call(method: str, template: str, url: str, headers: dict[str, str], **kw: Any) -> Any:
+            r = c.request(method.upper(), f"/api/v1{url}", headers=headers, **kw)
+            exchanges.append(Exchange(method, template, r.status_code, r.json()))
+            return r
+
+        made = call(
+            "post",
+            "/api_keys",
+            "/api_keys",
+            ADMIN,
+            json={
+                "apiKeyType": "INFERENCE",
+                "description": "overshoot",
+                "consumptionLimit": {"diem": 0.05, "usd": 0},
+            },
+        ).json()["data"]
+        key = {"Authorization": f"Bearer {made['apiKey']}"}
+        big = {"model": MODEL, "messages": [{"role": "user", "content": "x " * 150_000}]}
+        call("post", "/chat/completions", "/chat/completions", key, json=big)
+        call("post", "/chat/completions", "/chat/completions", key, json=big)  # 402
+        call("get", "/billing/balance", "/billing/balance", ADMIN)
+        call("get", "/api_keys", "/api_keys", ADMIN)
+        call("get", "/api_keys/{id}", f"/api_keys/{made['id']}", ADMIN)
+        call("get", "/api_keys/rate_limits", "/api_keys/rate_limits", key)
+    yield from exchanges
+
+
 @pytest.fixture(scope="module")
 def exchanges() -> list[Exchange]:
-    return list(scenario())
+    return [*scenario(), *overshoot_scenario()]
+
+
+def test_overshoot_views_carry_negative_numbers(exchanges: list[Exchange]) -> None:
+    balances = [e.body for e in exchanges if e.path == "/billing/balance" and e.status == 200]
+    assert any(b["balances"]["diem"] < 0 for b in balances)
+    keys = [
+        e.body["data"]
+        for e in exchanges
+        if e.path == "/api_keys/{id}" and e.status == 200 and "currentPeriodUsage" in e.body["data"]
+    ]
+    assert any(
+        Decimal(k["currentPeriodUsage"]["diem"]) > Decimal(str(k["consumptionLimits"]["diem"]))
+        for k in keys
+    )
 
 
 def test_every_response_matches_its_schema(exchanges: list[Exchange]) -> None:
@@ -250,14 +335,28 @@ def test_scenario_covers_the_operations_and_errors(exchanges: list[Exchange]) ->
         ("post", "/chat/completions", 400),
         ("post", "/chat/completions", 401),
         ("post", "/chat/completions", 402),
+        ("post", "/chat/completions", 403),
         ("post", "/chat/completions", 404),
         ("post", "/chat/completions", 503),
         ("post", "/embeddings", 200),
         ("post", "/embeddings", 400),
         ("post", "/embeddings", 402),
+        ("post", "/embeddings", 403),
         ("post", "/embeddings", 429),
     }
     assert expected <= seen, sorted(expected - seen)
+
+
+def test_model_privacy_round_trips_in_every_key_shape(exchanges: list[Exchange]) -> None:
+    shown = [
+        e.body["data"]["modelPrivacy"]
+        for e in exchanges
+        if e.path in ("/api_keys", "/api_keys/{id}")
+        and e.status == 200
+        and isinstance(e.body.get("data"), dict)
+        and "modelPrivacy" in e.body["data"]
+    ]
+    assert {"ALL", "PRIVATE_TEXT", "PRIVATE_ONLY"} <= set(shown)
 
 
 def test_stream_final_usage_matches_the_usage_schema() -> None:

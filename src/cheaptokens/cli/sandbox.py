@@ -4,7 +4,10 @@ Accounts come from ``--admin-key/--diem/--usd`` (one account), repeated
 ``--account KEY:DIEM[:USD]`` and/or a JSON ``--config`` file::
 
     {"accounts": [{"admin_key": "VENICE_ADMIN_KEY_sandbox_0000", "diem": "100", "usd": "0"}],
-     "failed_request_threshold": 50}
+     "failed_request_threshold": 50, "seconds_per_million_tokens": 2.5}
+
+``--state FILE`` keeps accounts, keys and charges in FILE across restarts; an account
+given here whose ADMIN key is already in FILE keeps its saved state.
 """
 
 from __future__ import annotations
@@ -61,6 +64,18 @@ def register(subparsers: Any) -> None:
         type=int,
         help="error budget: failures allowed per 30 s per key x model x user (50)",
     )
+    parser.add_argument(
+        "--seconds-per-million-tokens",
+        type=_rate,
+        help="run time of a call per million tokens, prompt + completion, real seconds "
+        "(2.5: a 400,000-token call runs 1 s; 0: no wait)",
+    )
+    parser.add_argument(
+        "--state",
+        type=pathlib.Path,
+        metavar="FILE",
+        help="keep accounts, keys and charges in FILE across restarts (created if missing)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -70,6 +85,16 @@ def _decimal(text: str) -> Decimal:
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError("must be a non-negative number")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError("must be a non-negative number")
     return value
 
@@ -95,6 +120,7 @@ def build_sandbox(args: argparse.Namespace) -> Any:
 
     specs: list[AccountSpec] = []
     threshold: int | None = args.failed_request_threshold
+    rate: float | None = args.seconds_per_million_tokens
     if args.config is not None:
         config = json.loads(args.config.read_text(encoding="utf-8"))
         for entry in config.get("accounts", []):
@@ -107,6 +133,8 @@ def build_sandbox(args: argparse.Namespace) -> Any:
             )
         if threshold is None and "failed_request_threshold" in config:
             threshold = int(config["failed_request_threshold"])
+        if rate is None and "seconds_per_million_tokens" in config:
+            rate = _rate(str(config["seconds_per_million_tokens"]))
     specs += [AccountSpec(admin_key=k, diem=d, usd=u) for k, d, u in args.account]
     if args.admin_key is not None or args.diem is not None or not specs:
         specs.insert(
@@ -120,6 +148,11 @@ def build_sandbox(args: argparse.Namespace) -> Any:
     kwargs: dict[str, Any] = {}
     if threshold is not None:
         kwargs["failed_request_threshold"] = threshold
+    if rate is not None:
+        kwargs["seconds_per_million_tokens"] = rate
+    if args.state is not None:
+        args.state.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["state_path"] = args.state
     return Sandbox(accounts=specs, now=args.now, frozen=False, **kwargs)
 
 
@@ -131,9 +164,11 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"cheaptokens sandbox: {exc}")
         return 2
+    kept = f"; state in {args.state}" if args.state is not None else ""
     print(
         f"Venice sandbox on http://{args.host}:{args.port}/api/v1 "
-        f"({len(sandbox.accounts_summary())} account(s)); control routes under /_sandbox"
+        f"({len(sandbox.accounts_summary())} account(s)); control routes under /_sandbox{kept}",
+        flush=True,
     )
     uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -3,7 +3,9 @@
 On the offline default (``CHEAPTOKENS_VENICE_MODE=sandbox``) it also runs the Venice
 sandbox in the same process (one account, ``CHEAPTOKENS_SANDBOX_DIEM`` DIEM a day) at
 ``http://127.0.0.1:8001/api/v1``, and the shop's clock follows the sandbox clock, so
-``POST /_sandbox/clock`` moves both.
+``POST /_sandbox/clock`` moves both. The sandbox keeps its accounts, keys and charges in
+``<data_dir>/sandbox-state.json`` (``CHEAPTOKENS_DATA_DIR``, default ``var``), so every key
+the shop sold still works after a restart.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import asyncio
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cheaptokens.cli._common import load_settings, refuse_unsafe_live, setup_logging
+
+if TYPE_CHECKING:
+    from cheaptokens.config import Settings
+    from cheaptokens.sandbox import Sandbox
 
 log = logging.getLogger("cheaptokens.serve")
 
@@ -33,6 +39,23 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-migrate", action="store_true", help="do not upgrade the database first")
     p.add_argument("--log-level", default="info", help="info, debug, warning (info)")
     p.set_defaults(func=run)
+
+
+SANDBOX_STATE_FILE = "sandbox-state.json"
+
+
+def build_sandbox(settings: Settings) -> Sandbox:
+    """The offline default's Venice sandbox: one account, a running clock, its state kept in
+    ``<data_dir>/sandbox-state.json`` so the keys sold survive a restart."""
+    from cheaptokens.config import SANDBOX_ADMIN_KEY
+    from cheaptokens.sandbox import AccountSpec, Sandbox
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Sandbox(
+        [AccountSpec(admin_key=SANDBOX_ADMIN_KEY, diem=settings.sandbox_diem)],
+        frozen=False,
+        state_path=settings.data_dir / SANDBOX_STATE_FILE,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,12 +79,7 @@ def run(args: argparse.Namespace) -> int:
     servers: list[uvicorn.Server] = []
     clock = None
     if settings.venice_mode == "sandbox" and not settings.venice_base_url:
-        from cheaptokens.config import SANDBOX_ADMIN_KEY
-        from cheaptokens.sandbox import AccountSpec, Sandbox
-
-        sandbox = Sandbox(
-            [AccountSpec(admin_key=SANDBOX_ADMIN_KEY, diem=settings.sandbox_diem)], frozen=False
-        )
+        sandbox = build_sandbox(settings)
         clock = sandbox.clock.now
         servers.append(
             uvicorn.Server(

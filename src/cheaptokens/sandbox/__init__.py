@@ -9,11 +9,16 @@ Usage::
     sb.clock        # injectable clock (set / advance / freeze)
     sb.faults       # fault injection
 
+With ``state_path`` the accounts, keys and charges are loaded from that file at start and
+written back atomically after every change (see :mod:`.state`).
+
 See docs/sandbox.md for what is emulated and where the sandbox deliberately differs.
 """
 
 from __future__ import annotations
 
+import pathlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,14 +31,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from . import state
 from .clock import Clock
 from .control import control_routes
 from .faults import DroppedResponse, FaultMiddleware, FaultRule, Faults, Sleep
 from .ledger import Ledger
+from .metering import DEFAULT_SECONDS_PER_MILLION_TOKENS
 from .render import json_response
 from .routes import VeniceApi
+from .state import StateError
 
-__all__ = ["AccountSpec", "Clock", "DroppedResponse", "FaultRule", "Faults", "Sandbox"]
+__all__ = [
+    "DEFAULT_SECONDS_PER_MILLION_TOKENS",
+    "AccountSpec",
+    "Clock",
+    "DroppedResponse",
+    "FaultRule",
+    "Faults",
+    "Sandbox",
+    "StateError",
+]
 
 API_PREFIX = "/api/v1"
 #: docs/venice-facts.md §4.4: the post-snapshot threshold (the docs snapshot said 20).
@@ -63,15 +80,38 @@ class Sandbox:
         frozen: bool = True,
         failed_request_threshold: int = DEFAULT_FAILED_REQUEST_THRESHOLD,
         sleep: Sleep | None = None,
+        seconds_per_million_tokens: float = DEFAULT_SECONDS_PER_MILLION_TOKENS,
+        state_path: pathlib.Path | None = None,
     ) -> None:
+        """``state_path``: load the state from that file if it exists (an explicit ``now``
+        still sets the clock; otherwise the saved clock is restored) and keep it there.
+        Accounts whose ADMIN key is already in the state keep their saved state."""
         self.clock = Clock(now, frozen=frozen)
         self.faults = Faults()
         self.ledger = Ledger()
+        self.state_path = state_path
+        self._persist_lock = threading.Lock()
+        self._saved: tuple[int, dict[str, object]] | None = None
+        if state_path is not None:
+            loaded = state.read(state_path)
+            if loaded is not None:
+                saved_accounts, saved_clock = loaded
+                self.ledger.restore(saved_accounts)
+                if now is None:
+                    self.clock.restore(saved_clock)
         self.venice = VeniceApi(
-            self.ledger, self.clock, failed_request_threshold=failed_request_threshold
+            self.ledger,
+            self.clock,
+            failed_request_threshold=failed_request_threshold,
+            seconds_per_million_tokens=seconds_per_million_tokens,
+            on_change=self.persist,
         )
         for spec in accounts:
+            with self.ledger.lock:
+                if self.ledger.knows_secret(spec.admin_key):
+                    continue  # kept from the state file, as it was
             self.add_account(admin_key=spec.admin_key, diem=spec.diem, usd=spec.usd)
+        self.persist()
         starlette = Starlette(
             routes=[*self.venice.routes(API_PREFIX), *control_routes(self)],
             exception_handlers={HTTPException: _http_error},
@@ -89,7 +129,23 @@ class Sandbox:
             account = self.ledger.add_account(
                 admin_key=admin_key, diem=diem, usd=usd, now=self.clock.now()
             )
+        self.persist()
         return self._summary(account.id)
+
+    def persist(self) -> None:
+        """Write the state file if anything changed since the last write (no-op without
+        ``state_path``). Called after every request that may change the ledger, before its
+        response is sent, and after control-route changes."""
+        if self.state_path is None:
+            return
+        with self._persist_lock:
+            with self.ledger.lock:
+                mark = (self.ledger.version, self.clock.snapshot())
+                if mark == self._saved:
+                    return
+                data = state.dump(list(self.ledger.accounts.values()), mark[1])
+            state.write(self.state_path, data)
+            self._saved = mark
 
     def accounts_summary(self) -> list[dict[str, Any]]:
         """Every account's balances and key counts (no secrets)."""

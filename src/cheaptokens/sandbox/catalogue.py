@@ -87,6 +87,16 @@ TIERS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Extended:
+    """Long-context pricing: when a call's input tokens exceed ``threshold``, these rates
+    apply to the entire request (SPEC ``pricing.extended``; docs/venice-facts.md §3.4)."""
+
+    threshold: int
+    input_price: Decimal
+    output_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     """One catalogue entry the sandbox can price."""
 
@@ -95,6 +105,13 @@ class Model:
     raw: dict[str, Any]
     input_price: Decimal  # USD (= DIEM) per million input tokens
     output_price: Decimal  # USD (= DIEM) per million output tokens
+    extended: Extended | None = None
+    #: ``availableContextTokens``: prompt + completion tokens one call may use (text only)
+    context: int | None = None
+
+    @property
+    def anonymized(self) -> bool:
+        return bool(self.raw["model_spec"].get("privacy") == "anonymized")
 
     @property
     def tier(self) -> Tier:
@@ -109,10 +126,19 @@ class Model:
             return TIERS["M"]
         return TIERS["L"]
 
+    def rates(self, prompt_tokens: int) -> tuple[Decimal, Decimal]:
+        """Input and output price per million for a call with ``prompt_tokens`` of input:
+        the extended rates once the input exceeds the threshold, else the base rates."""
+        if self.extended is not None and prompt_tokens > self.extended.threshold:
+            return self.extended.input_price, self.extended.output_price
+        return self.input_price, self.output_price
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        """Tokens x published price per million, rounded half-up to 8 decimals."""
+        """Tokens x published price per million (extended rates for the whole request
+        above the threshold), rounded half-up to 8 decimals."""
         million = Decimal(1_000_000)
-        raw = (prompt_tokens * self.input_price + completion_tokens * self.output_price) / million
+        input_price, output_price = self.rates(prompt_tokens)
+        raw = (prompt_tokens * input_price + completion_tokens * output_price) / million
         return raw.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
 
 
@@ -123,10 +149,24 @@ def _raw_catalogue() -> tuple[dict[str, Any], ...]:
     return tuple(entries)
 
 
-def _price(spec: dict[str, Any], part: str) -> Decimal:
-    entry = spec.get("pricing", {}).get(part, {})
-    value = entry.get("usd")
+def _usd(entry: Any) -> Decimal:
+    value = entry.get("usd") if isinstance(entry, dict) else None
     return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+def _price(spec: dict[str, Any], part: str) -> Decimal:
+    return _usd(spec.get("pricing", {}).get(part, {}))
+
+
+def _extended(spec: dict[str, Any]) -> Extended | None:
+    raw = spec.get("pricing", {}).get("extended")
+    if not isinstance(raw, dict) or raw.get("context_token_threshold") is None:
+        return None
+    return Extended(
+        threshold=int(raw["context_token_threshold"]),
+        input_price=_usd(raw.get("input")),
+        output_price=_usd(raw.get("output")),
+    )
 
 
 @cache
@@ -141,8 +181,27 @@ def models_by_id() -> dict[str, Model]:
             raw=raw,
             input_price=_price(spec, "input"),
             output_price=_price(spec, "output"),
+            extended=_extended(spec),
+            context=int(spec["availableContextTokens"])
+            if raw["type"] == "text" and spec.get("availableContextTokens")
+            else None,
         )
     return out
+
+
+#: Model types a ``PRIVATE_TEXT`` key may only use privately (sandbox reading of
+#: docs/venice-facts.md §1.2/§3.5: text, and embeddings per SK-EMB); ``PRIVATE_ONLY``
+#: restricts every type.
+PRIVATE_TEXT_TYPES = ("text", "embedding")
+KEY_PRIVACY = ("ALL", "PRIVATE_TEXT", "PRIVATE_ONLY")
+
+
+def privacy_forbids(model_type: str, anonymized: bool, key_privacy: str) -> bool:
+    """Whether a key with ``modelPrivacy`` = ``key_privacy`` may not use an (anonymized)
+    model of ``model_type`` (docs/venice-facts.md §4.3)."""
+    if not anonymized or key_privacy == "ALL":
+        return False
+    return key_privacy == "PRIVATE_ONLY" or model_type in PRIVATE_TEXT_TYPES
 
 
 def find_model(model_id: str) -> Model | None:
@@ -150,11 +209,14 @@ def find_model(model_id: str) -> Model | None:
     return models_by_id().get(model_id.split(":", 1)[0])
 
 
-def list_models(model_type: str) -> list[dict[str, Any]]:
-    """Entries for ``GET /models?type=...`` with the wrapper fields added back."""
+def list_models(model_type: str, key_privacy: str = "ALL") -> list[dict[str, Any]]:
+    """Entries for ``GET /models?type=...`` with the wrapper fields added back; a key with
+    restricted ``modelPrivacy`` sees only the models it may call (docs/venice-facts.md §3.4)."""
     out = []
     for raw in _raw_catalogue():
         spec = raw["model_spec"]
+        if privacy_forbids(raw["type"], spec.get("privacy") == "anonymized", key_privacy):
+            continue
         if model_type == "code":
             if raw["type"] != "text" or not spec.get("capabilities", {}).get("optimizedForCode"):
                 continue

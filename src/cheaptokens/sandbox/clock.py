@@ -62,6 +62,27 @@ class Clock:
             self._place(self._now_unlocked() + timedelta(seconds=seconds), frozen=keep)
             return self._now_unlocked()
 
+    def snapshot(self) -> dict[str, object]:
+        """What to persist: the frozen instant, or the offset from real UTC time."""
+        with self._lock:
+            if self._frozen_at is not None:
+                return {"frozen_at": self._frozen_at.isoformat()}
+            return {"offset_seconds": self._offset.total_seconds()}
+
+    def restore(self, snapshot: dict[str, object]) -> None:
+        """Put the clock back where :meth:`snapshot` found it."""
+        with self._lock:
+            frozen_at = snapshot.get("frozen_at")
+            if isinstance(frozen_at, str):
+                self._frozen_at = _as_utc(datetime.fromisoformat(frozen_at))
+                self._offset = timedelta(0)
+                return
+            offset = snapshot.get("offset_seconds", 0)
+            if not isinstance(offset, int | float):
+                raise ValueError("offset_seconds must be a number")
+            self._frozen_at = None
+            self._offset = timedelta(seconds=offset)
+
     def _now_unlocked(self) -> datetime:
         if self._frozen_at is not None:
             return self._frozen_at

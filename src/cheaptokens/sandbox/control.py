@@ -33,6 +33,8 @@ class Controlled(Protocol):
 
     def accounts_summary(self) -> list[dict[str, Any]]: ...
 
+    def persist(self) -> None: ...
+
     def add_account(
         self, *, admin_key: str, diem: Decimal, usd: Decimal = ...
     ) -> dict[str, Any]: ...
@@ -85,6 +87,7 @@ def control_routes(sandbox: Controlled, prefix: str = "/_sandbox") -> list[Route
             sandbox.clock.set(sandbox.clock.now(), frozen=frozen)
         else:
             return _bad("send now, advance_seconds or frozen")
+        sandbox.persist()
         return json_response(clock_state())
 
     def faults_state() -> Response:

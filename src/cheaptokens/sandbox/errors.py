@@ -33,6 +33,36 @@ MODEL_NOT_FOUND = "Specified model not found"  # sandbox wording for MODEL_NOT_F
 UNKNOWN_ERROR = "An unknown error occurred"  # SPEC 500 description
 
 
+def model_privacy_message(key_privacy: str, model_id: str) -> str:
+    """The 403 for a privacy-restricted key on an anonymized model: the opening is
+    docs/venice-facts.md §4.3's ("This API key is set to '…', but `<model>` is an
+    Anonymous model…"); the rest (after the ellipsis) is sandbox wording."""
+    return (
+        f"This API key is set to '{key_privacy}', but {model_id} is an Anonymous model. "
+        "Use a private model or change the key's model privacy setting."
+    )
+
+
+def context_length_exceeded(context: int, requested: int) -> SandboxError:
+    """400 in the OpenAI-style shape docs/venice-facts.md §4.1 gives for a context overflow
+    (the message is sandbox wording)."""
+    return SandboxError(
+        400,
+        {
+            "error": {
+                "message": (
+                    f"This model's maximum context length is {context} tokens. "
+                    f"However, you requested {requested} tokens. "
+                    "Please reduce the length of the messages."
+                ),
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        },
+    )
+
+
 def failed_budget_message(threshold: int) -> str:
     """docs/venice-facts.md §4.4, the post-snapshot wording, with the configured threshold."""
     return (

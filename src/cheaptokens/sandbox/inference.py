@@ -106,16 +106,10 @@ def _model(name: Any, want: str) -> Model:
 
 
 def check_privacy(model: Model, key_privacy: str) -> None:
-    """A key restricted to private models may not call an anonymized one
-    (docs/venice-facts.md §4.3)."""
-    anonymized = model.raw["model_spec"].get("privacy") == "anonymized"
-    if anonymized and key_privacy in ("PRIVATE_TEXT", "PRIVATE_ONLY"):
-        raise errors.standard(
-            403,
-            f"This API key is set to '{key_privacy}', but {model.id} "
-            "is an Anonymous model. Use a private model or change the "
-            "key's model privacy setting.",
-        )
+    """A key restricted to private models may not call an anonymized one: 403
+    (docs/venice-facts.md §4.3). Checked at admission, before anything is billed."""
+    if catalogue.privacy_forbids(model.type, model.anonymized, key_privacy):
+        raise errors.standard(403, errors.model_privacy_message(key_privacy, model.id))
 
 
 def _positive_int(body: dict[str, Any], name: str) -> int | None:
@@ -146,6 +140,13 @@ def plan_chat(body: Any) -> ChatPlan:
         raise fail(["venice_parameters"], "Expected object")
     # Unknown keys inside venice_parameters are dropped, not rejected (docs/venice-facts.md §3.1).
     params = {k: raw_params.get(k, v) for k, v in VENICE_PARAMETER_DEFAULTS.items()}
+    prompt_tokens = catalogue.count_prompt_tokens(messages)
+    if model.context is not None:
+        # The context window holds prompt + completion (docs/venice-facts.md §3.4, §4.1).
+        if prompt_tokens > model.context:
+            raise errors.context_length_exceeded(model.context, prompt_tokens)
+        room = model.context - prompt_tokens
+        max_tokens = room if max_tokens is None else min(max_tokens, room)
     pieces, finish = catalogue.generate_reply(model.id, messages, max_tokens)
     return ChatPlan(
         model=model,
@@ -153,7 +154,7 @@ def plan_chat(body: Any) -> ChatPlan:
         stream=stream,
         pieces=pieces,
         finish_reason=finish,
-        prompt_tokens=catalogue.count_prompt_tokens(messages),
+        prompt_tokens=prompt_tokens,
         venice_parameters=params,
     )
 

@@ -19,8 +19,9 @@ import secrets
 import threading
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from cheaptokens.venice.limits import CREATION_WINDOW, CREATIONS_PER_MINUTE, MAX_ACTIVE_KEYS
@@ -29,6 +30,9 @@ from . import errors
 from .validation import UNSET, KeyFields
 
 _ZERO = Decimal(0)
+#: Charges older than this are folded into per-currency lifetime totals: no limit window
+#: (a UTC day, a UTC month) or the trailing-seven-days usage reaches that far back.
+FOLD_AFTER = timedelta(days=35)
 
 
 def hash_secret(secret: str) -> str:
@@ -72,6 +76,8 @@ class Key:
     model_privacy: str = "ALL"
     last_used_at: datetime | None = None
     charges: list[Charge] = field(default_factory=list)
+    #: lifetime totals of charges older than :data:`FOLD_AFTER`, per currency
+    archived: dict[str, Decimal] = field(default_factory=dict)
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -80,7 +86,7 @@ class Key:
         return any(v is not None for v in self.limits.values())
 
     def spent(self, currency: str, since: datetime | None) -> Decimal:
-        return sum(
+        recent = sum(
             (
                 c.amount
                 for c in self.charges
@@ -88,6 +94,22 @@ class Key:
             ),
             _ZERO,
         )
+        return recent + self.archived.get(currency, _ZERO) if since is None else recent
+
+    def fold(self, now: datetime) -> None:
+        """Fold charges older than :data:`FOLD_AFTER` into :attr:`archived`."""
+        horizon = now - FOLD_AFTER
+        if all(c.at >= horizon for c in self.charges):
+            return
+        keep = []
+        for charge in self.charges:
+            if charge.at < horizon:
+                self.archived[charge.currency] = (
+                    self.archived.get(charge.currency, _ZERO) + charge.amount
+                )
+            else:
+                keep.append(charge)
+        self.charges = keep
 
     def period_spent(self, currency: str, now: datetime) -> Decimal:
         return self.spent(currency, period_start(self.limit_period, now))
@@ -114,12 +136,27 @@ class Account:
 
 
 class Ledger:
-    """All accounts and keys of one sandbox."""
+    """All accounts and keys of one sandbox.
+
+    :attr:`version` grows with every change worth persisting (accounts, keys, charges).
+    """
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
         self._by_secret: dict[str, Key] = {}
+        self.version = 0
+
+    def restore(self, accounts: Iterable[Account]) -> None:
+        """Replace the whole state (used when loading a state file)."""
+        self.accounts = {a.id: a for a in accounts}
+        self._by_secret = {
+            k.secret_hash: k for a in self.accounts.values() for k in a.keys.values()
+        }
+        self.version += 1
+
+    def knows_secret(self, secret: str) -> bool:
+        return hash_secret(secret) in self._by_secret
 
     # -- accounts -------------------------------------------------------------------
     def add_account(self, *, admin_key: str, diem: Decimal, usd: Decimal, now: datetime) -> Account:
@@ -130,6 +167,7 @@ class Ledger:
             id=str(uuid.uuid4()), diem_allocation=diem, usd=usd, diem=diem, epoch=now.date()
         )
         self.accounts[account.id] = account
+        self.version += 1
         self._insert_key(
             account,
             admin_key,
@@ -215,6 +253,7 @@ class Ledger:
             model_privacy="ALL" if fields.model_privacy is UNSET else fields.model_privacy,
         )
         account.creations.append(now)
+        self.version += 1
         return key, secret
 
     def live_key(self, account: Account, key_id: str, now: datetime, message: str) -> Key:
@@ -237,6 +276,7 @@ class Ledger:
             key.limit_period = fields.limit_period
         if fields.model_privacy is not UNSET:
             key.model_privacy = fields.model_privacy
+        self.version += 1
         return key
 
     def delete_key(self, account: Account, key_id: str) -> None:
@@ -246,6 +286,7 @@ class Ledger:
         if key is None:
             raise errors.standard(400, errors.KEY_NOT_FOUND_DELETE)
         self._by_secret.pop(key.secret_hash, None)
+        self.version += 1
 
     # -- billing ----------------------------------------------------------------------
     def choose_currency(self, key: Key, account: Account, now: datetime) -> str:
@@ -270,14 +311,23 @@ class Ledger:
             raise errors.standard(402, errors.USD_LIMIT_EXCEEDED)
         raise errors.standard(402, errors.INSUFFICIENT_BALANCE)
 
+    def admit(self, key: Key, account: Account, now: datetime) -> str:
+        """Admit an inference call: the currency it will be billed to (or a 402); the key
+        counts as used from now."""
+        currency = self.choose_currency(key, account, now)
+        key.last_used_at = now
+        return currency
+
     def charge(
         self, key: Key, account: Account, currency: str, amount: Decimal, now: datetime
     ) -> None:
         """Bill a finished call to one currency (may go slightly negative,
         docs/venice-facts.md §2.3)."""
         key.last_used_at = now
+        self.version += 1
         if amount <= 0:
             return
+        key.fold(now)
         key.charges.append(Charge(now, currency, amount))
         if currency == "DIEM":
             account.diem -= amount
@@ -285,11 +335,15 @@ class Ledger:
             account.usd -= amount
 
     def key_balances(self, key: Key, account: Account, now: datetime) -> dict[str, Decimal]:
-        """Account balances clamped to the key's remaining limit (docs/venice-facts.md §1.5)."""
+        """Account balances clamped to the key's remaining limit (docs/venice-facts.md §1.5).
+
+        Sandbox reading: a negative account balance (a call overshot, §2.3) is shown as it
+        is; a key past its cap has 0 remaining, never a negative remainder.
+        """
         out = {}
         for currency, balance in (("USD", account.usd), ("DIEM", account.diem)):
             cap = key.limits.get(currency.lower())
-            value = max(balance, _ZERO)
+            value = balance
             if cap is not None:
                 value = min(value, max(cap - key.period_spent(currency, now), _ZERO))
             out[currency] = value

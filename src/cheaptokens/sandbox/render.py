@@ -20,7 +20,8 @@ from .ledger import Key
 FOUR_PLACES = Decimal("0.0001")
 
 
-def _decimal_text(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
+    """``-20.5``, ``0``, ``12``: exact, never in exponent form (``0E-8``)."""
     if value == value.to_integral_value():
         return str(int(value))
     return format(value.normalize(), "f")
@@ -28,7 +29,7 @@ def _decimal_text(value: Decimal) -> str:
 
 def _write(obj: Any, out: list[str]) -> None:
     if isinstance(obj, Decimal):
-        out.append(_decimal_text(obj))
+        out.append(decimal_text(obj))
     elif isinstance(obj, dict):
         out.append("{")
         for i, (k, v) in enumerate(obj.items()):

@@ -2,21 +2,23 @@
 
 Every route goes through :meth:`VeniceApi.endpoint`, which authenticates the bearer
 key, applies the error budget, turns :class:`~.errors.SandboxError` into Venice's
-bodies and adds the common headers. Handlers run under the ledger lock.
+bodies and adds the common headers. Handlers run under the ledger lock; inference
+handlers only *admit* the call there and return a response from :mod:`.metering` that
+runs and bills it after the lock is released.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from . import catalogue, errors, inference, validation
@@ -24,7 +26,14 @@ from .budget import ErrorBudget, ModelRateLimits
 from .clock import Clock
 from .errors import SandboxError
 from .ledger import Account, Key, Ledger, epoch_start
-from .render import created_key_json, iso, json_bytes, json_response, key_json
+from .metering import (
+    DEFAULT_SECONDS_PER_MILLION_TOKENS,
+    MeteredResponse,
+    MeteredStream,
+    Ticket,
+    run_seconds,
+)
+from .render import created_key_json, decimal_text, iso, json_bytes, json_response, key_json
 
 VENICE_VERSION = "20260821.193530"  # info.version of the SPEC snapshot
 _NO_BODY = object()
@@ -80,10 +89,23 @@ def x402_body(url: str) -> dict[str, Any]:
 class VeniceApi:
     """Venice's routes over one :class:`Ledger`."""
 
-    def __init__(self, ledger: Ledger, clock: Clock, *, failed_request_threshold: int) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        clock: Clock,
+        *,
+        failed_request_threshold: int,
+        seconds_per_million_tokens: float = DEFAULT_SECONDS_PER_MILLION_TOKENS,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.ledger, self.clock = ledger, clock
         self.budget = ErrorBudget(failed_request_threshold)
         self.rate = ModelRateLimits()
+        if seconds_per_million_tokens < 0:
+            raise ValueError("seconds_per_million_tokens must not be negative")
+        self.seconds_per_million_tokens = seconds_per_million_tokens
+        #: called after every request that may have changed the ledger (persistence)
+        self.on_change = on_change
 
     def routes(self, prefix: str = "/api/v1") -> list[Route]:
         ep = self.endpoint
@@ -108,7 +130,9 @@ class VeniceApi:
             raw = await request.body()
             common = {"cf-ray": f"{secrets.token_hex(8)}-SBX", "x-venice-version": VENICE_VERSION}
             with self.ledger.lock:
-                return self._dispatch(request, raw, handler, admin, optional_auth, common)
+                response = self._dispatch(request, raw, handler, admin, optional_auth, common)
+            self.on_change()
+            return response
 
         return run
 
@@ -248,12 +272,18 @@ class VeniceApi:
         model_type = call.request.query_params.get("type", "text")
         if model_type not in (*catalogue.MODEL_TYPES, "all", "code"):
             raise validation.fail(["type"], "Invalid enum value")
+        privacy = call.key.model_privacy if call.key is not None else "ALL"
         return json_response(
-            {"object": "list", "type": model_type, "data": catalogue.list_models(model_type)},
+            {
+                "object": "list",
+                "type": model_type,
+                "data": catalogue.list_models(model_type, privacy),
+            },
             headers=call.headers,
         )
 
     def chat(self, call: Call) -> Response:
+        """Admit (under the lock), then run and bill in the response (outside it)."""
         key, account = call.authed
         plan = inference.plan_chat(_json_body(call))
         inference.check_privacy(plan.model, key.model_privacy)
@@ -262,18 +292,34 @@ class VeniceApi:
             **self.rate.admit(account.id, plan.model, call.now),
             "x-venice-model-id": plan.model.id,
         }
-        currency = self.ledger.choose_currency(key, account, call.now)
-        # The call "runs" here (instantly); then it is billed (docs/venice-facts.md §2.3).
-        self.ledger.charge(key, account, currency, plan.cost, call.now)
-        self.rate.add_tokens(
-            account.id, plan.model, plan.prompt_tokens + plan.completion_tokens, call.now
-        )
+        currency = self.ledger.admit(key, account, call.now)
+        ticket = Ticket(key, account, currency, plan.model, plan.prompt_tokens)
         ident, created = inference.chat_id(plan, call.now), int(call.now.timestamp())
+        rate = self.seconds_per_million_tokens
         if not plan.stream:
             body = inference.chat_response(plan, ident=ident, created=created, currency=currency)
-            return json_response(body, headers=headers)
-        chunks = inference.chat_chunks(plan, ident=ident, created=created, currency=currency)
-        return StreamingResponse(_sse(chunks), media_type="text/event-stream", headers=headers)
+            return MeteredResponse(
+                json_bytes(body),
+                ticket=ticket,
+                completion_tokens=plan.completion_tokens,
+                seconds=run_seconds(plan.prompt_tokens + plan.completion_tokens, rate),
+                bill=self.bill,
+                headers=headers,
+            )
+        events = [
+            _sse_event(c)
+            for c in inference.chat_chunks(plan, ident=ident, created=created, currency=currency)
+        ]
+        return MeteredStream(
+            ticket=ticket,
+            head=events[0],
+            pieces=events[1:-2],
+            tail=[*events[-2:], b"data: [DONE]\n\n"],
+            prompt_seconds=run_seconds(plan.prompt_tokens, rate),
+            token_seconds=run_seconds(1, rate),
+            bill=self.bill,
+            headers=headers,
+        )
 
     def embeddings(self, call: Call) -> Response:
         key, account = call.authed
@@ -284,21 +330,45 @@ class VeniceApi:
             **self.rate.admit(account.id, plan.model, call.now),
             "x-venice-model-id": plan.model.id,
         }
-        currency = self.ledger.choose_currency(key, account, call.now)
-        self.ledger.charge(key, account, currency, plan.cost, call.now)
-        self.rate.add_tokens(account.id, plan.model, plan.prompt_tokens, call.now)
-        return json_response(inference.embeddings_response(plan), headers=headers)
+        currency = self.ledger.admit(key, account, call.now)
+        return MeteredResponse(
+            json_bytes(inference.embeddings_response(plan)),
+            ticket=Ticket(key, account, currency, plan.model, plan.prompt_tokens),
+            completion_tokens=0,
+            seconds=run_seconds(plan.prompt_tokens, self.seconds_per_million_tokens),
+            bill=self.bill,
+            headers=headers,
+        )
+
+    def bill(self, ticket: Ticket, completion_tokens: int) -> Decimal:
+        """Charge a finished (or abandoned) call at the sandbox's *current* time, to the
+        currency chosen at admission (docs/venice-facts.md §2.3); once per ticket."""
+        with self.ledger.lock:
+            if ticket.billed is not None:
+                return ticket.billed
+            now = self.clock.now()
+            amount = ticket.model.cost(ticket.prompt_tokens, completion_tokens)
+            ticket.account.refresh(now)  # a call that ran past 00:00 UTC bills the new day
+            self.ledger.charge(ticket.key, ticket.account, ticket.currency, amount, now)
+            self.rate.add_tokens(
+                ticket.account.id, ticket.model, ticket.prompt_tokens + completion_tokens, now
+            )
+            ticket.billed = amount
+        self.on_change()
+        return amount
 
 
-def _sse(chunks: list[dict[str, Any]]) -> Iterator[bytes]:
-    for chunk in chunks:
-        yield b"data: " + json_bytes(chunk) + b"\n\n"
-    yield b"data: [DONE]\n\n"
+def _sse_event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + json_bytes(chunk) + b"\n\n"
 
 
 def _balance_headers(account: Account) -> dict[str, str]:
-    """Account balances before the request was processed (docs/venice-facts.md §5.1)."""
-    return {"x-venice-balance-usd": str(account.usd), "x-venice-balance-diem": str(account.diem)}
+    """Account balances before the request was processed (docs/venice-facts.md §5.1), as
+    plain decimal text; negative after a call overshot (billed after it ran, §2.3)."""
+    return {
+        "x-venice-balance-usd": decimal_text(account.usd),
+        "x-venice-balance-diem": decimal_text(account.diem),
+    }
 
 
 def _parse_body(raw: bytes) -> Any:

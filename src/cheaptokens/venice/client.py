@@ -48,6 +48,7 @@ from cheaptokens.venice.types import (
     CreatedKey,
     KeyType,
     LimitPeriod,
+    ModelPrivacy,
     VeniceGateway,
 )
 
@@ -62,6 +63,7 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 _MAX_LIMIT: Final = Decimal(9_999_999_999)
 _KEY_TYPES: Final = ("INFERENCE", "ADMIN")
 _PERIODS: Final = ("EPOCH", "MONTH", "LIFETIME")
+_PRIVACY: Final = ("ALL", "PRIVATE_TEXT", "PRIVATE_ONLY")
 
 # Errors raised before a byte of the request left this machine: safe to retry anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -150,8 +152,13 @@ class VeniceClient:
         limit_period: LimitPeriod = "EPOCH",
         expires_at: datetime | None = None,
         key_type: KeyType = "INFERENCE",
+        model_privacy: ModelPrivacy | None = None,
     ) -> CreatedKey:
         """Create a key with ``POST /api_keys`` and return it with its one-time secret.
+
+        ``model_privacy`` (``ALL`` | ``PRIVATE_TEXT`` | ``PRIVATE_ONLY``) is sent only when
+        given; Venice's default is ``ALL`` (docs/venice-facts.md §1.2). A restricted key gets
+        403 on anonymized models (§4.3).
 
         Not idempotent, so it is retried only when Venice provably did not act: connection
         failures before the request was sent, and 429/503 answers. After a read/write
@@ -172,6 +179,8 @@ class VeniceClient:
         }
         if expires_at is not None:
             body["expiresAt"] = format_expires_at(expires_at)
+        if model_privacy is not None:
+            body["modelPrivacy"] = _privacy(model_privacy)
         data = self._request("POST", "/api_keys", body=body, idempotent=False)
         try:
             return _parse_created(_data(data))
@@ -200,6 +209,7 @@ class VeniceClient:
         consumption_limit: ConsumptionLimit | None = None,
         limit_period: LimitPeriod | None = None,
         expires_at: datetime | None = None,
+        model_privacy: ModelPrivacy | None = None,
     ) -> ApiKey:
         """``PATCH /api_keys``: change only the given fields (docs/venice-facts.md §1.4).
 
@@ -216,6 +226,8 @@ class VeniceClient:
             body["limitPeriod"] = limit_period
         if expires_at is not None:
             body["expiresAt"] = format_expires_at(expires_at)
+        if model_privacy is not None:
+            body["modelPrivacy"] = _privacy(model_privacy)
         data = self._request("PATCH", "/api_keys", body=body)
         return self._parse("PATCH", "/api_keys", lambda: _parse_key(_data(data)))
 
@@ -458,6 +470,18 @@ def _required_decimal(value: Any) -> Decimal:
     return parsed
 
 
+def _privacy(value: str) -> str:
+    if value not in _PRIVACY:
+        raise ValueError(f"unknown model privacy {value!r}")
+    return value
+
+
+def _optional_privacy(value: Any) -> ModelPrivacy | None:
+    """``modelPrivacy`` from an answer; absent → ``None`` (a value Venice may add later is
+    passed through as it is)."""
+    return None if value is None else cast(ModelPrivacy, _str(value))
+
+
 def _limit_body(limit: ConsumptionLimit) -> dict[str, Decimal | None]:
     for amount in (limit.usd, limit.diem):
         if amount is not None and not (0 <= amount <= _MAX_LIMIT):
@@ -508,6 +532,7 @@ def _parse_key(raw: Mapping[str, Any]) -> ApiKey:
         limit_period=cast(LimitPeriod, _str(raw["limitPeriod"])),
         period_usage_usd=_decimal(usage.get("usd")),
         period_usage_diem=_decimal(usage.get("diem")),
+        model_privacy=_optional_privacy(raw.get("modelPrivacy")),
     )
 
 
@@ -521,6 +546,7 @@ def _parse_created(raw: Mapping[str, Any]) -> CreatedKey:
         expires_at=parse_time(raw.get("expiresAt")),
         consumption_limits=_parse_limit(limits),
         limit_period=cast(LimitPeriod, _str(raw["limitPeriod"])),
+        model_privacy=_optional_privacy(raw.get("modelPrivacy")),
     )
 
 

@@ -15,6 +15,9 @@ from typing import Literal, Protocol
 
 LimitPeriod = Literal["EPOCH", "MONTH", "LIFETIME"]
 KeyType = Literal["INFERENCE", "ADMIN"]
+#: Which models a key may call (docs/venice-facts.md §1.2, §4.3): ``ALL``; ``PRIVATE_TEXT``
+#: (text and embedding models only if private); ``PRIVATE_ONLY`` (private models only).
+ModelPrivacy = Literal["ALL", "PRIVATE_TEXT", "PRIVATE_ONLY"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +41,12 @@ class ApiKey:
     last6: str
     consumption_limits: ConsumptionLimit
     limit_period: LimitPeriod
-    #: Spend inside the current limit window, when the key has a limit.
+    #: Spend inside the current limit window, when the key has a limit. It may exceed the
+    #: cap: Venice bills a call after it ran (docs/venice-facts.md §6 "Overshoot").
     period_usage_usd: Decimal | None = None
     period_usage_diem: Decimal | None = None
+    #: ``modelPrivacy`` as Venice reports it (``None`` if the answer did not carry it).
+    model_privacy: ModelPrivacy | None = None
 
     @property
     def period_usage(self) -> Decimal:
@@ -59,6 +65,7 @@ class CreatedKey:
     expires_at: datetime | None
     consumption_limits: ConsumptionLimit
     limit_period: LimitPeriod
+    model_privacy: ModelPrivacy | None = None
 
     def __repr__(self) -> str:  # never print the secret
         return f"CreatedKey(id={self.id!r}, last6={self.api_key[-6:]!r})"
@@ -85,6 +92,7 @@ class VeniceGateway(Protocol):
         limit_period: LimitPeriod = "EPOCH",
         expires_at: datetime | None = None,
         key_type: KeyType = "INFERENCE",
+        model_privacy: ModelPrivacy | None = None,
     ) -> CreatedKey: ...
 
     def list_keys(self) -> list[ApiKey]: ...
@@ -99,6 +107,7 @@ class VeniceGateway(Protocol):
         consumption_limit: ConsumptionLimit | None = None,
         limit_period: LimitPeriod | None = None,
         expires_at: datetime | None = None,
+        model_privacy: ModelPrivacy | None = None,
     ) -> ApiKey: ...
 
     def delete_key(self, key_id: str) -> None: ...

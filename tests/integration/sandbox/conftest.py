@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,9 +26,9 @@ class LiveSandbox:
     root: str
 
 
-@pytest.fixture
-def live_sandbox() -> Iterator[LiveSandbox]:
-    sandbox = Sandbox([AccountSpec(ADMIN_KEY, diem=Decimal("100"))], now=START)
+@contextmanager
+def serving(sandbox: Sandbox) -> Iterator[LiveSandbox]:
+    """Serve ``sandbox`` over real HTTP until the block ends."""
     config = uvicorn.Config(
         sandbox.app, host="127.0.0.1", port=0, lifespan="off", log_level="critical"
     )
@@ -41,6 +42,14 @@ def live_sandbox() -> Iterator[LiveSandbox]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     root = f"http://127.0.0.1:{port}"
-    yield LiveSandbox(sandbox, f"{root}/api/v1", root)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield LiveSandbox(sandbox, f"{root}/api/v1", root)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_sandbox() -> Iterator[LiveSandbox]:
+    with serving(Sandbox([AccountSpec(ADMIN_KEY, diem=Decimal("100"))], now=START)) as live:
+        yield live

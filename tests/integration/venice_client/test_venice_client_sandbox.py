@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -250,3 +250,68 @@ def test_injected_500_on_create_is_not_retried(venice: VeniceClient, sandbox: Sa
         venice.create_key(description="order:6", consumption_limit=ConsumptionLimit())
     assert info.value.status == 500
     assert [k for k in venice.list_keys() if k.description == "order:6"] == []
+
+
+def _chat(http: TestClient, secret: str, model: str, content: str = "hello") -> Any:
+    return http.post(
+        "/api/v1/chat/completions",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": model, "messages": [{"role": "user", "content": content}]},
+    )
+
+
+def test_model_privacy_set_by_the_client_is_enforced_by_the_sandbox(
+    venice: VeniceClient, http: TestClient
+) -> None:
+    created = venice.create_key(
+        description="order:private",
+        consumption_limit=ConsumptionLimit(usd=Decimal("0"), diem=Decimal("5")),
+        expires_at=MIDNIGHT,
+        model_privacy="PRIVATE_TEXT",
+    )
+    assert created.model_privacy == "PRIVATE_TEXT"
+    assert venice.get_key(created.id).model_privacy == "PRIVATE_TEXT"
+    listed = {k.id: k for k in venice.list_keys()}
+    assert listed[created.id].model_privacy == "PRIVATE_TEXT"
+
+    refused = _chat(http, created.api_key, "openai-gpt-54-pro")
+    assert refused.status_code == 403
+    assert refused.json()["error"].startswith(
+        "This API key is set to 'PRIVATE_TEXT', but openai-gpt-54-pro is an Anonymous model"
+    )
+    assert _chat(http, created.api_key, "zai-org-glm-5-1").status_code == 200
+
+    updated = venice.update_key(created.id, model_privacy="ALL")
+    assert updated.model_privacy == "ALL"
+    assert _chat(http, created.api_key, "openai-gpt-54-pro").status_code == 200
+
+    plain = venice.create_key(
+        description="order:plain", consumption_limit=ConsumptionLimit(diem=Decimal("1"))
+    )
+    assert plain.model_privacy == "ALL"  # Venice's default when none is sent
+
+
+def test_an_overshooting_call_reads_back_as_usage_above_the_cap_and_a_negative_balance(
+    http: TestClient, sandbox: Sandbox
+) -> None:
+    venice = make_client(http, sandbox)
+    created = venice.create_key(
+        description="order:overshoot",
+        consumption_limit=ConsumptionLimit(usd=Decimal("0"), diem=Decimal("1")),
+        expires_at=MIDNIGHT,
+    )
+    prompt = "x " * 399_996  # 400,000 sandbox tokens with the role and framing
+    answer = _chat(http, created.api_key, "openai-gpt-54-pro", prompt)
+    assert answer.status_code == 200
+    cost = Decimal(str(answer.json()["cost"]["diem"]))
+    key = venice.get_key(created.id)
+    assert key.period_usage_diem == cost.quantize(Decimal("0.0001"))
+    assert key.period_usage > Decimal(30) > key.consumption_limits.diem  # type: ignore[operator]
+    # Spend the rest of the day's 100 DIEM and go below zero.
+    for _ in range(3):
+        other = venice.create_key(description="order:more", consumption_limit=ConsumptionLimit())
+        assert _chat(http, other.api_key, "openai-gpt-54-pro", prompt).status_code == 200
+    balance = venice.balance()
+    assert balance.diem is not None and balance.diem < 0
+    assert balance.can_consume is False
+    assert venice.rate_limits(api_key=created.api_key).access_permitted is False

@@ -23,3 +23,10 @@ ADMIN = bearer(ADMIN_KEY)
 def chat(client: TestClient, secret: str, content: str = "hello there", **extra: Any) -> Any:
     body = {"model": MODEL, "messages": [{"role": "user", "content": content}], **extra}
     return client.post("/api/v1/chat/completions", json=body, headers=bearer(secret))
+
+
+def prompt_of(tokens: int) -> list[dict[str, str]]:
+    """Messages whose prompt counts exactly ``tokens`` sandbox tokens (at least 5):
+    the role (1), ``tokens - 4`` one-word tokens and the 3 framing tokens."""
+    assert tokens >= 5
+    return [{"role": "user", "content": "x " * (tokens - 4)}]

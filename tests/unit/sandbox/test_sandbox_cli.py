@@ -55,3 +55,55 @@ def test_default_account_and_bad_values() -> None:
         build_parser().parse_args(["sandbox", "--account", "nodiem"])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["sandbox", "--diem", "-1"])
+
+
+def test_state_file_and_run_rate(tmp_path: pathlib.Path) -> None:
+    state = tmp_path / "deep" / "sandbox-state.json"
+    args = build_parser().parse_args(
+        ["sandbox", "--state", str(state), "--seconds-per-million-tokens", "0"]
+    )
+    sandbox = build_sandbox(args)
+    assert sandbox.state_path == state and state.exists()  # written at start
+    assert sandbox.venice.seconds_per_million_tokens == 0
+    again = build_sandbox(build_parser().parse_args(["sandbox", "--state", str(state)]))
+    assert again.accounts_summary() == sandbox.accounts_summary()  # same account, same id
+    assert again.venice.seconds_per_million_tokens == 2.5
+    config = tmp_path / "sandbox.json"
+    config.write_text(json.dumps({"seconds_per_million_tokens": 10}))
+    configured = build_sandbox(build_parser().parse_args(["sandbox", "--config", str(config)]))
+    assert configured.venice.seconds_per_million_tokens == 10
+    for bad in ("-1", "nan", "inf", "fast"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["sandbox", "--seconds-per-million-tokens", bad])
+
+
+def test_a_broken_state_file_is_reported_not_overwritten(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "sandbox-state.json"
+    state.write_text("garbage")
+    args = build_parser().parse_args(["sandbox", "--state", str(state)])
+    assert args.func(args) == 2
+    assert "not a sandbox state file" in capsys.readouterr().out
+    assert state.read_text() == "garbage"
+
+
+def test_serve_keeps_the_offline_sandbox_in_the_data_dir(tmp_path: pathlib.Path) -> None:
+    from starlette.testclient import TestClient
+
+    from cheaptokens.cli.serve import build_sandbox as serve_sandbox
+    from cheaptokens.config import SANDBOX_ADMIN_KEY, Settings
+
+    settings = Settings(data_dir=tmp_path / "var")
+    admin = {"Authorization": f"Bearer {SANDBOX_ADMIN_KEY}"}
+    first = serve_sandbox(settings)
+    assert first.state_path == tmp_path / "var" / "sandbox-state.json"
+    with TestClient(first.app) as c:
+        secret = c.post(
+            "/api/v1/api_keys", headers=admin, json={"apiKeyType": "INFERENCE", "description": "s"}
+        ).json()["data"]["apiKey"]
+    with TestClient(serve_sandbox(settings).app) as c:  # `make run` again
+        limits = c.get(
+            "/api/v1/api_keys/rate_limits", headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert limits.status_code == 200

@@ -84,18 +84,6 @@ def test_chat_errors(client: TestClient, make_key: KeyMaker) -> None:
     assert no_auth.status_code == 402
 
 
-def test_privacy_restricted_key_cannot_use_anonymized_model(
-    client: TestClient, make_key: KeyMaker
-) -> None:
-    secret = make_key(modelPrivacy="PRIVATE_ONLY")["apiKey"]
-    response = client.post(
-        "/api/v1/chat/completions",
-        headers=bearer(secret),
-        json={"model": "aion-labs-aion-3-0", "messages": [{"role": "user", "content": "x"}]},
-    )
-    assert response.status_code == 403
-
-
 def test_embeddings(client: TestClient, make_key: KeyMaker) -> None:
     secret = make_key()["apiKey"]
     body = {"model": "text-embedding-bge-m3", "input": ["hello world", "bye"], "dimensions": 8}

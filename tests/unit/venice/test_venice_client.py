@@ -637,3 +637,77 @@ def test_secrets_never_reach_logs(caplog: pytest.LogCaptureFixture) -> None:
 def test_constructor_requires_an_admin_key() -> None:
     with pytest.raises(ValueError):
         VeniceClient(httpx.Client(), "")
+
+
+# -- modelPrivacy (docs/venice-facts.md §1.2, §1.4, §4.3) ------------------------------------
+
+
+@pytest.mark.parametrize("privacy", ["ALL", "PRIVATE_TEXT", "PRIVATE_ONLY"])
+def test_create_key_sends_model_privacy_only_when_given(privacy: str) -> None:
+    answer = created_json()
+    answer["data"]["modelPrivacy"] = privacy
+    h = Harness(ok(created_json()), ok(answer))
+    create(h)
+    assert "modelPrivacy" not in h.script.body()
+    key = h.client.create_key(
+        description="order:42",
+        consumption_limit=LIMIT,
+        model_privacy=privacy,  # type: ignore[arg-type]
+    )
+    assert h.script.body()["modelPrivacy"] == privacy
+    assert key.model_privacy == privacy
+
+
+def test_update_key_sends_model_privacy_and_parses_it() -> None:
+    patched = key_json(modelPrivacy="PRIVATE_ONLY")
+    del patched["usage"], patched["currentPeriodUsage"]
+    h = Harness(ok({"success": True, "data": patched}))
+    key = h.client.update_key(KEY_ID, model_privacy="PRIVATE_ONLY")
+    assert h.script.body() == {"id": KEY_ID, "modelPrivacy": "PRIVATE_ONLY"}
+    assert key.model_privacy == "PRIVATE_ONLY"
+
+
+def test_listed_keys_carry_model_privacy_or_none() -> None:
+    bare = key_json(id="k2")
+    del bare["modelPrivacy"]
+    h = Harness(ok({"object": "list", "data": [key_json(modelPrivacy="PRIVATE_TEXT"), bare]}))
+    first, second = h.client.list_keys()
+    assert (first.model_privacy, second.model_privacy) == ("PRIVATE_TEXT", None)
+
+
+@pytest.mark.parametrize("bad", ["PRIVATE", "all", ""])
+def test_unknown_model_privacy_is_refused_before_calling_venice(bad: str) -> None:
+    h = Harness()
+    with pytest.raises(ValueError, match="model privacy"):
+        h.client.create_key(
+            description="x",
+            consumption_limit=LIMIT,
+            model_privacy=bad,  # type: ignore[arg-type]
+        )
+    with pytest.raises(ValueError, match="model privacy"):
+        h.client.update_key(KEY_ID, model_privacy=bad)  # type: ignore[arg-type]
+    assert h.script.requests == []
+
+
+def test_overshot_period_usage_is_parsed_as_venice_reports_it() -> None:
+    """Billing after the call lets a key end above its cap (docs/venice-facts.md §6)."""
+    h = Harness(ok({"data": key_json(currentPeriodUsage={"usd": "0.0000", "diem": "30.0123"})}))
+    key = h.client.get_key(KEY_ID)
+    assert key.period_usage_diem == Decimal("30.0123")
+    assert key.consumption_limits.diem is not None
+    assert key.period_usage > key.consumption_limits.diem
+
+
+def test_negative_balance_is_parsed_exactly() -> None:
+    h = Harness(
+        ok(
+            {
+                "canConsume": False,
+                "consumptionCurrency": None,
+                "balances": {"diem": -20.00123, "usd": 0},
+                "diemEpochAllocation": 10,
+            }
+        )
+    )
+    balance = h.client.balance()
+    assert balance.diem == Decimal("-20.00123") and balance.can_consume is False
