@@ -78,8 +78,12 @@ class Settings(BaseSettings):
 
     # Money safety (docs/money-safety.md)
     #: per account, credit never sold: it absorbs what keys spend beyond their caps (Venice
-    #: bills a call after admitting it); default: two of the costliest private-model calls
-    overshoot_reserve_cents: int = Field(default=900, ge=0)
+    #: bills a call after admitting it). Unset: derived from Venice's model catalogue as
+    #: ``overshoot_reserve_calls`` of the costliest single call a key on the account may make
+    #: (replies assumed at most ``overshoot_reply_tokens`` where the catalogue gives no cap).
+    overshoot_reserve_cents: int | None = Field(default=None, ge=0)
+    overshoot_reserve_calls: int = Field(default=2, ge=0, le=100)
+    overshoot_reply_tokens: int = Field(default=32_768, ge=0)
     #: sell keys that may call every model (modelPrivacy ALL), not only private ones
     allow_all_models: bool = False
     #: the smallest order for such a key

@@ -45,6 +45,7 @@ from cheaptokens.venice.types import (
     CreatedKey,
     KeyType,
     LimitPeriod,
+    ModelPrivacy,
 )
 
 _ids = itertools.count(1)
@@ -63,6 +64,7 @@ class StoredKey:
     created_at: datetime
     expires_at: datetime | None
     deleted_at: datetime | None = None
+    model_privacy: ModelPrivacy = "ALL"
     usage_diem: Decimal = Decimal(0)
     usage_usd: Decimal = Decimal(0)
 
@@ -83,6 +85,7 @@ class StoredKey:
             limit_period=self.limit_period,
             period_usage_usd=self.usage_usd if has_limit else None,
             period_usage_diem=self.usage_diem if has_limit else None,
+            model_privacy=self.model_privacy,
         )
 
 
@@ -153,6 +156,7 @@ class FakeVenice:
         limit_period: LimitPeriod = "EPOCH",
         expires_at: datetime | None = None,
         key_type: KeyType = "INFERENCE",
+        model_privacy: ModelPrivacy | None = None,
     ) -> CreatedKey:
         fault = self._enter(
             "create_key",
@@ -161,6 +165,7 @@ class FakeVenice:
             limit_period=limit_period,
             expires_at=expires_at,
             key_type=key_type,
+            model_privacy=model_privacy,
         )
         now = self.clock()
         recent = [k for k in self.keys.values() if now - k.created_at < CREATION_WINDOW]
@@ -180,6 +185,7 @@ class FakeVenice:
             limit_period=limit_period,
             created_at=now,
             expires_at=expires_at,
+            model_privacy=model_privacy or "ALL",
         )
         self.keys[stored.id] = stored
         self._leave(fault)
@@ -191,6 +197,7 @@ class FakeVenice:
             expires_at=expires_at,
             consumption_limits=consumption_limit,
             limit_period=limit_period,
+            model_privacy=stored.model_privacy,
         )
 
     def list_keys(self) -> list[ApiKey]:
@@ -213,6 +220,7 @@ class FakeVenice:
         consumption_limit: ConsumptionLimit | None = None,
         limit_period: LimitPeriod | None = None,
         expires_at: datetime | None = None,
+        model_privacy: ModelPrivacy | None = None,
     ) -> ApiKey:
         fault = self._enter(
             "update_key",
@@ -221,6 +229,7 @@ class FakeVenice:
             consumption_limit=consumption_limit,
             limit_period=limit_period,
             expires_at=expires_at,
+            model_privacy=model_privacy,
         )
         found = self._active(key_id, "API key not found or expired")
         if description is not None:
@@ -231,6 +240,8 @@ class FakeVenice:
             found.limit_period = limit_period
         if expires_at is not None:
             found.expires_at = expires_at
+        if model_privacy is not None:
+            found.model_privacy = model_privacy
         self._leave(fault)
         # PATCH answers without usage figures (docs/venice-facts.md §1.1).
         return dataclasses.replace(found.listed(), period_usage_usd=None, period_usage_diem=None)

@@ -144,7 +144,12 @@ def make_kit(
         f"sandbox-{i + 1}": SANDBOX_ADMIN_KEY if i == 0 else f"VENICE_ADMIN_KEY_sandbox_{i:04d}"
         for i in range(accounts)
     }
-    sandbox = Sandbox([AccountSpec(admin_key=k, diem=diem) for k in keys.values()], now=now)
+    # Calls are billed at once (the sandbox's run time has tests of its own).
+    sandbox = Sandbox(
+        [AccountSpec(admin_key=k, diem=diem) for k in keys.values()],
+        now=now,
+        seconds_per_million_tokens=0,
+    )
     url = database_url
     if url is None:
         url = f"sqlite:///{tmp_path / 'shop.db'}"

@@ -154,6 +154,7 @@ def new_order(
     credit_cents: int | None,
     idempotency_key: str | None,
     client: str | None,
+    key_models: str = "private",
 ) -> transitions.Placed:
     """Place the order, then open the provider's checkout (outside the transaction)."""
     with db.begin() as session:
@@ -167,6 +168,7 @@ def new_order(
             credit_cents=credit_cents,
             idempotency_key=idempotency_key,
             client=client,
+            key_models=key_models,
         )
         order = placed.order
         if not placed.created and order.checkout_url:

@@ -48,6 +48,8 @@ class KeyPlan:
     recovering: bool
     #: raise this pool key's cap instead of creating a key
     pooled: PooledKey | None
+    #: which models the key may call: "private" or "all" (see rules.KEY_MODELS)
+    key_models: str = "private"
 
 
 def deadline_of(order: Order, rules: ShopRules) -> datetime:
@@ -105,6 +107,7 @@ def plan_key(
         expires_at=day_end(order.day),
         recovering=recovering,
         pooled=pooled,
+        key_models=order.key_models,
     )
 
 

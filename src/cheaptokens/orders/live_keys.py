@@ -21,7 +21,7 @@ from cheaptokens.money import dollars_to_cents, dollars_to_cents_up, format_usd
 from cheaptokens.orders import state as st
 from cheaptokens.orders import transitions
 from cheaptokens.orders.ids import is_order_id
-from cheaptokens.orders.rules import POOL_PREFIX, ShopRules, order_of_description
+from cheaptokens.orders.rules import POOL_PREFIX, order_of_description
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,7 @@ class Watched:
 
     account: str
     liability_cents: int = 0
+    reserve_cents: int = 0
     withheld_cents: int = 0
     #: (order id, key id) of keys that spent beyond their cap: to delete at once
     past_cap: list[tuple[str, str]] = field(default_factory=list)
@@ -116,7 +117,7 @@ def observe_account(
     balance_cents: int,
     usage: Mapping[str, Decimal],
     listed_at: datetime,
-    rules: ShopRules,
+    reserves: Mapping[str, int],
     now: datetime,
 ) -> Watched:
     """Apply one reading of an account: its live DIEM balance and each listed key's usage
@@ -165,15 +166,18 @@ def observe_account(
             _replace(session, order, DRAINED, now, seen)
             continue
         seen.liability_cents += cap - used_down
+    # The reserve for the costliest key class the account hosts (private keys are always sold).
+    reserve = max(reserves.get(c, 0) for c in {o.key_models for o in orders} | {"private"})
+    seen.reserve_cents = reserve
     seen.withheld_cents = inventory.follow_balance(
         session,
         account=account,
         day=now.date(),
         balance_cents=balance_cents,
         liability_cents=seen.liability_cents,
-        reserve_cents=rules.overshoot_reserve_cents,
+        reserve_cents=reserve,
     )
-    if balance_cents - rules.overshoot_reserve_cents < seen.liability_cents or balance_cents <= 0:
+    if balance_cents - reserve < seen.liability_cents or balance_cents <= 0:
         _alert_once(
             session,
             kind="account_short",
@@ -182,7 +186,7 @@ def observe_account(
             message=(
                 f"account {account} has {format_usd(balance_cents)} of DIEM left for "
                 f"{format_usd(seen.liability_cents)} its live keys may still spend (reserve "
-                f"{format_usd(rules.overshoot_reserve_cents)}): nothing more is sold on it"
+                f"{format_usd(reserve)}): nothing more is sold on it"
             ),
         )
     return seen

@@ -53,7 +53,7 @@ from cheaptokens.orders import abuse
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_order_id, order_token
 from cheaptokens.orders.quotes import create_quote, release_quote
-from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.rules import KEY_MODELS, ShopRules
 from cheaptokens.payments import Checkout, PaymentEvent
 from cheaptokens.secretbox import SecretBox, hash_token
 from cheaptokens.times import day_end, day_start, next_midnight
@@ -87,8 +87,11 @@ class Placed:
     created: bool
 
 
-def request_fingerprint(*, quote_id: str | None, credit_cents: int | None) -> str:
-    return hashlib.sha256(f"{quote_id}|{credit_cents}".encode()).hexdigest()
+def request_fingerprint(
+    *, quote_id: str | None, credit_cents: int | None, key_models: str = "private"
+) -> str:
+    extra = "" if key_models == "private" else f"|{key_models}"
+    return hashlib.sha256(f"{quote_id}|{credit_cents}{extra}".encode()).hexdigest()
 
 
 def place_order(
@@ -102,9 +105,15 @@ def place_order(
     credit_cents: int | None = None,
     idempotency_key: str | None = None,
     client: str | None = None,
+    key_models: str = "private",
 ) -> Placed:
-    """Turn a quote (or a fresh quote for ``credit_cents``) into an order awaiting payment."""
-    fingerprint = request_fingerprint(quote_id=quote_id, credit_cents=credit_cents)
+    """Turn a quote (or a fresh quote for ``credit_cents``) into an order awaiting payment.
+
+    ``key_models``: "private" (the key may call private models only) or, where the operator
+    sells them and the order is large enough, "all" (docs/money-safety.md)."""
+    fingerprint = request_fingerprint(
+        quote_id=quote_id, credit_cents=credit_cents, key_models=key_models
+    )
     if idempotency_key is not None:
         # Scoped to the client: another client's key never finds this client's order.
         existing = session.scalars(
@@ -122,6 +131,13 @@ def place_order(
             return Placed(existing, order_token(existing.id, token_key=token_key), created=False)
     if (quote_id is None) == (credit_cents is None):
         raise InvalidInput("send exactly one of quote_id or credit_cents", field="quote_id")
+    if key_models not in KEY_MODELS:
+        raise InvalidInput('models must be "private" or "all"', field="models")
+    if key_models == "all" and not rules.allow_all_models:
+        raise InvalidInput(
+            'this shop sells keys for private models only: send "models": "private"',
+            field="models",
+        )
     if client is not None and (
         abuse.strikes(session, client=client, since=day_start(now)) >= rules.overshoot_strikes
     ):
@@ -141,6 +157,12 @@ def place_order(
         assert credit_cents is not None
         quote = create_quote(
             session, rules=rules, credit_cents=credit_cents, now=now, client=client
+        )
+    if key_models == "all" and quote.credit_cents < rules.all_models_min_order_cents:
+        raise InvalidInput(
+            f"a key for all models needs an order of at least "
+            f"{rules.all_models_min_order_cents} cents",
+            field="models",
         )
     # Move the reservation from the quote to the order, atomically with the status change.
     claimed = session.execute(
@@ -168,6 +190,7 @@ def place_order(
         request_hash=fingerprint,
         client=client,
         payment_provider=provider,
+        key_models=key_models,
     )
     session.add(order)
     ledger.record(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import Response
@@ -52,6 +52,11 @@ ID_PATTERN = r"^[!-~]{1,64}$"
 class OrderIn(Strict):
     quote_id: StrictStr | None = Field(default=None, pattern=ID_PATTERN)
     credit_cents: StrictInt | None = None
+    models: Literal["private", "all"] = Field(
+        default="private",
+        description='Which models the key may call: "private" (Venice\'s private models, the '
+        'default) or "all" (only where the shop sells such keys, from a minimum order).',
+    )
 
 
 class PricingOut(BaseModel):
@@ -155,6 +160,7 @@ class OrderStatusOut(BaseModel):
     base_url: str
     expires_at: str | None
     message: str
+    models: str = Field(description='Which models the key may call: "private" or "all".')
     replacement: ReplacementOut | None = None
 
 
@@ -339,6 +345,7 @@ def create_order(
         credit_cents=body.credit_cents,
         idempotency_key=random_uuid(idempotency_key),
         client=client_id(request),
+        key_models=body.models,
     )
     o = placed.order
     return OrderOut(
@@ -416,6 +423,7 @@ def get_order(
         base_url=shop.buyer_base_url,
         expires_at=_iso(order.key_expires_at),
         message=message_for(order),
+        models=order.key_models,
         replacement=(
             ReplacementOut(
                 reason=order.replace_reason,

@@ -84,6 +84,7 @@ def place_order(
     credit_cents: int | None,
     idempotency_key: str | None,
     client: str | None,
+    key_models: str = "private",
 ) -> Placed:
     """:func:`flows.new_order`, wired from the shop (the JSON API and the buy form use it)."""
     return flows.new_order(
@@ -97,4 +98,5 @@ def place_order(
         credit_cents=credit_cents,
         idempotency_key=idempotency_key,
         client=client,
+        key_models=key_models,
     )

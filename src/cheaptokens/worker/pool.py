@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from cheaptokens.db import Database
 from cheaptokens.inventory import keyroom, pool
-from cheaptokens.orders.rules import ShopRules, pool_key_description
+from cheaptokens.orders.rules import KEY_MODELS, ShopRules, pool_key_description
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.times import Clock, next_midnight
 from cheaptokens.venice import errors as venice_errors
@@ -57,6 +57,7 @@ def refill(
                     consumption_limit=ConsumptionLimit(diem=Decimal(0), usd=Decimal(0)),
                     limit_period="EPOCH",
                     expires_at=next_midnight(now),
+                    model_privacy=KEY_MODELS["private"],  # a sale sets its order's models
                 )
             except venice_errors.VeniceError as exc:
                 log.info("pool refill on %s stopped: %s", account, type(exc).__name__)

@@ -30,12 +30,12 @@ from cheaptokens.db import Database
 from cheaptokens.jobs import Lease, Retry
 from cheaptokens.money import cents_to_dollars
 from cheaptokens.orders import fulfilment
-from cheaptokens.orders.rules import ShopRules, order_key_description
+from cheaptokens.orders.rules import KEY_MODELS, ShopRules, order_key_description
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.times import Clock
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.keys import delete_described, ensure_deleted
-from cheaptokens.venice.types import ConsumptionLimit, VeniceGateway
+from cheaptokens.venice.types import ConsumptionLimit, ModelPrivacy, VeniceGateway
 
 
 def key_limit(credit_cents: int) -> ConsumptionLimit:
@@ -76,11 +76,14 @@ def provision(
             )
         raise Retry("account not configured", 60)
     limit = key_limit(plan.credit_cents)
+    privacy = KEY_MODELS[plan.key_models]
     description = order_key_description(order_id)
     if plan.pooled is not None:
         key_id = plan.pooled.key_id
         expires_at: datetime | None = plan.pooled.expires_at
-        _raise_pool_cap(db, gateway, key_id=key_id, description=description, limit=limit)
+        _raise_pool_cap(
+            db, gateway, key_id=key_id, description=description, limit=limit, privacy=privacy
+        )
         api_key = box.open(plan.pooled.sealed_secret, context=key_id)
     else:
         try:
@@ -91,6 +94,7 @@ def provision(
                 consumption_limit=limit,
                 limit_period="EPOCH",
                 expires_at=plan.expires_at,
+                model_privacy=privacy,
             )
         except venice_errors.RateLimited as exc:
             raise Retry("venice rate limited", max(exc.retry_after or 0, 3.0)) from exc
@@ -139,10 +143,14 @@ def _raise_pool_cap(
     key_id: str,
     description: str,
     limit: ConsumptionLimit,
+    privacy: ModelPrivacy,
 ) -> None:
-    """Raise a claimed pool key's cap to the order's credit and rename it (idempotent)."""
+    """Raise a claimed pool key's cap to the order's credit, rename it and set the models it
+    may call (idempotent)."""
     try:
-        gateway.update_key(key_id, description=description, consumption_limit=limit)
+        gateway.update_key(
+            key_id, description=description, consumption_limit=limit, model_privacy=privacy
+        )
     except venice_errors.NotFound:
         # The pool key is gone (deleted or expired): fall back to creating one.
         with db.begin() as session:

@@ -12,7 +12,7 @@ from cheaptokens.jobs import Lease, Retry
 from cheaptokens.money import dollars_to_cents_up
 from cheaptokens.orders import replacement
 from cheaptokens.orders.fulfilment import Recorded
-from cheaptokens.orders.rules import ShopRules, order_key_description
+from cheaptokens.orders.rules import KEY_MODELS, ShopRules, order_key_description
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.times import Clock
 from cheaptokens.venice import errors as venice_errors
@@ -83,6 +83,7 @@ def _create_new(
             consumption_limit=key_limit(step.credit_cents),
             limit_period="EPOCH",
             expires_at=step.expires_at,
+            model_privacy=KEY_MODELS[step.key_models],
         )
     except venice_errors.RateLimited as exc:
         raise Retry("venice rate limited", max(exc.retry_after or 0, 3.0)) from exc

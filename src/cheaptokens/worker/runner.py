@@ -21,6 +21,7 @@ from cheaptokens.pricing.forecast import Forecast
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.shop import Shop
 from cheaptokens.times import Clock
+from cheaptokens.venice.catalogue import ModelCatalogue
 from cheaptokens.venice.types import VeniceGateway
 from cheaptokens.worker import maintenance, pool, repricing
 from cheaptokens.worker.provision import provision
@@ -58,6 +59,8 @@ class Worker:
     box: SecretBox
     clock: Clock
     forecast: Forecast
+    #: Venice's models and prices (sizes the overshoot reserve); None: the fallback reserve
+    catalogue: ModelCatalogue | None = None
     #: re-plan the curve every hour (False keeps the default curve)
     repricing: bool = True
     name: str = field(default_factory=_default_name)
@@ -76,6 +79,7 @@ class Worker:
             box=shop.box,
             clock=shop.clock,
             forecast=repricing.forecast_of(shop.settings),
+            catalogue=shop.catalogue,
             repricing=shop.settings.repricing,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -159,7 +163,11 @@ class Worker:
                 db=self.db, gateways=self.gateways, clock=self.clock
             ),
             "watch": lambda: watch(
-                db=self.db, gateways=self.gateways, rules=self.rules, clock=self.clock
+                db=self.db,
+                gateways=self.gateways,
+                rules=self.rules,
+                clock=self.clock,
+                catalogue=self.catalogue,
             ),
             "expire": self.expire,
             "pool": lambda: pool.refill(

@@ -15,9 +15,10 @@ from cheaptokens.db import Database
 from cheaptokens.inventory import record_allocation
 from cheaptokens.money import dollars_to_cents
 from cheaptokens.orders import live_keys
-from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.rules import ShopRules, reserve_cents
 from cheaptokens.times import Clock
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.catalogue import ModelCatalogue
 from cheaptokens.venice.keys import ensure_deleted
 from cheaptokens.venice.types import VeniceGateway
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WatchReport:
+    #: the overshoot reserve per key class ("private", "all") this look applied
+    reserves: dict[str, int] = field(default_factory=dict)
     accounts: int = 0
     keys: int = 0
     deleted_past_cap: int = 0
@@ -39,8 +42,11 @@ def watch(
     gateways: Mapping[str, VeniceGateway],
     rules: ShopRules,
     clock: Clock,
+    catalogue: ModelCatalogue | None = None,
 ) -> WatchReport:
-    report = WatchReport()
+    """One look at every account; ``catalogue`` (Venice's models) sizes the overshoot reserve."""
+    models = catalogue.text_models() if catalogue is not None else None
+    report = WatchReport(reserves=reserve_cents(rules, models))
     for account, gateway in gateways.items():
         listed_at = clock()
         try:
@@ -67,7 +73,7 @@ def watch(
                 balance_cents=dollars_to_cents(balance.diem or Decimal(0)),
                 usage=usage,
                 listed_at=listed_at,
-                rules=rules,
+                reserves=report.reserves,
                 now=now,
             )
         report.accounts += 1

@@ -40,18 +40,28 @@ def chat(kit: Kit, key: str, model: str, tokens: int) -> Any:
 
 
 def operator_spends(kit: Kit, account: str, dollars: Decimal) -> None:
-    """The operator's own key (no cap) spends about ``dollars`` of the account's DIEM."""
+    """The operator's own key (no cap) spends at least ``dollars`` of the account's DIEM, in
+    calls of $9.38 (250k tokens, below the model's long-context price tier), waiting out the
+    model's tokens-per-minute limit when it is reached."""
     gateway = kit.shop.gateways[account]
     own = gateway.create_key(description="operator's own", consumption_limit=ConsumptionLimit())
-    tokens = int(dollars / Decimal("37.5") * 1_000_000)
-    while tokens > 0:
-        step = min(tokens, 900_000)
-        assert chat(kit, own.api_key, COSTLY, step).status_code == 200
-        tokens -= step
+    start = balance_cents(kit, account)
+    while start - balance_cents(kit, account) < dollars * 100:
+        r = chat(kit, own.api_key, COSTLY, 250_000)
+        if r.status_code == 429:
+            kit.sandbox.clock.advance(61)
+            continue
+        assert r.status_code == 200, r.text
 
 
 def look(kit: Kit) -> Any:
-    return watch(db=kit.shop.db, gateways=kit.shop.gateways, rules=kit.shop.rules, clock=kit.now)
+    return watch(
+        db=kit.shop.db,
+        gateways=kit.shop.gateways,
+        rules=kit.shop.rules,
+        clock=kit.now,
+        catalogue=kit.shop.catalogue,
+    )
 
 
 def balance_cents(kit: Kit, account: str) -> int:
@@ -76,7 +86,7 @@ def test_stock_follows_the_live_balance(tmp_path, db_url):
         look(kit)
         balance = balance_cents(kit, "sandbox-1")
         assert balance < 9600
-        reserve = kit.shop.rules.overshoot_reserve_cents
+        reserve = look(kit).reserves["private"]
         assert supply(kit)["remaining_cents"] == balance - reserve
 
         # A sale is the shop's liability until its key spends it: stock drops by the sale.
@@ -223,3 +233,27 @@ def test_with_no_stock_anywhere_the_unspent_part_is_refunded_pro_rata(tmp_path, 
         due = o.paid_cents * unspent // 500
         assert body["replacement"]["refund_due_cents"] == due
         assert refunded == [-due]
+
+
+def test_keys_call_private_models_only_unless_the_shop_sells_all_model_keys(tmp_path):
+    with make_kit(tmp_path, now=NOON) as kit:
+        order = kit.buy(500)
+        kit.worker.drain()
+        key = key_of(kit, order)["api_key"]
+        assert kit.status(order)["models"] == "private"
+        assert chat(kit, key, "llama-3.3-70b", 10).status_code == 200
+        refused = chat(kit, key, COSTLY, 10)  # an anonymized model
+        assert refused.status_code == 403
+        listed = {k.id: k for k in kit.shop.gateways["sandbox-1"].list_keys()}
+        with kit.shop.db.read() as s:
+            assert listed[s.get(Order, order["order_id"]).key_id].model_privacy == "PRIVATE_ONLY"
+        r = kit.web.post("/api/orders", json={"credit_cents": 5000, "models": "all"})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "models"
+    with make_kit(tmp_path / "all", now=NOON, allow_all_models=True) as kit:
+        small = kit.web.post("/api/orders", json={"credit_cents": 4999, "models": "all"})
+        assert small.status_code == 400 and "at least 5000" in small.json()["error"]["message"]
+        order = kit.web.post("/api/orders", json={"credit_cents": 5000, "models": "all"}).json()
+        kit.web.post(order["checkout_url"], json={"outcome": "paid"})
+        kit.worker.drain()
+        assert kit.status(order)["models"] == "all"
+        assert chat(kit, key_of(kit, order)["api_key"], COSTLY, 10).status_code == 200

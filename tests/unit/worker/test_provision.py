@@ -71,6 +71,7 @@ def test_a_paid_order_gets_exactly_one_key_capped_in_diem_for_the_epoch(env: Env
         "limit_period": "EPOCH",
         "expires_at": MIDNIGHT,
         "key_type": "INFERENCE",
+        "model_privacy": "PRIVATE_ONLY",  # private models only, unless sold otherwise
     }
     assert env.gateways[B].calls == []
     assert get_order(env, order_id).key_expires_at == MIDNIGHT
