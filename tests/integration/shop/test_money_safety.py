@@ -170,6 +170,11 @@ def test_a_key_deleted_in_venice_is_replaced_with_its_unspent_credit(tmp_path, d
         assert {"replacement_started", "key_replaced"} <= set(kinds)
         assert chat(kit, new, "llama-3.3-70b", 10).status_code == 200
         assert chat(kit, old, "llama-3.3-70b", 10).status_code == 401
+        # The no-JavaScript order page (order cookie) says why the key changed.
+        kit.web.cookies.set("ct_order", order["order_token"], path=f"/orders/{order['order_id']}")
+        page = kit.web.get(f"/orders/{order['order_id']}").text
+        assert "Why your key changed: the key no longer exists in Venice" in page
+        assert new in page
         listed = kit.shop.gateways["sandbox-1"].list_keys()
         ours = [k for k in listed if k.description == f"cheaptokens:{order['order_id']}"]
         assert len(ours) == 1 and ours[0].consumption_limits.diem == Decimal(500 - spent) / 100

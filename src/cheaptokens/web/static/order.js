@@ -77,6 +77,17 @@
   function render(o) {
     order = o;
     message.textContent = o.message;
+    // A key that could not spend what it held was replaced: say why, and what was kept.
+    const why = $("replaced");
+    why.hidden = !o.replacement;
+    if (o.replacement) {
+      why.textContent = "Why your key changed: " + o.replacement.reason + ". Credit the old key " +
+        "used: " + usd(o.replacement.spent_before_cents) + "." +
+        (o.replacement.refund_due_cents !== null
+          ? " No account had credit for a new key, so " + usd(o.replacement.refund_due_cents) +
+            " is refunded."
+          : " The old key no longer works.");
+    }
     const s = o.status;
     if (s === "awaiting_payment") setStep(["ordered"], "paid");
     else if (s === "paid") setStep(["ordered", "paid"], "key");
@@ -131,7 +142,7 @@
     } catch (e) {
       message.textContent = "Connection lost; retrying…";
     }
-    if (!order || order.status === "awaiting_payment" || order.status === "paid") {
+    if (!order || ["awaiting_payment", "paid", "replacing"].includes(order.status)) {
       setTimeout(poll, 1000);
     } else if (order.status === "fulfilled" || order.status === "expired") {
       usage();
