@@ -599,9 +599,10 @@ def key_replaced(
 
 def refund_pro_rata(session: Session, *, order: Order, reason: str, now: datetime) -> None:
     """No account can hold the unspent credit (or time ran out): refund its share of the
-    price — ``floor(paid × unspent / credit)`` — and end the order."""
+    price — ``ceil(paid × unspent / credit)``, rounded in the buyer's favour — and end it."""
     unspent = order.key_cap_cents
-    order.refund_due_cents = (order.paid_cents or 0) * unspent // max(1, order.credit_cents)
+    paid = order.paid_cents or 0
+    order.refund_due_cents = min(paid, -(-paid * unspent // max(1, order.credit_cents)))
     order.failure_reason = reason
     order.updated_at = now
     jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)
