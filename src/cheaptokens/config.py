@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     #: (replies assumed at most ``overshoot_reply_tokens`` where the catalogue gives no cap).
     overshoot_reserve_cents: int | None = Field(default=None, ge=0)
     overshoot_reserve_calls: int = Field(default=2, ge=0, le=100)
+    #: the derived reserve takes at most this share of an account's daily allocation (a small
+    #: account could otherwise sell nothing; its buyers are still made whole from elsewhere)
+    overshoot_reserve_max_share: Decimal = Field(default=Decimal("0.25"), ge=0, le=1)
     overshoot_reply_tokens: int = Field(default=32_768, ge=0)
     #: sell keys that may call every model (modelPrivacy ALL), not only private ones
     allow_all_models: bool = False

@@ -58,6 +58,10 @@ def test_two_webs_two_workers_two_hundred_buyers(pg_url, tmp_path):
             "CHEAPTOKENS_VENICE_ADMIN_KEYS": f"main={ADMIN}",
             "CHEAPTOKENS_ORDERS_PER_MINUTE": "100000",
             "CHEAPTOKENS_QUOTES_PER_MINUTE": "100000",
+            # 200 buyers from one address, on a 10-DIEM account: no per-address hold share, no
+            # overshoot reserve (both have tests of their own)
+            "CHEAPTOKENS_MAX_HELD_SHARE": "1",
+            "CHEAPTOKENS_OVERSHOOT_RESERVE_CENTS": "0",
         }
         assert run(cheaptokens("accounts", "refresh"), env).returncode == 0
         web = [

@@ -87,6 +87,8 @@ def live_shop(tmp_path: pathlib.Path, *, now: datetime, **settings: Any) -> Iter
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     migrate.upgrade(url)
     venice_url = f"http://127.0.0.1:{sb_port}/api/v1"
+    settings.setdefault("max_held_share", 1)  # one test client buys for many buyers
+    settings.setdefault("overshoot_reserve_cents", 0)  # tested on its own
     cfg = Settings(
         database_url=url,
         data_dir=tmp_path,

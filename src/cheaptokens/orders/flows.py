@@ -16,19 +16,19 @@ from decimal import Decimal
 
 from cheaptokens import failpoints, inventory
 from cheaptokens.db import Database
-from cheaptokens.errors import NotFound, ServiceUnavailable
+from cheaptokens.errors import InvalidInput, NotFound, RateLimited, ServiceUnavailable
 from cheaptokens.models import Order, Quote
 from cheaptokens.money import dollars_to_cents_up, format_usd
 from cheaptokens.orders import published, quotes, transitions, views
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import authorize
 from cheaptokens.orders.payment_events import record_payment_event
-from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.rules import REISSUE_REASON, ShopRules
 from cheaptokens.payments import PaymentEvent, PaymentProvider
 from cheaptokens.payments.errors import PaymentError
 from cheaptokens.pricing.curve import PricingParams, discount, params_to_dict, price_fraction
 from cheaptokens.secretbox import SecretBox
-from cheaptokens.times import Clock
+from cheaptokens.times import Clock, next_midnight
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.types import VeniceGateway
 
@@ -230,6 +230,30 @@ def confirm_receipt(*, db: Database, order_id: str, token: str, now: datetime) -
     with db.begin() as session:
         order = authorize(session, order_id=order_id, token=token)
         transitions.confirm_receipt(session, order=order, now=now)
+        return order
+
+
+#: How many times a day one order's key may be reissued.
+REISSUES_PER_DAY = 3
+
+
+def reissue(*, db: Database, order_id: str, token: str, now: datetime) -> Order:
+    """The buyer lost the key: the worker deletes it first, then makes a new one with the
+    unspent credit (cap − usage at the moment of deletion), shown once like the first."""
+    with db.begin() as session:
+        order = authorize(session, order_id=order_id, token=token)
+        session.refresh(order, with_for_update=True)
+        if order.status != st.FULFILLED or order.key_id is None or order.key_deleted_at:
+            raise InvalidInput(
+                f"only a live key can be reissued (this order is {order.status})", field="status"
+            )
+        if views.reissues_today(session, order_id=order.id, now=now) >= REISSUES_PER_DAY:
+            raise RateLimited(
+                f"this key was reissued {REISSUES_PER_DAY} times today already; keep the "
+                "last one, or buy a new key",
+                retry_after=max(1, int((next_midnight(now) - now).total_seconds())),
+            )
+        transitions.begin_replacement(session, order=order, reason=REISSUE_REASON, now=now)
         return order
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cheaptokens import inventory, jobs
 from cheaptokens.alerts import raise_alert
 from cheaptokens.inventory import pool
-from cheaptokens.models import Alert, Job, Order
+from cheaptokens.models import Account, Alert, Job, Order
 from cheaptokens.money import dollars_to_cents, dollars_to_cents_up, format_usd
 from cheaptokens.orders import state as st
 from cheaptokens.orders import transitions
@@ -119,6 +119,7 @@ def observe_account(
     listed_at: datetime,
     reserves: Mapping[str, int],
     now: datetime,
+    reserve_max_share: Decimal | None = None,
 ) -> Watched:
     """Apply one reading of an account: its live DIEM balance and each listed key's usage
     (in dollars, as Venice reports it).
@@ -168,6 +169,10 @@ def observe_account(
         seen.liability_cents += cap - used_down
     # The reserve for the costliest key class the account hosts (private keys are always sold).
     reserve = max(reserves.get(c, 0) for c in {o.key_models for o in orders} | {"private"})
+    acct = session.get(Account, account)
+    if reserve_max_share is not None and acct is not None:
+        share = Decimal(acct.diem_allocation_cents) * reserve_max_share
+        reserve = min(reserve, int(share.to_integral_value(rounding=ROUND_DOWN)))
     seen.reserve_cents = reserve
     seen.withheld_cents = inventory.follow_balance(
         session,

@@ -92,10 +92,15 @@ def next_step(
 
 
 def _place(session: Session, order: Order, accounts: Sequence[str], now: datetime) -> bool:
-    """The same account if it still has credit and room, else the roomiest other one."""
+    """The same account while it still has credit (the unspent part is sold there already),
+    else the roomiest other one with room for it."""
     drained = drained_accounts(session)
     rooms = dict(supply(session, day=order.day).rooms)
-    candidates = [a for a in accounts if a not in drained and rooms.get(a, 0) > 0]
+    candidates = [
+        a
+        for a in accounts
+        if a not in drained and (a == order.account or rooms.get(a, 0) >= order.key_cap_cents)
+    ]
     candidates.sort(key=lambda a: (a != order.account, -rooms.get(a, 0), a))
     return any(
         transitions.place_replacement(session, order=order, account=a, now=now) for a in candidates

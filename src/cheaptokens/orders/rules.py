@@ -34,6 +34,10 @@ POOL_PREFIX: Final = KEY_PREFIX + "pool:"
 KEY_MODELS: Final[dict[str, ModelPrivacy]] = {"private": "PRIVATE_ONLY", "all": "ALL"}
 
 
+#: Why a key is replaced when its buyer asks for a new one (a lost key); shown on the order.
+REISSUE_REASON: Final = "you asked for a new key"
+
+
 def order_key_description(order_id: str) -> str:
     """``cheaptokens:<order id>``: how a sold key names its order in Venice."""
     return f"{KEY_PREFIX}{order_id}"
@@ -71,6 +75,7 @@ class ShopRules:
     #: a fixed reserve per account (None: derived from the catalogue, see :func:`reserve_cents`)
     overshoot_reserve_cents: int | None
     overshoot_reserve_calls: int
+    overshoot_reserve_max_share: Decimal
     overshoot_reply_tokens: int
     allow_all_models: bool
     all_models_min_order_cents: int
@@ -99,6 +104,7 @@ class ShopRules:
             pool_creation_headroom=settings.pool_creation_headroom,
             overshoot_reserve_cents=settings.overshoot_reserve_cents,
             overshoot_reserve_calls=settings.overshoot_reserve_calls,
+            overshoot_reserve_max_share=settings.overshoot_reserve_max_share,
             overshoot_reply_tokens=settings.overshoot_reply_tokens,
             allow_all_models=settings.allow_all_models,
             all_models_min_order_cents=settings.all_models_min_order_cents,

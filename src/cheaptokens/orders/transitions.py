@@ -544,8 +544,13 @@ def old_key_gone(session: Session, *, order: Order, used_cents: int | None, now:
 
 
 def place_replacement(session: Session, *, order: Order, account: str, now: datetime) -> bool:
-    """Sell the unspent credit again on ``account`` (guarded: it must have the room)."""
+    """Put the new key on ``account``. On the order's own account the unspent credit is sold
+    there already; on another it is sold again there (guarded: it must have the room), and
+    stays counted as sold on the old one, whose credit may be gone (never oversell)."""
     credit = order.key_cap_cents
+    if account == order.account:
+        order.provision_started_at = now
+        return True
     if not inventory.sell_unreserved(session, account=account, day=order.day, credit_cents=credit):
         return False
     ledger.record(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cheaptokens.models import AccountDay, Alert, LedgerEntry, Order, Quote
 from cheaptokens.orders import state as st
+from cheaptokens.orders.rules import REISSUE_REASON
 from cheaptokens.pricing.forecast import QuoteRecord
 
 #: Orders whose credit counts as sold (they hold capacity or did).
@@ -227,3 +228,16 @@ def settled_quotes(session: Session, *, since: datetime, until: datetime) -> lis
             )
         )
     return records
+
+
+def reissues_today(session: Session, *, order_id: str, now: datetime) -> int:
+    """How often the buyer had ``order_id``'s key replaced on request since 00:00 UTC."""
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = session.scalars(
+        select(LedgerEntry.detail).where(
+            LedgerEntry.order_id == order_id,
+            LedgerEntry.kind == "replacement_started",
+            LedgerEntry.at >= start,
+        )
+    ).all()
+    return sum(1 for d in rows if (d or {}).get("reason") == REISSUE_REASON)

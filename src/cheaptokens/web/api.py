@@ -449,6 +449,27 @@ def confirm_received(
     return get_order(order_id, shop, token)
 
 
+@router.post(
+    "/orders/{order_id}/reissue",
+    response_model=OrderStatusOut,
+    status_code=202,
+    responses=documented(400, 404, 413, 422, 429),
+)
+def reissue(
+    order_id: OrderId,
+    request: Request,
+    shop: ShopDep,
+    token: Annotated[str, Depends(bearer)],
+) -> OrderStatusOut:
+    """Lost the key? The shop deletes it first — it stops working at once — then makes a new
+    key on the same terms holding the unspent credit (cap − usage at the moment of deletion).
+    Poll ``GET /api/orders/{id}`` until ``status`` is ``fulfilled``: the new key is shown
+    until you confirm receipt. At most 3 times a day per order."""
+    limiter(request).check("reissue", client_id(request), shop.settings.orders_per_minute)
+    flows.reissue(db=shop.db, order_id=order_id, token=token, now=shop.clock())
+    return get_order(order_id, shop, token)
+
+
 @router.get("/orders/{order_id}/usage", response_model=UsageOut, responses=documented(404, 422))
 def get_usage(order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]) -> UsageOut:
     u = flows.usage(

@@ -27,7 +27,7 @@ from cheaptokens.worker import maintenance, pool, repricing
 from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund, refund_stray
 from cheaptokens.worker.replace import replace_key
-from cheaptokens.worker.watch import watch
+from cheaptokens.worker.watch import WatchReport, watch
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +162,7 @@ class Worker:
             "accounts": lambda: maintenance.refresh_accounts(
                 db=self.db, gateways=self.gateways, clock=self.clock
             ),
-            "watch": lambda: watch(
-                db=self.db,
-                gateways=self.gateways,
-                rules=self.rules,
-                clock=self.clock,
-                catalogue=self.catalogue,
-            ),
+            "watch": self.watch_now,
             "expire": self.expire,
             "pool": lambda: pool.refill(
                 db=self.db,
@@ -191,6 +185,16 @@ class Worker:
                     task()
                 except Exception:  # upkeep must never stop the job loop; it runs again
                     log.exception("upkeep task %s failed", name)
+
+    def watch_now(self) -> WatchReport:
+        """One look at every account now (the upkeep timer does it every few seconds)."""
+        return watch(
+            db=self.db,
+            gateways=self.gateways,
+            rules=self.rules,
+            clock=self.clock,
+            catalogue=self.catalogue,
+        )
 
     def sweep(self) -> int:
         """Release lapsed quotes and unpaid checkouts."""

@@ -75,6 +75,11 @@ def watch(
                 listed_at=listed_at,
                 reserves=report.reserves,
                 now=now,
+                reserve_max_share=(
+                    None
+                    if rules.overshoot_reserve_cents is not None
+                    else rules.overshoot_reserve_max_share
+                ),
             )
         report.accounts += 1
         report.keys += len(keys)

@@ -80,13 +80,15 @@ def key_of(kit: Kit, order: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_stock_follows_the_live_balance(tmp_path, db_url):
-    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+    # The reserve derived from the catalogue (the kit's default is none).
+    with make_kit(tmp_path, database_url=db_url, now=NOON, overshoot_reserve_cents=None) as kit:
         assert supply(kit)["remaining_cents"] == 8900  # 100 DIEM × 0.9 − $1 margin
+        reserve = look(kit).reserves["private"]
+        assert supply(kit)["remaining_cents"] == 10_000 - reserve < 8900  # the stricter wins
         operator_spends(kit, "sandbox-1", Decimal("5"))
         look(kit)
         balance = balance_cents(kit, "sandbox-1")
         assert balance < 9600
-        reserve = look(kit).reserves["private"]
         assert supply(kit)["remaining_cents"] == balance - reserve
 
         # A sale is the shop's liability until its key spends it: stock drops by the sale.
@@ -262,3 +264,12 @@ def test_keys_call_private_models_only_unless_the_shop_sells_all_model_keys(tmp_
         kit.worker.drain()
         assert kit.status(order)["models"] == "all"
         assert chat(kit, key_of(kit, order)["api_key"], COSTLY, 10).status_code == 200
+
+
+def test_a_small_accounts_reserve_is_capped_at_a_share_of_its_allocation(tmp_path):
+    with make_kit(tmp_path, now=NOON, diem=Decimal("10"), overshoot_reserve_cents=None) as kit:
+        assert supply(kit)["capacity_cents"] == 800  # $10 × 0.9 − $1
+        report = look(kit)
+        assert report.reserves["private"] > 1_000  # two of the costliest private calls
+        # …but a quarter of the $10 allocation at most, so the account still sells.
+        assert supply(kit)["remaining_cents"] == 1_000 - 250

@@ -197,12 +197,24 @@
 
   $("requote-btn").addEventListener("click", () => { resetQuote(); custom.focus(); });
 
+  // A random UUID v4 (crypto.randomUUID needs a secure context; getRandomValues does not).
+  function uuid4() {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" +
+      h.slice(16, 20) + "-" + h.slice(20);
+  }
+
   $("order-btn").addEventListener("click", async () => {
     if (!quote) return;
     $("order-btn").disabled = true;
+    // One key per quote: a retried click orders once, and the key is nobody else's.
+    quote.idempotencyKey = quote.idempotencyKey || uuid4();
     try {
       const order = await postJson(
-        "/api/orders", { quote_id: quote.quote_id }, { "Idempotency-Key": "web-" + quote.quote_id });
+        "/api/orders", { quote_id: quote.quote_id }, { "Idempotency-Key": quote.idempotencyKey });
       sessionStorage.setItem("ct_order_" + order.order_id, order.order_token);
       clearInterval(quoteTimer);
       window.location.assign(order.checkout_url);
