@@ -28,7 +28,8 @@ async def buyer(client: httpx.AsyncClient, base: str, i: int) -> str:
         headers={"Idempotency-Key": str(uuid.uuid4())},
     )
     if r.status_code == 409:
-        assert r.json()["error"]["code"] == "sold_out", r.text
+        # Sold out, or what is left held by other buyers' checkouts not paid yet.
+        assert r.json()["error"]["code"] in ("sold_out", "held_out"), r.text
         return "sold_out"
     assert r.status_code == 201, r.text
     paid = await client.post(r.json()["checkout_url"], json={"outcome": "paid"})
@@ -96,7 +97,7 @@ def test_two_webs_two_workers_two_hundred_buyers(pg_url, tmp_path):
             assert capacity == 800  # 10 DIEM × 0.9 − $1 margin
 
             outcome = asyncio.run(crowd(bases))
-            assert outcome == Counter({"bought": 8, "sold_out": 192})
+            assert outcome == Counter({"bought": 8, "sold_out": 192})  # 409 either way
 
             from sqlalchemy import create_engine
 
