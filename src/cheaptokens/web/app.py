@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cheaptokens import __version__
 from cheaptokens.shop import Shop
 from cheaptokens.web import api, dashboard, errors, favicon, pages, payments, stream
-from cheaptokens.web.deps import SlidingWindow
+from cheaptokens.web.limits import ShopLimits
 from cheaptokens.web.pricecache import PriceCache
 from cheaptokens.web.render import HERE
 
@@ -126,7 +126,7 @@ def create_app(shop: Shop, *, background: Background | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.shop = shop
-    app.state.limiter = SlidingWindow()
+    app.state.limiter = ShopLimits.from_settings(shop.settings)
     app.state.ticker = stream.PriceTicker(shop)
     app.state.price_cache = PriceCache(
         lambda: api.pricing(shop).model_dump_json().encode(),

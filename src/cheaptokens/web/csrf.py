@@ -83,10 +83,3 @@ def admin_session_valid(key: bytes, user: str, cookie: str | None) -> bool:
     if not expires_text.isdigit() or int(expires_text) < time.time():
         return False
     return hmac.compare_digest(_mac(key, "admin", f"{user}|{expires_text}"), sig)
-
-
-def password_matches(expected: str, given: str) -> bool:
-    """Constant-time comparison; an empty expected password never matches."""
-    if not expected:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())

@@ -8,16 +8,20 @@ and every form carries a CSRF token. The figures come from
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from cheaptokens import operators, passwords
 from cheaptokens.errors import ShopError
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows
 from cheaptokens.shop import Shop
 from cheaptokens.venice.keys import count_keys
 from cheaptokens.web import charts, csrf
-from cheaptokens.web.deps import ShopDep
+from cheaptokens.web.deps import ShopDep, client_id, limiter
+from cheaptokens.web.limits import LoginLocked, user_key
 from cheaptokens.web.pages import FormText, html_error, secure_cookies
 from cheaptokens.web.render import render
 
@@ -67,14 +71,32 @@ def login(
     username: FormText = "",
     password: FormText = "",
 ) -> Response:
+    """Log the operator in. Every attempt counts against the client's and the user name's
+    limits (:mod:`cheaptokens.web.limits`); past them the answer is 429 with Retry-After,
+    whatever the password, and the dashboard gets an alert."""
     if not _password(shop):
         return _closed(request)
     try:
         csrf.verify(request, shop.box.mac_key, csrf_token)
     except csrf.CsrfRejected as exc:
         return _login_page(request, shop, status=403, error=exc.message)
-    user_ok = username == shop.settings.admin_user
-    pass_ok = csrf.password_matches(_password(shop), password)
+    limits = limiter(request)
+    client, user = client_id(request), user_key(username)
+    try:
+        limits.login_attempt(client=client, user=user)
+    except LoginLocked as exc:
+        if limits.first_lockout(exc):
+            _alert_lockout(shop, exc, username=username)
+        page = _login_page(
+            request, shop, status=429, error=f"Too many failed logins: {exc.message}."
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    except ShopError as exc:  # the limits' store is down: refuse rather than allow guessing
+        return _login_page(request, shop, status=exc.status, error=exc.message)
+    # Both are always checked, so the time taken does not tell which one was wrong.
+    user_ok = hmac.compare_digest(username.encode(), shop.settings.admin_user.encode())
+    pass_ok = passwords.verify(_password(shop), password)
     if not (user_ok and pass_ok):
         return _login_page(
             request,
@@ -82,6 +104,7 @@ def login(
             status=401,
             error="Wrong user name or password. Check them and try again.",
         )
+    limits.login_succeeded(client=client, user=user)
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(
         csrf.ADMIN_COOKIE,
@@ -93,6 +116,24 @@ def login(
         max_age=csrf.ADMIN_SESSION_SECONDS,
     )
     return response
+
+
+def _alert_lockout(shop: Shop, exc: LoginLocked, *, username: str) -> None:
+    """One alert per locked-out client or user name (the attempted name is shown only when
+    it is the operator's: anything else may be a password typed into the wrong field)."""
+    if exc.scope == "client":
+        whom = f"from client {exc.who} (a hash of its address)"
+    elif hmac.compare_digest(username.encode(), shop.settings.admin_user.encode()):
+        whom = f"for the operator user name {shop.settings.admin_user!r}, from several addresses"
+    else:
+        whom = "for a user name that is not the operator's, from several addresses"
+    operators.alert_login_locked(
+        shop.db,
+        message=f"Operator login locked {whom}: too many failed attempts; the next one is "
+        f"allowed in {exc.retry_after} s. If this was not you, someone is guessing the "
+        "password: make sure CHEAPTOKENS_ADMIN_PASSWORD is long and random.",
+        now=shop.clock(),
+    )
 
 
 @router.post("/logout")
