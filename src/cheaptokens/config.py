@@ -8,6 +8,7 @@ sandbox and sandbox payments. Production sets at least ``CHEAPTOKENS_VENICE_MODE
 
 from __future__ import annotations
 
+import ipaddress
 import pathlib
 import re
 from dataclasses import dataclass
@@ -157,6 +158,10 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("")
     #: the prefix of every key the limits keep in Redis (shops sharing one Redis differ)
     redis_key_prefix: str = Field(default="cheaptokens", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    #: reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed:
+    #: addresses or networks separated by commas (``127.0.0.1,10.0.0.0/8``). Empty (the
+    #: default): none, the client is the address that connected.
+    trusted_proxies: str = ""
 
     #: how long each server process reuses a computed ``GET /api/pricing`` (0: never)
     pricing_cache_seconds: float = Field(default=1.0, ge=0, le=10)
@@ -199,6 +204,24 @@ class Settings(BaseSettings):
                 f"{value!r} is not a list of limits like '5/minute;20/hour;100/day'"
             ) from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in (p.strip() for p in value.split(",") if p.strip()):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CHEAPTOKENS_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                    "(a proxy is named by its address; '*' would let anyone forge theirs)"
+                ) from None
+        return value
+
+    @property
+    def proxies(self) -> list[str]:
+        """The trusted proxies' addresses and networks (empty: trust no forwarded header)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def operator(self) -> OperatorLink | None:

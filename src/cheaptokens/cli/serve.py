@@ -35,6 +35,21 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def forwarding(proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's proxy settings: believe ``X-Forwarded-For`` / ``-Proto`` only from the
+    addresses in ``CHEAPTOKENS_TRUSTED_PROXIES``, and from no one when it is empty.
+
+    (uvicorn's own default trusts 127.0.0.1, or ``$FORWARDED_ALLOW_IPS``: any local process,
+    or a proxy on the same host that passes the header through, could then choose its address
+    and escape every per-client limit.) With proxies, the client is the right-most address of
+    ``X-Forwarded-For`` that is not a trusted proxy, so a client cannot forge the part the
+    proxy appends.
+    """
+    if not proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": []}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(proxies)}
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -88,9 +103,17 @@ def run(args: argparse.Namespace) -> int:
             )
 
     app = create_app(shop, background=background)
+    if settings.proxies:
+        log.info("client addresses from X-Forwarded-For of %s", ", ".join(settings.proxies))
     servers.append(
         uvicorn.Server(
-            uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level)
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level=args.log_level,
+                **forwarding(settings.proxies),
+            )
         )
     )
 
