@@ -15,6 +15,7 @@ import os
 import threading
 from typing import Any
 
+from cheaptokens.cli import logs
 from cheaptokens.cli._common import load_settings, refuse_unsafe_live, setup_logging
 
 log = logging.getLogger("cheaptokens.serve")
@@ -127,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("shop on http://%s:%s/", settings.host, settings.port)
         await asyncio.gather(*tasks)
 
+    # uvicorn.Config (above) has just configured uvicorn's loggers and handlers: redact
+    # capabilities (checkout URLs, tokens in queries, keys) from them and the root's.
+    logs.install()
     try:
         asyncio.run(main())
     finally:
