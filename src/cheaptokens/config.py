@@ -8,6 +8,7 @@ sandbox and sandbox payments. Production sets at least ``CHEAPTOKENS_VENICE_MODE
 
 from __future__ import annotations
 
+import ipaddress
 import pathlib
 import re
 from dataclasses import dataclass
@@ -15,8 +16,11 @@ from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cheaptokens import passwords
 
 VENICE_API_URL = "https://api.venice.ai/api/v1"
 SANDBOX_ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_not_a_real_key"
@@ -47,7 +51,11 @@ def operator_link(contact: str) -> OperatorLink | None:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CHEAPTOKENS_", extra="ignore", populate_by_name=True
+        env_prefix="CHEAPTOKENS_",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused setting is named, never echoed: it may be a password or a key.
+        hide_input_in_errors=True,
     )
 
     # Where the shop lives
@@ -129,8 +137,21 @@ class Settings(BaseSettings):
 
     # Secrets of the shop itself
     data_key: SecretStr = SecretStr("")  # base64 32 bytes; generated into data_dir offline
+
+    # The operator's dashboard (docs/operations.md, "The operator's dashboard")
     admin_user: str = "admin"
-    admin_password: SecretStr = SecretStr("")  # empty: the dashboard is closed
+    #: the password, or its hash from ``cheaptokens admin hash-password`` ($argon2id$… or
+    #: scrypt:…; see :mod:`cheaptokens.passwords`); empty: the dashboard is closed
+    admin_password: SecretStr = SecretStr("")
+    #: an operator session ends after this long without a request…
+    admin_idle_seconds: int = Field(default=1800, gt=0)
+    #: …and this long after the login in any case
+    admin_session_seconds: int = Field(default=8 * 3600, gt=0)
+    #: login attempts allowed per client address, in the ``limits`` notation: each tier
+    #: ("N/period", separated by ";") adds a longer wait once it is used up
+    admin_login_client_limits: str = "5/minute;20/hour;100/day"
+    #: login attempts allowed per user name, whatever the address (distributed guessing)
+    admin_login_user_limits: str = "10/minute;50/hour;200/day"
 
     #: how buyers reach the operator: an email address, a ``mailto:`` link or an ``https://``
     #: URL; empty (the default) says "the operator of this shop" without a link
@@ -139,6 +160,15 @@ class Settings(BaseSettings):
     # Abuse limits, per client address
     quotes_per_minute: int = Field(default=60, gt=0)
     orders_per_minute: int = Field(default=20, gt=0)
+    #: where the limits count: empty keeps them in each process's memory; a Redis URL
+    #: (``redis://host:6379/0``) shares them between every web process
+    redis_url: SecretStr = SecretStr("")
+    #: the prefix of every key the limits keep in Redis (shops sharing one Redis differ)
+    redis_key_prefix: str = Field(default="cheaptokens", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    #: reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed:
+    #: addresses or networks separated by commas (``127.0.0.1,10.0.0.0/8``). Empty (the
+    #: default): none, the client is the address that connected.
+    trusted_proxies: str = ""
 
     #: how long each server process reuses a computed ``GET /api/pricing`` (0: never)
     pricing_cache_seconds: float = Field(default=1.0, ge=0, le=10)
@@ -163,6 +193,42 @@ class Settings(BaseSettings):
                 "a mailto: link or an https:// URL"
             )
         return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _password_form(cls, value: SecretStr) -> SecretStr:
+        if why := passwords.problem(value.get_secret_value()):
+            raise ValueError(f"CHEAPTOKENS_ADMIN_PASSWORD: {why}")
+        return value
+
+    @field_validator("admin_login_client_limits", "admin_login_user_limits")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a list of limits like '5/minute;20/hour;100/day'"
+            ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in (p.strip() for p in value.split(",") if p.strip()):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CHEAPTOKENS_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                    "(a proxy is named by its address; '*' would let anyone forge theirs)"
+                ) from None
+        return value
+
+    @property
+    def proxies(self) -> list[str]:
+        """The trusted proxies' addresses and networks (empty: trust no forwarded header)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def operator(self) -> OperatorLink | None:

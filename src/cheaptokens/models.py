@@ -279,3 +279,34 @@ class StrayPayment(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refund_ref: Mapped[str | None] = mapped_column(String(255))
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AdminSession(Base):
+    """A logged-in operator. The browser's cookie holds a random id; this table only its
+    SHA-256, so a copy of the database opens no dashboard. Logging out deletes the row; a
+    session also ends when idle too long, at ``expires_at``, or when the password setting
+    changes (``password_fp`` no longer matches)."""
+
+    __tablename__ = "admin_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: HMAC of the user name and password setting at login (not the password)
+    password_fp: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    #: who logged in (a hash of the address, as elsewhere)
+    client: Mapped[str | None] = mapped_column(String(64))
+
+
+class OperatorAction(Base):
+    """The audit log: what an operator session did, written in the same transaction as the
+    action itself (:func:`cheaptokens.operators.audited`). Never updated or deleted; it
+    outlives the session, which it names by the session id's hash."""
+
+    __tablename__ = "operator_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    session_hash: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -20,10 +20,11 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "cheaptokens"
 #: Layer of each top-level module or package, from the bottom (0) up.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ("config", "errors", "money", "times", "failpoints", "secretbox", "__init__"), 0
+        ("config", "errors", "money", "times", "failpoints", "secretbox", "passwords", "__init__"),
+        0,
     ),
     **dict.fromkeys(("db", "models", "migrate", "migrations"), 1),
-    **dict.fromkeys(("ledger", "alerts", "jobs"), 2),
+    **dict.fromkeys(("ledger", "alerts", "jobs", "operators"), 2),
     **dict.fromkeys(("pricing", "payments", "venice"), 3),
     "sandbox": 4,  # the emulators users run offline: above venice, imported only by cli
     "inventory": 4,

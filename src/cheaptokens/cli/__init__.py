@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Sequence
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("serve", "worker", "sandbox", "db", "accounts", "orders", "pricing")
+COMMANDS = ("serve", "worker", "sandbox", "db", "accounts", "orders", "pricing", "admin")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,9 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # One line per Venice call is the client's own log; httpx's would repeat it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from cheaptokens.cli import logs
+
+    logs.install()  # secrets are redacted by rule from every record (cheaptokens.cli.logs)
 
 
 @contextmanager

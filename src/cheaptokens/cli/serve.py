@@ -17,6 +17,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from cheaptokens.cli import logs
 from cheaptokens.cli._common import load_settings, refuse_unsafe_live, setup_logging
 
 if TYPE_CHECKING:
@@ -56,6 +57,21 @@ def build_sandbox(settings: Settings) -> Sandbox:
         frozen=False,
         state_path=settings.data_dir / SANDBOX_STATE_FILE,
     )
+
+
+def forwarding(proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's proxy settings: believe ``X-Forwarded-For`` / ``-Proto`` only from the
+    addresses in ``CHEAPTOKENS_TRUSTED_PROXIES``, and from no one when it is empty.
+
+    (uvicorn's own default trusts 127.0.0.1, or ``$FORWARDED_ALLOW_IPS``: any local process,
+    or a proxy on the same host that passes the header through, could then choose its address
+    and escape every per-client limit.) With proxies, the client is the right-most address of
+    ``X-Forwarded-For`` that is not a trusted proxy, so a client cannot forge the part the
+    proxy appends.
+    """
+    if not proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": []}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(proxies)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,9 +122,17 @@ def run(args: argparse.Namespace) -> int:
             )
 
     app = create_app(shop, background=background)
+    if settings.proxies:
+        log.info("client addresses from X-Forwarded-For of %s", ", ".join(settings.proxies))
     servers.append(
         uvicorn.Server(
-            uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level)
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level=args.log_level,
+                **forwarding(settings.proxies),
+            )
         )
     )
 
@@ -122,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("shop on http://%s:%s/", settings.host, settings.port)
         await asyncio.gather(*tasks)
 
+    # uvicorn.Config (above) has just configured uvicorn's loggers and handlers: redact
+    # capabilities (checkout URLs, tokens in queries, keys) from them and the root's.
+    logs.install()
     try:
         asyncio.run(main())
     finally:

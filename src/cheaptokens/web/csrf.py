@@ -1,4 +1,4 @@
-"""CSRF protection for the HTML forms, and the operator's signed session cookie.
+"""CSRF protection for the HTML forms, and what binds an operator session to the password.
 
 CSRF uses a *signed double submit*: the browser holds a random nonce in an HttpOnly,
 SameSite=Lax cookie (``ct_csrf``) and every form carries ``HMAC(mac_key, nonce)``. A
@@ -7,8 +7,9 @@ form field; the HMAC (not the raw nonce) in the page means a leaked page alone i
 without the cookie. The key is the shop's ``SecretBox.mac_key``, with a purpose prefix so
 these MACs can never be confused with order tokens or checkout links.
 
-The admin session is ``<expiry>.<hmac(user, expiry)>`` in an HttpOnly cookie: no state on
-the server, and it dies with the expiry or with a new data key.
+The operator's session lives on the server (:mod:`cheaptokens.operators`): the HttpOnly
+``ct_admin`` cookie holds a random id, the database its hash, bound to
+:func:`password_fingerprint`; logging out deletes it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -26,7 +26,6 @@ from cheaptokens.errors import ShopError
 CSRF_COOKIE = "ct_csrf"
 CSRF_FIELD = "csrf_token"
 ADMIN_COOKIE = "ct_admin"
-ADMIN_SESSION_SECONDS = 8 * 3600
 
 
 class CsrfRejected(ShopError):
@@ -70,23 +69,7 @@ def verify(request: Request, key: bytes, submitted: object) -> None:
 
 
 # ------------------------------------------------------------------------- admin session
-def admin_cookie_value(key: bytes, user: str, *, now: float | None = None) -> str:
-    expires = int((time.time() if now is None else now) + ADMIN_SESSION_SECONDS)
-    return f"{expires}.{_mac(key, 'admin', f'{user}|{expires}')}"
-
-
-def admin_session_valid(key: bytes, user: str, cookie: str | None) -> bool:
-    """True if ``cookie`` is an unexpired session for ``user`` signed with ``key``."""
-    if not cookie or "." not in cookie:
-        return False
-    expires_text, _, sig = cookie.partition(".")
-    if not expires_text.isdigit() or int(expires_text) < time.time():
-        return False
-    return hmac.compare_digest(_mac(key, "admin", f"{user}|{expires_text}"), sig)
-
-
-def password_matches(expected: str, given: str) -> bool:
-    """Constant-time comparison; an empty expected password never matches."""
-    if not expected:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())
+def password_fingerprint(key: bytes, user: str, setting: str) -> str:
+    """What an operator session is bound to: a MAC of the user name and the password setting
+    (never the password). Changing either, or the data key, ends every session."""
+    return _mac(key, "admin-password", f"{len(user)}|{user}|{setting}")

@@ -4,20 +4,17 @@ identity, rate limits. Handlers declare the collaborators they use as dependenci
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
-from collections import deque
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from cheaptokens.db import Database
-from cheaptokens.errors import RateLimited
 from cheaptokens.orders import flows
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.orders.transitions import Placed
 from cheaptokens.shop import Shop
+from cheaptokens.web.limits import ShopLimits
 
 
 def get_shop(request: Request) -> Shop:
@@ -50,31 +47,10 @@ def client_id(request: Request) -> str:
     return hashlib.sha256(host.encode()).hexdigest()[:16]
 
 
-class SlidingWindow:
-    """At most N events per client per 60 s, per process (a coarse abuse brake)."""
-
-    def __init__(self) -> None:
-        self._events: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, bucket: str, client: str, per_minute: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            q = self._events.setdefault((bucket, client), deque())
-            while q and now - q[0] >= 60:
-                q.popleft()
-            if len(q) >= per_minute:
-                retry = int(60 - (now - q[0])) + 1
-                raise RateLimited(
-                    f"too many {bucket} requests from this client; wait {retry} s and try again",
-                    retry_after=retry,
-                )
-            q.append(now)
-
-
-def limiter(request: Request) -> SlidingWindow:
-    window: SlidingWindow = request.app.state.limiter
-    return window
+def limiter(request: Request) -> ShopLimits:
+    """The app's rate limits (:mod:`cheaptokens.web.limits`)."""
+    limits: ShopLimits = request.app.state.limiter
+    return limits
 
 
 def place_order(
