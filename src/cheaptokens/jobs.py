@@ -25,6 +25,9 @@ PROVISION = "provision"
 REFUND = "refund"
 REFUND_STRAY = "refund_stray"
 REPLACE_KEY = "replace_key"
+#: top-ups: the job's ``order_id`` column holds the top-up's id
+APPLY_TOPUP = "apply_topup"
+REFUND_TOPUP = "refund_topup"
 LEASE = timedelta(seconds=60)
 
 

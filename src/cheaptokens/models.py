@@ -268,6 +268,44 @@ class PoolKey(Base):
     __table_args__ = (Index("ix_pool_keys_ready", "account", "day", "status"),)
 
 
+class Topup(Base):
+    """More credit for a sold key: paid like an order, then the same key's cap is raised."""
+
+    __tablename__ = "topups"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), index=True)
+    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"), unique=True)
+    #: the key's account: the credit is reserved and sold there
+    account: Mapped[str] = mapped_column(ForeignKey("accounts.name"))
+    day: Mapped[date] = mapped_column(Date)
+    credit_cents: Mapped[int] = mapped_column(BigInteger)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    #: awaiting_payment | cancelled | paid | applied | refunded | failed
+    status: Mapped[str] = mapped_column(String(24))
+    holds: Mapped[str] = mapped_column(String(16), default="reserved")  # reserved|sold|none
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    checkout_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))
+    payment_provider: Mapped[str] = mapped_column(String(16))
+    payment_reference: Mapped[str | None] = mapped_column(String(255))
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    payment_ref: Mapped[str | None] = mapped_column(String(255))
+    paid_cents: Mapped[int | None] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: the key's cap this top-up raised the order to (set before Venice is asked)
+    raised_to_cents: Mapped[int | None] = mapped_column(BigInteger)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refund_ref: Mapped[str | None] = mapped_column(String(255))
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("order_id", "idempotency_key"),)
+
+
 class StrayPayment(Base):
     """A second, different payment for an order that was already paid: refunded in full."""
 

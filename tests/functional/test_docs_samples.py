@@ -16,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from cheaptokens.sandbox import catalogue
@@ -141,3 +142,78 @@ def test_node_samples_run(name: str, live: Live, bought: dict[str, Any]) -> None
         path.unlink()
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip(), "the sample printed no answer"
+
+
+def _order_sample(name: str, live: Live, order: dict[str, Any]) -> str:
+    return _fill(
+        name, live, "", __ORDER_ID__=order["order_id"], __ORDER_TOKEN__=order["order_token"]
+    )
+
+
+def _pay_when_asked(proc: subprocess.Popen[str], live: Live) -> None:
+    """The top-up samples print the checkout URL and wait: pay it as the buyer would."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("pay here:"), line
+    url = line.split(":", 1)[1].strip()
+    paid = httpx.post(url, json={"outcome": "paid"}, timeout=10)
+    assert paid.status_code == 200, paid.text
+
+
+def test_python_top_up_and_reissue_samples_run(live: Live) -> None:
+    order = live.buy(500)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _order_sample("python_topup.py", live, order)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _pay_when_asked(proc, live)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "applied - the key now holds 800 cents of credit" in out
+    done = _run([sys.executable, "-c", _order_sample("python_reissue.py", live, order)])
+    assert done.returncode == 0, done.stderr
+    assert "new key: VENICE_INFERENCE_KEY_" in done.stdout and "asked for a new key" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_top_up_and_reissue_samples(live: Live) -> None:
+    order = live.buy(500)
+    topup = _run(["bash", "-e", "-c", _order_sample("curl_topup.sh", live, order)])
+    assert topup.returncode == 0, topup.stderr
+    created, status = _json_values(topup.stdout)
+    assert created["status"] == "awaiting_payment" and created["checkout_url"]
+    assert status["topups"][0]["topup_id"] == created["topup_id"]
+    reissue = _run(["bash", "-e", "-c", _order_sample("curl_reissue.sh", live, order)])
+    assert reissue.returncode == 0, reissue.stderr
+    first, _ = _json_values(reissue.stdout)
+    assert first["status"] == "replacing"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_DIR / "node_modules" / "openai").exists(),
+    reason="node or the openai npm package is not installed (make node)",
+)
+def test_node_top_up_and_reissue_samples_run(live: Live) -> None:
+    order = live.buy(500)
+    path = NODE_DIR / "run-node_topup.mjs"
+    path.write_text(_order_sample("node_topup.mjs", live, order))
+    try:
+        proc = subprocess.Popen(
+            ["node", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        _pay_when_asked(proc, live)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        path.unlink()
+    assert proc.returncode == 0, err
+    assert "applied - the key now holds 800 cents of credit" in out
+    path = NODE_DIR / "run-node_reissue.mjs"
+    path.write_text(_order_sample("node_reissue.mjs", live, order))
+    try:
+        done = _run(["node", str(path)])
+    finally:
+        path.unlink()
+    assert done.returncode == 0, done.stderr
+    assert "new key: VENICE_INFERENCE_KEY_" in done.stdout

@@ -143,30 +143,38 @@ def supply(session: Session, *, day: date) -> Supply:
 
 
 def reserve(
-    session: Session, *, day: date, credit_cents: int, supply: Supply | None = None
+    session: Session,
+    *,
+    day: date,
+    credit_cents: int,
+    supply: Supply | None = None,
+    account: str | None = None,
 ) -> str | None:
     """Hold ``credit_cents`` on one account that has room; its name, or None if none has.
 
     A key draws on one account, so the whole amount must fit on a single account;
-    the roomiest is tried first. ``supply`` (read in the same transaction) saves a query;
-    the UPDATE re-checks the room either way.
+    the roomiest is tried first (or only ``account``, for a top-up of a key that lives
+    there). ``supply`` (read in the same transaction) saves a query; the UPDATE re-checks
+    the room either way.
     """
-    if supply is not None and supply.rooms:
-        candidates: Sequence[str] = [a for a, r in supply.rooms if r >= credit_cents]
+    if account is not None:
+        candidates: Sequence[str] = [account]
+    elif supply is not None and supply.rooms:
+        candidates = [a for a, r in supply.rooms if r >= credit_cents]
     else:
         candidates = session.scalars(
             select(AccountDay.account)
             .where(AccountDay.day == day, credit_cents <= ROOM)
             .order_by(ROOM.desc(), AccountDay.account)
         ).all()
-    for account in candidates:
+    for name in candidates:
         result = session.execute(
             update(AccountDay)
-            .where(AccountDay.account == account, AccountDay.day == day, credit_cents <= ROOM)
+            .where(AccountDay.account == name, AccountDay.day == day, credit_cents <= ROOM)
             .values(reserved_cents=AccountDay.reserved_cents + credit_cents)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
-            return account
+            return name
     return None
 
 

@@ -17,11 +17,11 @@ from decimal import Decimal
 from cheaptokens import failpoints, inventory
 from cheaptokens.db import Database
 from cheaptokens.errors import InvalidInput, NotFound, RateLimited, ServiceUnavailable
-from cheaptokens.models import Order, Quote
+from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.money import dollars_to_cents_up, format_usd
-from cheaptokens.orders import published, quotes, transitions, views
+from cheaptokens.orders import published, quotes, topups, transitions, views
 from cheaptokens.orders import state as st
-from cheaptokens.orders.ids import authorize
+from cheaptokens.orders.ids import authorize, is_topup_id
 from cheaptokens.orders.payment_events import record_payment_event
 from cheaptokens.orders.rules import REISSUE_REASON, ShopRules
 from cheaptokens.payments import PaymentEvent, PaymentProvider
@@ -231,6 +231,78 @@ def confirm_receipt(*, db: Database, order_id: str, token: str, now: datetime) -
         order = authorize(session, order_id=order_id, token=token)
         transitions.confirm_receipt(session, order=order, now=now)
         return order
+
+
+def new_topup(
+    *,
+    db: Database,
+    rules: ShopRules,
+    payments: PaymentProvider,
+    public_url: str,
+    clock: Clock,
+    order_id: str,
+    token: str,
+    credit_cents: int,
+    idempotency_key: str | None,
+    client: str | None,
+) -> topups.PlacedTopup:
+    """More credit on the same key: reserve it on the key's account at today's price, then
+    open the provider's checkout (outside the transaction). Paying it raises the key's cap."""
+    with db.begin() as session:
+        order = authorize(session, order_id=order_id, token=token)
+        session.refresh(order, with_for_update=True)
+        placed = topups.place_topup(
+            session,
+            order=order,
+            rules=rules,
+            credit_cents=credit_cents,
+            provider=payments.name,
+            now=clock(),
+            idempotency_key=idempotency_key,
+            client=client,
+        )
+        topup = placed.topup
+        if not placed.created and topup.checkout_url:
+            return placed
+        topup_id, price, expires = topup.id, topup.price_cents, topup.checkout_expires_at
+    try:
+        checkout = payments.create_checkout(
+            order_id=topup_id,
+            amount_cents=price,
+            currency=rules.currency,
+            description=f"{format_usd(credit_cents)} more Venice.ai credit on your key, "
+            "valid until 00:00 UTC",
+            success_url=f"{public_url}/orders/{order_id}?topup={topup_id}#token={token}",
+            cancel_url=f"{public_url}/orders/{order_id}#token={token}",
+            expires_at=expires,
+        )
+    except PaymentError as exc:
+        with db.begin() as session:
+            t = session.get(Topup, topup_id, with_for_update=True)
+            if t is not None:
+                topups.cancel(session, topup=t, now=clock(), reason="checkout failed")
+        raise ServiceUnavailable(
+            "the payment provider could not open a checkout; nothing was charged, try again"
+        ) from exc
+    with db.begin() as session:
+        t = session.get(Topup, topup_id)
+        assert t is not None
+        topups.attach_checkout(t, checkout=checkout, now=clock())
+    return topups.PlacedTopup(t, placed.created)
+
+
+def order_paid_for(*, db: Database, payment_for: str) -> str:
+    """The order a payment was for: itself, or the order a top-up adds credit to."""
+    if not is_topup_id(payment_for):
+        return payment_for
+    with db.read() as session:
+        topup = session.get(Topup, payment_for)
+        return topup.order_id if topup is not None else payment_for
+
+
+def topups_of(*, db: Database, order_id: str) -> list[Topup]:
+    with db.read() as session:
+        return topups.of_order(session, order_id=order_id)
 
 
 #: How many times a day one order's key may be reissued.

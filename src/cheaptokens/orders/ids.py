@@ -31,6 +31,18 @@ def is_order_id(value: str) -> bool:
     return ORDER_ID.fullmatch(value) is not None
 
 
+#: Every top-up id (a top-up is paid like an order; its payment events carry this id).
+TOPUP_ID: Final = re.compile(r"top_[0-9a-f]{32}")
+
+
+def new_topup_id() -> str:
+    return "top_" + uuid.uuid4().hex
+
+
+def is_topup_id(value: str) -> bool:
+    return TOPUP_ID.fullmatch(value) is not None
+
+
 def order_token(order_id: str, *, token_key: bytes) -> str:
     """The bearer secret for an order: an HMAC of its id, so it can be re-shown on an
     idempotent replay without being stored (the table keeps only its hash)."""

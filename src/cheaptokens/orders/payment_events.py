@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from cheaptokens import jobs, ledger
-from cheaptokens.models import Order, StrayPayment, WebhookEvent
+from cheaptokens.models import Order, StrayPayment, Topup, WebhookEvent
 from cheaptokens.orders import state as st
-from cheaptokens.orders import transitions
-from cheaptokens.orders.ids import is_order_id
+from cheaptokens.orders import topups, transitions
+from cheaptokens.orders.ids import is_order_id, is_topup_id
 from cheaptokens.payments import PaymentEvent
 
 
@@ -30,6 +30,9 @@ def record_payment_event(
     # ``order_id`` of its own (any length, any characters): it is no order of ours, and must
     # not reach a 40-character column or a PostgreSQL text (NUL) — that would answer 500 and
     # make the provider redeliver it forever.
+    if is_topup_id(event.order_id):
+        _topup_event(session, event=event, provider=provider, now=now)
+        return None
     ours = is_order_id(event.order_id)
     session.add(
         WebhookEvent(
@@ -94,3 +97,34 @@ def _record_stray(session: Session, *, order: Order, event: PaymentEvent, now: d
         detail={"event_id": event.event_id},
     )
     jobs.enqueue(session, kind=jobs.REFUND_STRAY, order_id=order.id, now=now)
+
+
+def _topup_event(session: Session, *, event: PaymentEvent, provider: str, now: datetime) -> None:
+    session.add(
+        WebhookEvent(
+            event_id=event.event_id, provider=provider, order_id=event.order_id, received_at=now
+        )
+    )
+    topup = session.get(Topup, event.order_id, with_for_update=True)
+    if topup is None:
+        ledger.record(
+            session,
+            kind="event_unknown_order",
+            now=now,
+            detail={"event_id": event.event_id, "kind": event.kind, "ours": True},
+        )
+        return
+    if event.kind == "paid":
+        if (
+            topup.status not in (topups.AWAITING_PAYMENT, topups.CANCELLED)
+            and event.payment_ref
+            and topup.payment_ref
+            and event.payment_ref != topup.payment_ref
+        ):
+            order = session.get(Order, topup.order_id)
+            assert order is not None
+            _record_stray(session, order=order, event=event, now=now)
+            return
+        topups.mark_paid(session, topup=topup, event=event, now=now)
+    elif event.kind in ("failed", "expired"):
+        topups.cancel(session, topup=topup, now=now, reason=f"payment {event.kind}")

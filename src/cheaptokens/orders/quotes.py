@@ -155,8 +155,10 @@ def create_quote(
     credit_cents: int,
     now: datetime,
     client: str | None = None,
+    account: str | None = None,
 ) -> Quote:
-    """Lock a price for ``credit_cents`` for ``rules.quote_ttl`` and reserve the credit."""
+    """Lock a price for ``credit_cents`` for ``rules.quote_ttl`` and reserve the credit — on
+    the roomiest account, or on ``account`` only (a top-up of a key that lives there)."""
     validate_amount(credit_cents, rules=rules)
     supply = open_day(session, rules=rules, now=now)
     if supply.remaining_cents < credit_cents:
@@ -174,7 +176,9 @@ def create_quote(
     params, digest = published.in_force(
         session, now=now, capacity_cents=supply.capacity_cents, rules=rules
     )
-    account = inventory.reserve(session, day=now.date(), credit_cents=credit_cents, supply=supply)
+    account = inventory.reserve(
+        session, day=now.date(), credit_cents=credit_cents, supply=supply, account=account
+    )
     if account is None:
         fresh = inventory.supply(session, day=now.date())
         raise unavailable(session, supply=fresh, credit_cents=credit_cents, now=now)

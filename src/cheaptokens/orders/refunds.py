@@ -14,9 +14,18 @@ from sqlalchemy.orm import Session
 
 from cheaptokens import ledger
 from cheaptokens.alerts import raise_alert
-from cheaptokens.models import Order, StrayPayment
+from cheaptokens.models import Order, StrayPayment, Topup
 from cheaptokens.orders import state as st
-from cheaptokens.orders import transitions
+from cheaptokens.orders import topups, transitions
+
+
+@dataclass(frozen=True, slots=True)
+class TopupPart:
+    """The part of a refund that goes back through a top-up's own payment."""
+
+    topup_id: str
+    payment_ref: str | None
+    amount_cents: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +37,8 @@ class RefundPlan:
     amount_cents: int
     #: a key may exist in Venice (an attempt was started and no deletion recorded)
     delete_keys_first: bool
+    #: applied top-ups' payments, refunded after the order's
+    topup_parts: tuple[TopupPart, ...] = ()
 
 
 def refund_plan(session: Session, *, order_id: str) -> RefundPlan | None:
@@ -35,12 +46,24 @@ def refund_plan(session: Session, *, order_id: str) -> RefundPlan | None:
     order = session.get(Order, order_id)
     if order is None or order.status in (st.REFUNDED, st.AWAITING_PAYMENT, st.EXPIRED):
         return None
+    # The order's payment first, then each applied top-up's, up to what is due in all.
+    first = transitions.refund_amount(order)
+    due = None if order.refund_due_cents is None else order.refund_due_cents - first
+    parts = []
+    for t in topups.of_order(session, order_id=order.id):
+        if t.status != topups.APPLIED:
+            continue  # a top-up not applied yet ends on its own, refunded in full
+        amount = t.paid_cents or 0 if due is None else min(t.paid_cents or 0, max(0, due))
+        if due is not None:
+            due -= amount
+        parts.append(TopupPart(t.id, t.payment_ref, amount))
     return RefundPlan(
         order_id=order.id,
         account=order.account,
         key_id=order.key_id,
         payment_ref=order.payment_ref,
-        amount_cents=transitions.refund_amount(order),
+        amount_cents=first,
+        topup_parts=tuple(parts),
         # a key may be live: the order's own, or one a replacement attempt made
         delete_keys_first=(
             order.provision_started_at is not None
@@ -105,3 +128,18 @@ def stray_refunded(
 
 def stray_refund_refused(session: Session, *, order_id: str, reason: str, now: datetime) -> None:
     raise_alert(session, kind="refund_failed", order_id=order_id, message=reason, now=now)
+
+
+def topup_part_refunded(
+    session: Session, *, part: TopupPart, refund_ref: str | None, now: datetime
+) -> None:
+    topup = session.get(Topup, part.topup_id, with_for_update=True)
+    if topup is None or topup.status == topups.REFUNDED:
+        return
+    topups.refunded(
+        session,
+        topup_id=part.topup_id,
+        refund_ref=refund_ref,
+        now=now,
+        amount_cents=part.amount_cents,
+    )

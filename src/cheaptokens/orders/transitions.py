@@ -49,7 +49,7 @@ from cheaptokens.errors import (
     Refused,
 )
 from cheaptokens.models import Order, PoolKey, Quote
-from cheaptokens.orders import abuse
+from cheaptokens.orders import abuse, topups
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_order_id, order_token
 from cheaptokens.orders.quotes import create_quote, release_quote
@@ -604,10 +604,14 @@ def key_replaced(
 
 def refund_pro_rata(session: Session, *, order: Order, reason: str, now: datetime) -> None:
     """No account can hold the unspent credit (or time ran out): refund its share of the
-    price — ``ceil(paid × unspent / credit)``, rounded in the buyer's favour — and end it."""
+    price — ``ceil(paid × unspent / credit)`` over the order and its applied top-ups, rounded
+    in the buyer's favour — and end it. The order's payment is refunded first, then the
+    top-ups' (see :func:`cheaptokens.orders.refunds.refund_plan`)."""
     unspent = order.key_cap_cents
-    paid = order.paid_cents or 0
-    order.refund_due_cents = min(paid, -(-paid * unspent // max(1, order.credit_cents)))
+    applied = [t for t in topups.of_order(session, order_id=order.id) if t.status == topups.APPLIED]
+    paid = (order.paid_cents or 0) + sum(t.paid_cents or 0 for t in applied)
+    credit = order.credit_cents + sum(t.credit_cents for t in applied)
+    order.refund_due_cents = min(paid, -(-paid * unspent // max(1, credit)))
     order.failure_reason = reason
     order.updated_at = now
     jobs.enqueue(session, kind=jobs.REFUND, order_id=order.id, now=now)

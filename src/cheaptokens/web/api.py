@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from cheaptokens.errors import InvalidInput, NotFound
-from cheaptokens.models import Order, Quote
+from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.orders import flows
 from cheaptokens.orders import state as st
 from cheaptokens.pricing.curve import params_to_dict
@@ -138,6 +138,25 @@ class KeyOut(BaseModel):
     expires_at: str | None
 
 
+class TopupIn(Strict):
+    credit_cents: StrictInt = Field(description="More credit for the same key, in cents.")
+
+
+class TopupOut(BaseModel):
+    topup_id: str
+    status: str = Field(
+        description="awaiting_payment, cancelled, paid, applied (the key's cap is raised), "
+        "refunded or failed."
+    )
+    credit_cents: int
+    price_cents: int
+    created_at: str
+    checkout_url: str | None = Field(description="Where to pay, while awaiting payment.")
+    checkout_expires_at: str
+    applied_at: str | None
+    failure_reason: str | None
+
+
 class ReplacementOut(BaseModel):
     """The order's first key could not spend what it held, so the shop replaced it."""
 
@@ -161,6 +180,10 @@ class OrderStatusOut(BaseModel):
     expires_at: str | None
     message: str
     models: str = Field(description='Which models the key may call: "private" or "all".')
+    total_credit_cents: int = Field(
+        description="The credit bought: the order's plus every applied top-up."
+    )
+    topups: list[TopupOut] = Field(default_factory=list)
     replacement: ReplacementOut | None = None
 
 
@@ -401,6 +424,7 @@ def get_order(
     order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
 ) -> OrderStatusOut:
     order = flows.order_for(db=shop.db, order_id=order_id, token=token)
+    added = flows.topups_of(db=shop.db, order_id=order.id)
     key = None
     if order.key_id is not None and order.status in (st.FULFILLED, st.EXPIRED):
         revealed = flows.reveal_key(box=shop.box, order=order)
@@ -424,6 +448,9 @@ def get_order(
         expires_at=_iso(order.key_expires_at),
         message=message_for(order),
         models=order.key_models,
+        total_credit_cents=order.credit_cents
+        + sum(t.credit_cents for t in added if t.status == "applied"),
+        topups=[topup_out(t) for t in added],
         replacement=(
             ReplacementOut(
                 reason=order.replace_reason,
@@ -447,6 +474,60 @@ def confirm_received(
     """The buyer saved the key: the shop forgets it and shows only its last six characters."""
     flows.confirm_receipt(db=shop.db, order_id=order_id, token=token, now=shop.clock())
     return get_order(order_id, shop, token)
+
+
+def topup_out(t: Topup) -> TopupOut:
+    return TopupOut(
+        topup_id=t.id,
+        status=t.status,
+        credit_cents=t.credit_cents,
+        price_cents=t.price_cents,
+        created_at=iso_z(t.created_at),
+        checkout_url=t.checkout_url if t.status == "awaiting_payment" else None,
+        checkout_expires_at=iso_z(t.checkout_expires_at),
+        applied_at=_iso(t.applied_at),
+        failure_reason=t.failure_reason,
+    )
+
+
+@router.post(
+    "/orders/{order_id}/topups",
+    response_model=TopupOut,
+    status_code=201,
+    responses=documented(400, 404, 409, 413, 422, 429, 503),
+)
+def create_topup(
+    order_id: OrderId,
+    body: TopupIn,
+    request: Request,
+    shop: ShopDep,
+    token: Annotated[str, Depends(bearer)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[ -~]{1,200}$",
+            description="A random UUID, new for each top-up: a retry returns the same top-up.",
+        ),
+    ] = None,
+) -> TopupOut:
+    """More credit on the same key: pay the current price for ``credit_cents`` more at
+    ``checkout_url``; once paid the key's cap rises by that much (same key, same expiry).
+    The credit must fit on the Venice account the key lives on: if it does not, the answer
+    is ``409 no_room_on_key_account`` and a new key (``POST /api/orders``) is the way."""
+    limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
+    placed = flows.new_topup(
+        db=shop.db,
+        rules=shop.rules,
+        payments=shop.payments,
+        public_url=shop.settings.public_url,
+        clock=shop.clock,
+        order_id=order_id,
+        token=token,
+        credit_cents=body.credit_cents,
+        idempotency_key=random_uuid(idempotency_key),
+        client=client_id(request),
+    )
+    return topup_out(placed.topup)
 
 
 @router.post(

@@ -54,6 +54,8 @@ DOCS: tuple[tuple[str, str], ...] = (
     ("rate-limits", "Rate limits"),
     ("errors", "Error codes"),
     ("key-expiry", "Key expiry"),
+    ("top-up", "Top up"),
+    ("lost-key", "Lost your key"),
     ("api", "JSON API for agents"),
     ("faq", "FAQ"),
 )
@@ -420,6 +422,7 @@ def docs_page(slug: str, request: Request, shop: ShopDep) -> Response:
         "max_order": format_usd(shop.rules.max_order_cents),
         "quote_ttl": shop.settings.quote_ttl_seconds,
         "checkout_minutes": shop.settings.checkout_ttl_seconds // 60,
+        "provision_minutes": shop.settings.provision_deadline_seconds // 60,
         "venice_mode": shop.settings.venice_mode,
     }
     if slug == "models":

@@ -99,7 +99,8 @@ def sandbox_checkout_submit(
     _apply(shop, event)
     if _is_json(request):
         return JSONResponse({"order_id": event.order_id, "result": event.kind})
-    return RedirectResponse(f"/orders/{event.order_id}?checkout={event.kind}", status_code=303)
+    order_id = flows.order_paid_for(db=shop.db, payment_for=event.order_id)
+    return RedirectResponse(f"/orders/{order_id}?checkout={event.kind}", status_code=303)
 
 
 async def raw_body(request: Request) -> bytes:

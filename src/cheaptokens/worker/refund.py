@@ -76,6 +76,23 @@ def refund(
             with db.begin() as session:
                 refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)
             return
+    for part in plan.topup_parts:  # before the order is marked: a retry still sees them
+        ref: str | None = None
+        if part.amount_cents > 0 and part.payment_ref:
+            try:
+                ref = payments.refund(
+                    payment_ref=part.payment_ref,
+                    amount_cents=part.amount_cents,
+                    idempotency_key=f"refund-{part.topup_id}",
+                ).reference
+            except PaymentProviderUnavailable as exc:
+                raise Retry("payment provider unavailable", 10.0) from exc
+            except RefundFailed as exc:
+                with db.begin() as session:
+                    refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)
+                return
+        with db.begin() as session:
+            refunds.topup_part_refunded(session, part=part, refund_ref=ref, now=now)
     with db.begin() as session:
         refunds.refund_done(session, order_id=order_id, refund_ref=refund_ref, now=now)
         failpoints.hit("refund.before_commit")

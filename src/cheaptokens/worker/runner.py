@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.orders import transitions
+from cheaptokens.orders import topups, transitions
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.pricing.forecast import Forecast
@@ -27,6 +27,7 @@ from cheaptokens.worker import maintenance, pool, repricing
 from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund, refund_stray
 from cheaptokens.worker.replace import replace_key
+from cheaptokens.worker.topup import apply_topup, refund_topup
 from cheaptokens.worker.watch import WatchReport, watch
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,22 @@ class Worker:
                 order_id=order_id,
                 lease=lease,
             )
+        elif kind == jobs.APPLY_TOPUP:
+            apply_topup(
+                db=self.db,
+                gateways=self.gateways,
+                rules=self.rules,
+                clock=self.clock,
+                topup_id=order_id,
+            )
+        elif kind == jobs.REFUND_TOPUP:
+            refund_topup(
+                db=self.db,
+                gateways=self.gateways,
+                payments=self.payments,
+                clock=self.clock,
+                topup_id=order_id,
+            )
         elif kind == jobs.REFUND_STRAY:
             refund_stray(db=self.db, payments=self.payments, clock=self.clock, order_id=order_id)
         else:
@@ -199,7 +216,10 @@ class Worker:
     def sweep(self) -> int:
         """Release lapsed quotes and unpaid checkouts."""
         with self.db.begin() as session:
-            return transitions.sweep_expired(session, now=self.clock())
+            now = self.clock()
+            return transitions.sweep_expired(session, now=now) + topups.sweep_expired(
+                session, now=now
+            )
 
     def expire(self) -> None:
         """Delete keys (sold and pooled) whose 00:00 UTC has passed."""
