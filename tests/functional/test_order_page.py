@@ -139,3 +139,36 @@ def test_the_key_says_its_cap_in_cents(tmp_path: Any) -> None:
         schema = kit.web.get("/openapi.json").json()["components"]["schemas"]["KeyOut"]
         assert "credit_cents" in schema["required"]
         assert kit.web.get("/docs/api").text.count("<code>credit_cents</code>") == 1
+
+
+def test_no_js_top_up_and_reissue_from_the_key_page(tmp_path: Any) -> None:
+    with make_kit(tmp_path, now=NOON) as kit:
+        order_path = checkout_without_js(kit, "5", "paid").split("?")[0]
+        kit.worker.drain()
+        page = kit.web.get(order_path)
+        assert "Top up this key" in page.text and "stops working at once" in page.text
+        token = csrf_of(page.text)
+        refused = kit.web.post(
+            f"{order_path}/topup", data={"csrf_token": "x", "amount": "3"}, follow_redirects=False
+        )
+        assert refused.status_code == 403
+        r = kit.web.post(
+            f"{order_path}/topup", data={"csrf_token": token, "amount": "3"}, follow_redirects=False
+        )
+        assert r.status_code == 303 and "/checkout/sandbox/" in r.headers["location"]
+        paid = kit.web.post(r.headers["location"], data={"outcome": "paid"}, follow_redirects=False)
+        assert paid.headers["location"].startswith(order_path)  # back to the order, not the top-up
+        kit.worker.drain()
+        page = kit.web.get(order_path)
+        assert "$3.00 for" in page.text and "applied" in page.text
+        old = re.search(r'<code id="api-key">(VENICE_INFERENCE_KEY_\w+)</code>', page.text)
+        assert old
+        again = kit.web.post(
+            f"{order_path}/reissue", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+        )
+        assert again.status_code == 303
+        kit.worker.drain()
+        page = kit.web.get(order_path)
+        new = re.search(r'<code id="api-key">(VENICE_INFERENCE_KEY_\w+)</code>', page.text)
+        assert new and new.group(1) != old.group(1)
+        assert "Why your key changed: you asked for a new key" in page.text

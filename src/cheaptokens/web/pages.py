@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cheaptokens.errors import HeldOut, InvalidInput, NotFound, ShopError, SoldOut
 from cheaptokens.inventory import Capacity
-from cheaptokens.models import Order
+from cheaptokens.models import Order, Topup
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows, transitions
 from cheaptokens.orders import state as st
@@ -311,6 +311,7 @@ class OrderView:
     order: Order
     api_key: str | None
     usage: flows.Usage | None
+    topups: list[Topup]
 
 
 def _order_from_cookie(request: Request, shop: Shop, order_id: str) -> OrderView | None:
@@ -327,7 +328,7 @@ def _order_from_cookie(request: Request, shop: Shop, order_id: str) -> OrderView
         use = flows.usage(
             db=shop.db, gateways=shop.gateways, order_id=order_id, token=token, now=shop.clock()
         )
-    return OrderView(order, key, use)
+    return OrderView(order, key, use, flows.topups_of(db=shop.db, order_id=order_id))
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
@@ -384,6 +385,72 @@ def order_received(
             next_href=f"/orders/{order_id}",
             next_label="Back to your order",
         )
+    return RedirectResponse(f"/orders/{order_id}", status_code=303)
+
+
+def _back_with_error(request: Request, order_id: str, title: str, exc: ShopError) -> Response:
+    return html_error(
+        request,
+        status=exc.status,
+        title=title,
+        message=exc.message,
+        next_href=f"/orders/{order_id}",
+        next_label="Back to your order",
+    )
+
+
+@router.post("/orders/{order_id}/topup")
+def order_topup(
+    order_id: str,
+    request: Request,
+    shop: ShopDep,
+    csrf_token: FormText = "",
+    amount: FormText = "",
+) -> Response:
+    """The no-JavaScript top-up: to the provider's checkout for more credit on the same key."""
+    token = request.cookies.get(ORDER_COOKIE, "")
+    try:
+        csrf.verify(request, shop.box.mac_key, csrf_token)
+        cents = parse_dollars("custom", amount)
+        limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
+        placed = flows.new_topup(
+            db=shop.db,
+            rules=shop.rules,
+            payments=shop.payments,
+            public_url=shop.settings.public_url,
+            clock=shop.clock,
+            order_id=order_id,
+            token=token,
+            credit_cents=cents,
+            idempotency_key=None,
+            client=client_id(request),
+        )
+    except ShopError as exc:
+        return _back_with_error(request, order_id, "Could not top up", exc)
+    if not placed.topup.checkout_url:
+        return html_error(
+            request,
+            status=503,
+            title="Checkout is not available",
+            message="The payment page could not be opened; nothing was charged. Try again.",
+            next_href=f"/orders/{order_id}",
+            next_label="Back to your order",
+        )
+    return RedirectResponse(placed.topup.checkout_url, status_code=303)
+
+
+@router.post("/orders/{order_id}/reissue")
+def order_reissue(
+    order_id: str, request: Request, shop: ShopDep, csrf_token: FormText = ""
+) -> Response:
+    """The no-JavaScript "Get a new key": the old key is deleted first, then a new one made."""
+    token = request.cookies.get(ORDER_COOKIE, "")
+    try:
+        csrf.verify(request, shop.box.mac_key, csrf_token)
+        limiter(request).check("reissue", client_id(request), shop.settings.orders_per_minute)
+        flows.reissue(db=shop.db, order_id=order_id, token=token, now=shop.clock())
+    except ShopError as exc:
+        return _back_with_error(request, order_id, "Could not make a new key", exc)
     return RedirectResponse(f"/orders/{order_id}", status_code=303)
 
 

@@ -108,6 +108,18 @@
       again.href = "/?amount=" + dollars(o.credit_cents).replace(/,/g, "");
       again.textContent = "Try again with " + usd(o.credit_cents) + " of credit";
     }
+    // Top up and reissue: only while the key is live.
+    const live = s === "fulfilled";
+    $("topup-panel").hidden = !live;
+    $("reissue-panel").hidden = !live;
+    const list = $("topups");
+    list.innerHTML = "";
+    (o.topups || []).forEach((t) => {
+      const li = document.createElement("li");
+      li.textContent = usd(t.credit_cents) + " for " + usd(t.price_cents) + ": " + t.status +
+        (t.failure_reason ? " (" + t.failure_reason + ")" : "");
+      list.append(li);
+    });
     $("samples").hidden = s !== "fulfilled";
     $("samples-note").hidden = s !== "fulfilled";
     const key = o.key;
@@ -142,7 +154,8 @@
     } catch (e) {
       message.textContent = "Connection lost; retrying…";
     }
-    if (!order || ["awaiting_payment", "paid", "replacing"].includes(order.status)) {
+    const applying = order && (order.topups || []).some((t) => t.status === "paid");
+    if (!order || applying || ["awaiting_payment", "paid", "replacing"].includes(order.status)) {
       setTimeout(poll, 1000);
     } else if (order.status === "fulfilled" || order.status === "expired") {
       usage();
@@ -193,6 +206,63 @@
     } else {
       message.textContent = "Could not confirm yet; try again in a moment.";
     }
+  });
+
+  // A random UUID v4 (crypto.randomUUID needs a secure context; getRandomValues does not).
+  function uuid4() {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" +
+      h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  $("topup-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const box = $("topup-error");
+    box.hidden = true;
+    const raw = $("topup-amount").value.trim().replace(/^\$/, "");
+    const cents = Math.round(parseFloat(raw) * 100);
+    if (!(cents > 0) || Math.abs(parseFloat(raw) * 100 - cents) > 1e-6) {
+      box.textContent = "Enter an amount in dollars, like 5 or 12.50.";
+      box.hidden = false;
+      return;
+    }
+    $("topup-btn").disabled = true;
+    try {
+      const r = await fetch("/api/orders/" + orderId + "/topups", {
+        method: "POST",
+        headers: { ...auth, "Content-Type": "application/json", "Idempotency-Key": uuid4() },
+        body: JSON.stringify({ credit_cents: cents }),
+      });
+      const body = await r.json();
+      if (!r.ok) throw new Error(body.error ? body.error.message : "the top-up was refused");
+      window.location.assign(body.checkout_url);
+    } catch (e) {
+      box.textContent = "Could not top up: " + e.message;
+      box.hidden = false;
+      $("topup-btn").disabled = false;
+    }
+  });
+
+  $("reissue-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const box = $("reissue-error");
+    box.hidden = true;
+    if (!window.confirm("Your current key stops working at once. Get a new key?")) return;
+    $("reissue-btn").disabled = true;
+    try {
+      const r = await fetch("/api/orders/" + orderId + "/reissue", { method: "POST", headers: auth });
+      const body = await r.json();
+      if (!r.ok) throw new Error(body.error ? body.error.message : "refused");
+      render(body);
+      poll();
+    } catch (e) {
+      box.textContent = "Could not make a new key: " + e.message;
+      box.hidden = false;
+    }
+    $("reissue-btn").disabled = false;
   });
 
   poll();
