@@ -90,6 +90,9 @@ class AccountDay(Base):
     #: credit kept off sale because the live balance cannot cover it (docs/money-safety.md)
     withheld_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
+    #: a day's rows for every account (the key is account first)
+    __table_args__ = (Index("ix_account_days_day", "day"),)
+
 
 class PricingParamsRow(Base):
     """A published parameter set of the price curve, by its hash."""
@@ -101,6 +104,9 @@ class PricingParamsRow(Base):
     valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    #: the set in force at a moment is found by its window (every price, quote and order)
+    __table_args__ = (Index("ix_pricing_params_valid", "valid_from", "valid_until"),)
 
 
 class Quote(Base):
@@ -122,6 +128,7 @@ class Quote(Base):
     __table_args__ = (
         Index("ix_quotes_open_until", "status", "valid_until"),
         Index("ix_quotes_client_status", "client", "status"),
+        Index("ix_quotes_created_at", "created_at"),  # the day's settled quotes
     )
 
 
@@ -179,7 +186,12 @@ class Order(Base):
     refund_due_cents: Mapped[int | None] = mapped_column(BigInteger)
     failure_reason: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("client", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("client", "idempotency_key"),
+        Index("ix_orders_created_at", "created_at"),  # recent orders
+        Index("ix_orders_client_status", "client", "status"),  # holds and strikes per client
+        Index("ix_orders_account_status", "account", "status"),  # an account's live keys
+    )
 
     @property
     def key_cap_cents(self) -> int:
@@ -201,6 +213,9 @@ class LedgerEntry(Base):
     credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     money_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    #: key creations per account in the last minute (Venice's 20 a minute)
+    __table_args__ = (Index("ix_ledger_kind_account_at", "kind", "account", "at"),)
 
 
 class Job(Base):
@@ -245,6 +260,8 @@ class Alert(Base):
     order_id: Mapped[str | None] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
 
+    __table_args__ = (Index("ix_alerts_kind_account_at", "kind", "account", "at"),)
+
 
 class PoolKey(Base):
     """A pre-created key held in reserve: cap 0 (it can spend nothing), expiring at the next
@@ -265,7 +282,10 @@ class PoolKey(Base):
     order_id: Mapped[str | None] = mapped_column(String(40), unique=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_pool_keys_ready", "account", "day", "status"),)
+    __table_args__ = (
+        Index("ix_pool_keys_ready", "account", "day", "status"),
+        Index("ix_pool_keys_due", "status", "expires_at"),
+    )
 
 
 class Topup(Base):
@@ -303,7 +323,10 @@ class Topup(Base):
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_reason: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("order_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "idempotency_key"),
+        Index("ix_topups_status_expires", "status", "checkout_expires_at"),
+    )
 
 
 class StrayPayment(Base):

@@ -1,0 +1,80 @@
+"""The queries every request and upkeep tick makes use an index: none scans a whole table
+that grows with history (quotes, orders, ledger, published prices, pool keys, account days).
+
+The statements are the real ones: captured while the functions run against a SQLite file,
+then explained with ``EXPLAIN QUERY PLAN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from cheaptokens import migrate
+from cheaptokens.db import open_database
+from cheaptokens.inventory import keyroom, pool, supply
+from cheaptokens.orders import abuse, live_keys, published, quotes, views
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+GROWING = ("quotes", "orders", "ledger", "pricing_params", "pool_keys", "account_days", "alerts")
+
+QUERIES: dict[str, Callable[[Session], Any]] = {
+    "price in force": lambda s: published.find_in_force(s, now=NOW),
+    "recent orders": lambda s: views.recent_orders(s, limit=50),
+    "today's settled quotes": lambda s: views.settled_quotes(
+        s, since=NOW.replace(hour=0), until=NOW
+    ),
+    "today's supply": lambda s: supply(s, day=NOW.date()),
+    "pool keys due": lambda s: pool.due_for_deletion(s, now=NOW),
+    "creations this minute": lambda s: keyroom.creations_in_window(s, "a", NOW),
+    "live keys of an account": lambda s: keyroom.live_order_keys(s, "a", NOW),
+    "live keys": lambda s: live_keys.live(s, now=NOW),
+    "held by a client": lambda s: quotes.held_by(s, client="c", now=NOW),
+    "strikes of a client": lambda s: abuse.strikes(s, client="c", since=NOW - timedelta(hours=1)),
+    "past days": lambda s: views.past_days(s, today=date(2026, 11, 25)),
+}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    url = f"sqlite:///{tmp_path_factory.mktemp('plans') / 'shop.db'}"
+    migrate.upgrade(url)
+    database, engines = open_database(url)
+    yield database, engines
+    for e in engines:
+        e.dispose()
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_uses_an_index(name: str, db: Any) -> None:
+    database, engines = db
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with database.read() as session:
+            QUERIES[name](session)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+    assert seen, "the function ran no query"
+    with engines[0].connect() as conn:
+        for statement, params in seen:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
+            details = [row[-1] for row in plan]
+            full_scans = [
+                d
+                for d in details
+                if d.startswith("SCAN ") and d.split()[1] in GROWING and "USING" not in d
+            ]
+            assert full_scans == [], (name, details)
