@@ -206,6 +206,34 @@ def parse_stop(body: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def is_openai_reasoning_model(model: Model) -> bool:
+    """SK-CHAT's "OpenAI reasoning models (e.g. ``openai-gpt-52``)": in the catalogue, the
+    ``openai-gpt-*`` reasoning models other than the open-weights ``openai-gpt-oss-*``
+    (sandbox reading of which models those are)."""
+    return (
+        model.id.startswith("openai-gpt-")
+        and not model.id.startswith("openai-gpt-oss")
+        and model.capability("supportsReasoning")
+    )
+
+
+def check_sampling_fields(body: dict[str, Any], model: Model) -> None:
+    """SK-CHAT: OpenAI reasoning models reject ``seed``, ``stop``, ``n`` other than 1 and
+    non-zero ``presence_penalty``/``frequency_penalty`` with a 400 whose issue reads
+    "<field> is not supported by this model"."""
+    if not is_openai_reasoning_model(model):
+        return
+    for field, used in (
+        ("seed", body.get("seed") is not None),
+        ("stop", body.get("stop") not in (None, [], "")),
+        ("n", body.get("n") not in (None, 1)),
+        ("presence_penalty", body.get("presence_penalty") not in (None, 0)),
+        ("frequency_penalty", body.get("frequency_penalty") not in (None, 0)),
+    ):
+        if used:
+            raise errors.unsupported_feature(field)
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseFormat:
     """``text`` (the default), ``json_object`` or ``json_schema`` with its schema."""

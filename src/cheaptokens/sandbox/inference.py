@@ -179,6 +179,7 @@ def plan_chat(body: Any) -> ChatPlan:
         raise fail(["stream"], "Expected boolean")
     n = chat_options.parse_n(body)
     stop = chat_options.parse_stop(body)
+    chat_options.check_sampling_fields(body, model)
     params = chat_options.venice_parameters(body.get("venice_parameters"), suffix)
     fmt = chat_options.parse_response_format(body, model)
     tools = chat_options.parse_tools(body, model)

@@ -376,3 +376,22 @@ def test_unsupported_feature_requests_have_their_own_budget() -> None:
         assert [(e["rateLimitType"], e["modelId"], e["apiKeyId"]) for e in log] == [
             ("UNSUPPORTED_FEATURE_REQUESTS", NO_SCHEMA_MODEL, made["id"])
         ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("seed", 7), ("stop", "x"), ("n", 2), ("presence_penalty", 0.5), ("frequency_penalty", -1)],
+)
+def test_openai_reasoning_models_refuse_sampling_fields(
+    client: TestClient, make_key: KeyMaker, field: str, value: Any
+) -> None:
+    secret = make_key()["apiKey"]
+    refused = post(client, secret, model="openai-gpt-52", **{field: value})
+    assert refused.status_code == 400
+    assert refused.json()["issues"][0]["message"] == f"{field} is not supported by this model"
+    assert (
+        post(client, secret, model="openai-gpt-4o-2024-11-20", **{field: value}).status_code == 200
+    )
+    assert post(client, secret, model="openai-gpt-oss-120b", **{field: value}).status_code == 200
+    neutral = {"n": 1, "presence_penalty": 0, "frequency_penalty": 0}
+    assert post(client, secret, model="openai-gpt-52", **neutral).status_code == 200
