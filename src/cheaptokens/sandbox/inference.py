@@ -264,9 +264,8 @@ def _choice(
         ident = "call_" + hashlib.sha256(seed + tool.name.encode()).hexdigest()[:24]
         return Choice(index, [], finish, (ToolCall(ident, tool.name, pieces),))
     if fmt.type == "json_schema":
-        pieces = catalogue.split_pieces(
-            structured.json_text(structured.synthesise(fmt.schema, seed))
-        )
+        schema = fmt.schema or {"type": "object"}  # no schema given: some JSON object
+        pieces = catalogue.split_pieces(structured.json_text(structured.synthesise(schema, seed)))
     else:
         pieces, _ = catalogue.generate_reply(model.id, messages, None, index)
         if fmt.type == "json_object":

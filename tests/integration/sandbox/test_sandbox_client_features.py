@@ -6,6 +6,7 @@ traits, suffixes, errors) and ``langchain-openai`` (``with_structured_output``,
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -14,7 +15,9 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
-from tests.integration.sandbox.conftest import ADMIN_KEY, LiveSandbox
+from tests.integration.sandbox.conftest import ADMIN_KEY, LiveSandbox, serving
+
+from cheaptokens.sandbox import AccountSpec, Sandbox
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 MODEL = "zai-org-glm-5-1"
@@ -174,13 +177,14 @@ def test_traits_suffixes_and_errors_through_the_sdk(live_sandbox: LiveSandbox) -
     assert missing.value.response.json() == {"error": "Specified model not found: gpt-9-ultra"}
 
 
-def test_rate_limit_log_over_http(live_sandbox: LiveSandbox) -> None:
-    live_sandbox.sandbox.venice.budget.threshold = 1
-    client = sdk(live_sandbox)
-    for _ in range(3):
-        with pytest.raises(openai.APIStatusError):
-            client.chat.completions.create(model="nope", messages=HELLO)
-    log = httpx.get(f"{live_sandbox.base_url}/api_keys/rate_limits/log", headers=ADMIN, timeout=10)
+def test_rate_limit_log_over_http() -> None:
+    strict = Sandbox([AccountSpec(ADMIN_KEY, diem=Decimal(100))], failed_request_threshold=1)
+    with serving(strict) as live:
+        client = sdk(live)
+        for _ in range(3):  # 404, 404, then the budget's 429
+            with pytest.raises(openai.APIStatusError):
+                client.chat.completions.create(model="nope", messages=HELLO)
+        log = httpx.get(f"{live.base_url}/api_keys/rate_limits/log", headers=ADMIN, timeout=10)
     assert [(e["rateLimitType"], e["modelId"]) for e in log.json()["data"]] == [
         ("FAILED_REQUESTS", "model:unknown")
     ]

@@ -185,6 +185,14 @@ def test_schema_straight_under_json_schema(client: TestClient, make_key: KeyMake
     jsonschema.validate(json.loads(content["message"]["content"]), PERSON)
 
 
+def test_json_schema_without_a_schema_answers_an_object(
+    client: TestClient, make_key: KeyMaker
+) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "anything", "strict": False}}
+    body = post(client, make_key()["apiKey"], response_format=fmt).json()
+    assert isinstance(json.loads(body["choices"][0]["message"]["content"]), dict)
+
+
 def test_json_object_and_text_formats(client: TestClient, make_key: KeyMaker) -> None:
     secret = make_key()["apiKey"]
     reply = post(client, secret, response_format={"type": "json_object"}).json()
