@@ -38,7 +38,7 @@ from .faults import DroppedResponse, FaultMiddleware, FaultRule, Faults, Sleep
 from .ledger import Ledger
 from .metering import DEFAULT_SECONDS_PER_MILLION_TOKENS
 from .render import json_response
-from .routes import VeniceApi
+from .routes import DEFAULT_UNSUPPORTED_FEATURE_THRESHOLD, VeniceApi
 from .state import StateError
 
 __all__ = [
@@ -79,6 +79,7 @@ class Sandbox:
         now: datetime | None = None,
         frozen: bool = True,
         failed_request_threshold: int = DEFAULT_FAILED_REQUEST_THRESHOLD,
+        unsupported_feature_threshold: int = DEFAULT_UNSUPPORTED_FEATURE_THRESHOLD,
         sleep: Sleep | None = None,
         seconds_per_million_tokens: float = DEFAULT_SECONDS_PER_MILLION_TOKENS,
         state_path: pathlib.Path | None = None,
@@ -103,6 +104,7 @@ class Sandbox:
             self.ledger,
             self.clock,
             failed_request_threshold=failed_request_threshold,
+            unsupported_feature_threshold=unsupported_feature_threshold,
             seconds_per_million_tokens=seconds_per_million_tokens,
             on_change=self.persist,
         )

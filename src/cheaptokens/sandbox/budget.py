@@ -19,10 +19,15 @@ Bucket = tuple[str, str | None, str | None]  # key id x model x OpenAI ``user``
 
 class ErrorBudget:
     """docs/venice-facts.md §4.4: more than ``threshold`` 4xx (not 429) in 30 s in a bucket → every
-    request in that bucket gets 429 until the window has room again."""
+    request in that bucket gets 429 until the window has room again.
 
-    def __init__(self, threshold: int) -> None:
+    ``kind`` is how the rate-limit log names a breach: ``FAILED_REQUESTS`` for the budget of
+    failed requests, ``UNSUPPORTED_FEATURE_REQUESTS`` for the lenient one that counts the
+    requests asking a model for a feature it lacks (§1.5)."""
+
+    def __init__(self, threshold: int, kind: str = "FAILED_REQUESTS") -> None:
         self.threshold = threshold
+        self.kind = kind
         self._failures: dict[Bucket, deque[datetime]] = {}
 
     def _window(self, bucket: Bucket, now: datetime) -> deque[datetime]:
@@ -35,7 +40,7 @@ class ErrorBudget:
         window = self._window(bucket, now)
         if len(window) > self.threshold:
             resets = window[0] + BUDGET_WINDOW
-            raise errors.standard(
+            error = errors.standard(
                 429,
                 errors.failed_budget_message(self.threshold),
                 {
@@ -44,6 +49,8 @@ class ErrorBudget:
                     "retry-after": str(max(1, int((resets - now).total_seconds() + 0.999))),
                 },
             )
+            error.rate_limit = (self.kind, "")  # the model is named by the caller
+            raise error
 
     def record(self, bucket: Bucket, now: datetime) -> None:
         self._window(bucket, now).append(now)
@@ -75,7 +82,7 @@ class ModelRateLimits:
         window = self._minute(account_id, model, now)
         tier = model.tier
         if window.requests >= tier.rpm or window.tokens >= tier.tpm:
-            raise errors.standard(
+            error = errors.standard(
                 429,
                 errors.RATE_LIMITED,
                 {
@@ -83,6 +90,8 @@ class ModelRateLimits:
                     "retry-after": str(max(1, 60 - now.second)),
                 },
             )
+            error.rate_limit = ("RPM" if window.requests >= tier.rpm else "TPM", model.id)
+            raise error
         window.requests += 1
         return self.headers(account_id, model, now)
 
@@ -104,3 +113,30 @@ class ModelRateLimits:
             "x-ratelimit-reset-tokens": str(max(1, int((reset - now).total_seconds()))),
             "x-ratelimit-type": "user",
         }
+
+
+#: ``GET /api_keys/rate_limits/log`` returns the last 50 breaches (SPEC; docs/venice-facts.md §1.5).
+LOG_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """One request refused with 429 because it breached a limit."""
+
+    api_key_id: str
+    model_id: str
+    kind: str  # RPM | TPM | RPD | FAILED_REQUESTS | UNSUPPORTED_FEATURE_REQUESTS
+    at: datetime
+
+
+class RateLimitLog:
+    """The last :data:`LOG_SIZE` breaches per account (in memory, like the windows)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, deque[Breach]] = {}
+
+    def record(self, account_id: str, breach: Breach) -> None:
+        self._entries.setdefault(account_id, deque(maxlen=LOG_SIZE)).append(breach)
+
+    def newest_first(self, account_id: str) -> list[Breach]:
+        return list(reversed(self._entries.get(account_id, ())))

@@ -113,6 +113,10 @@ class Model:
     def anonymized(self) -> bool:
         return bool(self.raw["model_spec"].get("privacy") == "anonymized")
 
+    def capability(self, name: str) -> bool:
+        """A ``model_spec.capabilities`` flag (false when absent)."""
+        return bool(self.raw["model_spec"].get("capabilities", {}).get(name))
+
     @property
     def tier(self) -> Tier:
         """Size tier. models.json does not carry it, so the sandbox derives it from
@@ -205,8 +209,75 @@ def privacy_forbids(model_type: str, anonymized: bool, key_privacy: str) -> bool
 
 
 def find_model(model_id: str) -> Model | None:
-    """Look a model up, ignoring a ``:key=value`` feature suffix (docs/venice-facts.md §3.1)."""
+    """Look a model id up, ignoring a ``:key=value`` feature suffix (docs/venice-facts.md §3.1)."""
     return models_by_id().get(model_id.split(":", 1)[0])
+
+
+#: ``GET /models/compatibility_mapping`` per model type. Venice does not publish its live
+#: table; the sandbox serves the examples its documents give: the SPEC's
+#: ``ModelCompatibilitySchema`` example (``gpt-4o``) and SK-MODELS' vendor-style alias
+#: (``gpt-5-4-pro``). Every target is a catalogue id (checked by the tests).
+COMPATIBILITY_MAPPING: dict[str, dict[str, str]] = {
+    "text": {
+        "gpt-4o": "zai-org-glm-5-1",
+        "gpt-5-4-pro": "openai-gpt-54-pro",
+    },
+}
+
+
+def traits(model_type: str, key_privacy: str = "ALL") -> dict[str, str]:
+    """``GET /models/traits``: each trait of the ``model_type`` models (``model_spec.traits``
+    in the catalogue) and the model carrying it. Where two models carry the same trait the
+    first in catalogue order wins (sandbox reading). A key with restricted ``modelPrivacy``
+    sees only traits whose model it may call (SK-KEYS)."""
+    out: dict[str, str] = {}
+    for model in models_by_id().values():
+        if model.type != model_type:
+            continue
+        if privacy_forbids(model.type, model.anonymized, key_privacy):
+            continue
+        for trait in model.raw["model_spec"].get("traits", []):
+            out.setdefault(str(trait), model.id)
+    return out
+
+
+def compatibility_mapping(model_type: str, key_privacy: str = "ALL") -> dict[str, str]:
+    """``GET /models/compatibility_mapping``: alias → model id for ``model_type`` (filtered
+    by the key's ``modelPrivacy`` like :func:`traits`)."""
+    models = models_by_id()
+    return {
+        alias: target
+        for alias, target in COMPATIBILITY_MAPPING.get(model_type, {}).items()
+        if not privacy_forbids(model_type, models[target].anonymized, key_privacy)
+    }
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[._ ]", "-", name.strip().lower())
+
+
+@cache
+def _by_normalised_id() -> dict[str, Model]:
+    out: dict[str, Model] = {}
+    for model in models_by_id().values():
+        out.setdefault(_normalised(model.id), model)
+    return out
+
+
+def resolve_model(name: str, model_type: str) -> Model | None:
+    """The catalogue model a request's ``model`` (without its feature suffix) names: a
+    model id, else a trait of ``model_type``, else a compatibility mapping of that type
+    (SPEC ``ChatCompletionRequest.model``), else an id found by SK-CHAT's lenient lookup
+    (case, dots/underscores/spaces read as dashes, a leading ``venice-`` dropped)."""
+    models = models_by_id()
+    if name in models:
+        return models[name]
+    target = traits(model_type).get(name) or COMPATIBILITY_MAPPING.get(model_type, {}).get(name)
+    if target is not None:
+        return models[target]
+    lenient = _by_normalised_id()
+    key = _normalised(name)
+    return lenient.get(key) or lenient.get(key.removeprefix("venice-"))
 
 
 def list_models(model_type: str, key_privacy: str = "ALL") -> list[dict[str, Any]]:
@@ -252,28 +323,59 @@ def message_text(content: Any) -> str:
     return ""
 
 
+def _tool_calls_text(message: dict[str, Any]) -> str:
+    """The function names and arguments of an assistant message's ``tool_calls``."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return ""
+    parts = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts += [str(function.get("name", "")), str(function.get("arguments", ""))]
+    return " ".join(parts)
+
+
 def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens: role + content text + framing, per message."""
+    """Prompt tokens: role + content text (+ the tool calls of an assistant message) +
+    framing, per message."""
     return sum(
         count_tokens(str(m.get("role", "")))
         + count_tokens(message_text(m.get("content")))
+        + count_tokens(_tool_calls_text(m))
         + MESSAGE_FRAMING_TOKENS
         for m in messages
     )
 
 
+def reply_seed(model_id: str, messages: list[dict[str, Any]], variant: int = 0) -> bytes:
+    """The hash every deterministic choice of one reply is drawn from; ``variant`` tells
+    the choices of an ``n > 1`` request apart (0 is the first choice)."""
+    parts: list[Any] = [model_id, messages] if variant == 0 else [model_id, messages, variant]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
+
+
+_PIECE_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
+
+
+def split_pieces(text: str) -> list[str]:
+    """``text`` as token pieces (each token with the whitespace before it): joined they
+    give ``text`` back (less trailing whitespace), and there are :func:`count_tokens` of
+    them."""
+    return _PIECE_RE.findall(text)
+
+
 def generate_reply(
-    model_id: str, messages: list[dict[str, Any]], max_tokens: int | None
+    model_id: str, messages: list[dict[str, Any]], max_tokens: int | None, variant: int = 0
 ) -> tuple[list[str], str]:
     """The reply as token pieces, and its finish reason.
 
     The natural reply is 8-31 words and a full stop, chosen by a hash of the model
-    and the messages. ``max_tokens`` cuts it short with ``finish_reason="length"``.
+    and the messages (and ``variant``, for the further choices of an ``n > 1`` request).
+    ``max_tokens`` cuts it short with ``finish_reason="length"``.
     Joining the pieces gives text whose :func:`count_tokens` equals ``len(pieces)``.
     """
-    seed = hashlib.sha256(
-        json.dumps([model_id, messages], sort_keys=True, default=str).encode()
-    ).digest()
+    seed = reply_seed(model_id, messages, variant)
     n_words = 8 + seed[0] % 24
     pieces = []
     for i in range(n_words):

@@ -29,7 +29,7 @@ KEY_NOT_FOUND_OR_EXPIRED = "API key not found or expired"  # docs/venice-facts.m
 KEY_NOT_FOUND_DELETE = "API key could not be found"  # docs/venice-facts.md §1.1 (DELETE)
 #: sandbox wording: docs/venice-facts.md §1.7 gives the status (400) but not the message.
 TOO_MANY_KEYS = "You have reached the maximum number of active API keys (500)."
-MODEL_NOT_FOUND = "Specified model not found"  # sandbox wording for MODEL_NOT_FOUND (404)
+MODEL_NOT_FOUND = "Specified model not found"  # SK-ERR: "Specified model not found: …" (404)
 UNKNOWN_ERROR = "An unknown error occurred"  # SPEC 500 description
 
 
@@ -73,15 +73,28 @@ def failed_budget_message(threshold: int) -> str:
 
 
 class SandboxError(Exception):
-    """An HTTP error response Venice would send: status, JSON body, extra headers."""
+    """An HTTP error response Venice would send: status, JSON body, extra headers.
+
+    ``unsupported_feature``: a request asking a model for a capability it lacks; it counts
+    against the lenient "unsupported feature" budget instead of the failed-request one
+    (docs/venice-facts.md §4.4). ``rate_limit``: for a 429 that breaches a limit, the
+    ``(rateLimitType, modelId)`` the rate-limit log records (§1.5)."""
 
     def __init__(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        *,
+        unsupported_feature: bool = False,
+        rate_limit: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(f"{status}: {body.get('error')!r}")
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.unsupported_feature = unsupported_feature
+        self.rate_limit = rate_limit
 
 
 def standard(status: int, message: str, headers: dict[str, str] | None = None) -> SandboxError:
@@ -99,6 +112,21 @@ def detailed(issues: list[dict[str, Any]], message: str = "Invalid request") -> 
             node = node.setdefault(str(part), {"_errors": []})
         node["_errors"].append(issue["message"])
     return SandboxError(400, {"error": message, "details": details, "issues": issues})
+
+
+def model_not_found(name: str) -> SandboxError:
+    """404 for a ``model`` that is no id, trait or compatibility mapping: SK-ERR gives
+    the message as "Specified model not found: …" with the name."""
+    return standard(404, f"{MODEL_NOT_FOUND}: {name}")
+
+
+def unsupported_feature(field: str) -> SandboxError:
+    """400 for a field the model's capabilities rule out (SK-CHAT "Capability gates": the
+    ``issues[]`` entry for that field gives the reason; the wording is SK-CHAT's for the
+    fields OpenAI reasoning models reject, "<field> is not supported by this model")."""
+    exc = detailed([issue([field], f"{field} is not supported by this model")])
+    exc.unsupported_feature = True
+    return exc
 
 
 def issue(

@@ -227,7 +227,7 @@ class Ledger:
             account.creations.popleft()
         if len(account.creations) >= CREATIONS_PER_MINUTE:
             reset = account.creations[0] + CREATION_WINDOW
-            raise errors.standard(
+            error = errors.standard(
                 429,
                 errors.RATE_LIMITED,
                 {
@@ -237,6 +237,9 @@ class Ledger:
                     "retry-after": str(max(1, int((reset - now).total_seconds() + 0.999))),
                 },
             )
+            # an endpoint-level limit: SK-KEYS says those log ``endpoint:api/v1/...``
+            error.rate_limit = ("RPM", "endpoint:api/v1/api_keys")
+            raise error
         if len(account.active_keys(now)) >= MAX_ACTIVE_KEYS:
             raise errors.standard(400, errors.TOO_MANY_KEYS)
         prefix = "VENICE_ADMIN_KEY_" if fields.api_key_type == "ADMIN" else "VENICE_INFERENCE_KEY_"

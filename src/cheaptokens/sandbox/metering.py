@@ -113,12 +113,16 @@ class MeteredStream(Response):
         token_seconds: float,
         bill: Biller,
         headers: dict[str, str],
+        weights: Iterable[int] | None = None,
     ) -> None:
+        """``weights``: the completion tokens each piece stands for (1 each by default; a
+        tool call's opening chunk carries its function name's tokens)."""
         self.status_code = 200
         self.background = None
         self.init_headers(headers)  # no body, so no content-length
         self.ticket, self.head = ticket, head
         self.pieces, self.tail = list(pieces), list(tail)
+        self.weights = [1] * len(self.pieces) if weights is None else list(weights)
         self.prompt_seconds, self.token_seconds, self._bill = prompt_seconds, token_seconds, bill
         self.generated = 0
 
@@ -131,13 +135,13 @@ class MeteredStream(Response):
                 return
             await _body(send, self.head)
             owed = 0.0
-            for piece in self.pieces:
-                owed += self.token_seconds
+            for piece, tokens in zip(self.pieces, self.weights, strict=True):
+                owed += self.token_seconds * tokens
                 if owed >= _MIN_SLEEP or gone.is_set():
                     if not await _run(owed, gone):
                         return
                     owed = 0.0
-                self.generated += 1
+                self.generated += tokens
                 await _body(send, piece)
             self._bill(self.ticket, self.generated)
             for chunk in self.tail:

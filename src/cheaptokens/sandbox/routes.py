@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import catalogue, errors, inference, validation
-from .budget import ErrorBudget, ModelRateLimits
+from .budget import Breach, ErrorBudget, ModelRateLimits, RateLimitLog
 from .clock import Clock
 from .errors import SandboxError
 from .ledger import Account, Key, Ledger, epoch_start
@@ -36,6 +36,8 @@ from .metering import (
 from .render import created_key_json, decimal_text, iso, json_bytes, json_response, key_json
 
 VENICE_VERSION = "20260821.193530"  # info.version of the SPEC snapshot
+#: docs/venice-facts.md §4.4: 200 "unsupported feature" rejections per 30 s.
+DEFAULT_UNSUPPORTED_FEATURE_THRESHOLD = 200
 _NO_BODY = object()
 
 
@@ -95,12 +97,18 @@ class VeniceApi:
         clock: Clock,
         *,
         failed_request_threshold: int,
+        unsupported_feature_threshold: int = DEFAULT_UNSUPPORTED_FEATURE_THRESHOLD,
         seconds_per_million_tokens: float = DEFAULT_SECONDS_PER_MILLION_TOKENS,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger, self.clock = ledger, clock
         self.budget = ErrorBudget(failed_request_threshold)
+        #: requests asking a model for a feature it lacks (docs/venice-facts.md §4.4)
+        self.unsupported = ErrorBudget(
+            unsupported_feature_threshold, "UNSUPPORTED_FEATURE_REQUESTS"
+        )
         self.rate = ModelRateLimits()
+        self.breaches = RateLimitLog()
         if seconds_per_million_tokens < 0:
             raise ValueError("seconds_per_million_tokens must not be negative")
         self.seconds_per_million_tokens = seconds_per_million_tokens
@@ -115,9 +123,24 @@ class VeniceApi:
             Route(f"{prefix}/api_keys", ep(self.update_key, admin=True), methods=["PATCH"]),
             Route(f"{prefix}/api_keys", ep(self.delete_key, admin=True), methods=["DELETE"]),
             Route(f"{prefix}/api_keys/rate_limits", ep(self.rate_limits), methods=["GET"]),
+            Route(
+                f"{prefix}/api_keys/rate_limits/log",
+                ep(self.rate_limit_log, admin=True),
+                methods=["GET"],
+            ),
             Route(f"{prefix}/api_keys/{{id}}", ep(self.get_key, admin=True), methods=["GET"]),
             Route(f"{prefix}/billing/balance", ep(self.balance, admin=True), methods=["GET"]),
             Route(f"{prefix}/models", ep(self.models, optional_auth=True), methods=["GET"]),
+            Route(
+                f"{prefix}/models/traits",
+                ep(self.model_traits, optional_auth=True),
+                methods=["GET"],
+            ),
+            Route(
+                f"{prefix}/models/compatibility_mapping",
+                ep(self.compatibility_mapping, optional_auth=True),
+                methods=["GET"],
+            ),
             Route(f"{prefix}/chat/completions", ep(self.chat), methods=["POST"]),
             Route(f"{prefix}/embeddings", ep(self.embeddings), methods=["POST"]),
         ]
@@ -173,12 +196,19 @@ class VeniceApi:
         try:
             if bucket is not None:
                 self.budget.check(bucket, now)
+                self.unsupported.check(bucket, now)
             if admin and key is not None and key.api_key_type != "ADMIN":
                 raise errors.standard(401, errors.ADMIN_REQUIRED)
             return handler(Call(request, key, account, body, now, common))
         except SandboxError as exc:
             if bucket is not None and 400 <= exc.status < 500 and exc.status != 429:
-                self.budget.record(bucket, now)
+                budget = self.unsupported if exc.unsupported_feature else self.budget
+                budget.record(bucket, now)
+            if exc.rate_limit is not None and key is not None and account is not None:
+                kind, model_id = exc.rate_limit
+                if not model_id:
+                    model_id = _log_model_id(bucket[1] if bucket else None, request.url.path)
+                self.breaches.record(account.id, Breach(key.id, model_id, kind, now))
             return _error(exc, common)
 
     # -- key management -----------------------------------------------------------------
@@ -252,6 +282,22 @@ class VeniceApi:
         }
         return json_response({"data": data}, headers=call.headers)
 
+    def rate_limit_log(self, call: Call) -> Response:
+        """The account's last 50 breaches, newest first (docs/venice-facts.md §1.5; SK-KEYS):
+        the sandbox's own 429s for RPM/TPM, the key-creation limit and both error budgets."""
+        _, account = call.authed
+        data = [
+            {
+                "apiKeyId": b.api_key_id,
+                "modelId": b.model_id,
+                "rateLimitTier": "paid",
+                "rateLimitType": b.kind,
+                "timestamp": iso(b.at),
+            }
+            for b in self.breaches.newest_first(account.id)
+        ]
+        return json_response({"object": "list", "data": data}, headers=call.headers)
+
     def balance(self, call: Call) -> Response:
         _, account = call.authed
         diem, usd = account.diem, account.usd
@@ -282,6 +328,34 @@ class VeniceApi:
             headers=call.headers,
         )
 
+    def model_traits(self, call: Call) -> Response:
+        """``GET /models/traits?type=``: trait → model id from the catalogue."""
+        return self._model_map(call, catalogue.traits)
+
+    def compatibility_mapping(self, call: Call) -> Response:
+        """``GET /models/compatibility_mapping?type=``: alias → model id."""
+        return self._model_map(call, catalogue.compatibility_mapping)
+
+    def _model_map(self, call: Call, source: Callable[[str, str], dict[str, str]]) -> Response:
+        model_type = call.request.query_params.get("type", "text")
+        if model_type not in catalogue.MODEL_TYPES:  # the SPEC's enum for these two routes
+            options = " | ".join(f"'{t}'" for t in catalogue.MODEL_TYPES)
+            raise errors.detailed(
+                [
+                    errors.issue(
+                        ["type"],
+                        f"Invalid enum value. Expected {options}, received '{model_type}'",
+                        "invalid_enum_value",
+                        options=list(catalogue.MODEL_TYPES),
+                    )
+                ]
+            )
+        privacy = call.key.model_privacy if call.key is not None else "ALL"
+        return json_response(
+            {"object": "list", "type": model_type, "data": source(model_type, privacy)},
+            headers=call.headers,
+        )
+
     def chat(self, call: Call) -> Response:
         """Admit (under the lock), then run and bill in the response (outside it)."""
         key, account = call.authed
@@ -306,15 +380,13 @@ class VeniceApi:
                 bill=self.bill,
                 headers=headers,
             )
-        events = [
-            _sse_event(c)
-            for c in inference.chat_chunks(plan, ident=ident, created=created, currency=currency)
-        ]
+        chunks = inference.chat_chunks(plan, ident=ident, created=created, currency=currency)
         return MeteredStream(
             ticket=ticket,
-            head=events[0],
-            pieces=events[1:-2],
-            tail=[*events[-2:], b"data: [DONE]\n\n"],
+            head=b"".join(_sse_event(c) for c in chunks.head),
+            pieces=[_sse_event(c) for c, _ in chunks.pieces],
+            weights=[tokens for _, tokens in chunks.pieces],
+            tail=[*(_sse_event(c) for c in chunks.tail), b"data: [DONE]\n\n"],
             prompt_seconds=run_seconds(plan.prompt_tokens, rate),
             token_seconds=run_seconds(1, rate),
             bill=self.bill,
@@ -356,6 +428,17 @@ class VeniceApi:
             ticket.billed = amount
         self.on_change()
         return amount
+
+
+def _log_model_id(model: str | None, path: str) -> str:
+    """How the rate-limit log names the model of a budget breach (SK-KEYS): the resolved
+    model id, ``model:unknown`` when the name resolves to none, and
+    ``endpoint:api/v1/...`` for a request that names no model."""
+    if model is None:
+        return "endpoint:" + path.lstrip("/")
+    kind = "embedding" if path.endswith("/embeddings") else "text"
+    found = catalogue.resolve_model(model.partition(":")[0], kind)
+    return found.id if found is not None else "model:unknown"
 
 
 def _sse_event(chunk: dict[str, Any]) -> bytes:
