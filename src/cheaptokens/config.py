@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     #: keys of one buyer that went past their cap today before that buyer is refused
     overshoot_strikes: int = Field(default=2, ge=1)
 
+    # Retention: days before the shop forgets rows of no more use (orders, top-ups, the
+    # ledger, price sets and the audit log are kept for good; see orders/retention.py)
+    retain_quotes_days: int = Field(default=7, ge=1)
+    retain_webhook_events_days: int = Field(default=7, ge=4)  # past Stripe's 3-day retries
+    retain_jobs_days: int = Field(default=7, ge=1)
+    retain_pool_keys_days: int = Field(default=7, ge=1)
+    retain_alerts_days: int = Field(default=90, ge=1)
+    retain_sessions_days: int = Field(default=7, ge=1)
+
     # Warm pool of pre-created keys per account (0 turns it off)
     pool_size: int = Field(default=10, ge=0, le=400)
     pool_creation_headroom: int = Field(default=5, ge=0, le=20)

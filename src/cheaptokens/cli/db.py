@@ -53,6 +53,16 @@ def register(subparsers: Any) -> None:
     )
     rs.add_argument("file", type=pathlib.Path)
     rs.set_defaults(func=_restore)
+    pr = sub.add_parser(
+        "prune",
+        help="forget what the retention settings say is of no more use",
+        description="Delete lapsed quotes, applied provider webhook events, finished jobs, "
+        "spent pool keys, old alerts and ended operator sessions older than their "
+        "CHEAPTOKENS_RETAIN_*_DAYS; orders, top-ups, the ledger and price sets stay. Workers "
+        "do it every night too.",
+    )
+    pr.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    pr.set_defaults(func=_prune)
 
 
 def _upgrade(args: argparse.Namespace) -> int:
@@ -100,4 +110,21 @@ def _restore(args: argparse.Namespace) -> int:
         raise SystemExit(f"no such file: {args.file}")
     _copy(args.file, _sqlite_path())
     print(f"restored from {args.file}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from cheaptokens.cli._common import open_shop
+    from cheaptokens.orders import flows
+
+    with open_shop() as shop:
+        gone = flows.prune(
+            db=shop.db,
+            policy=flows.retention_of(shop.settings),
+            now=shop.clock(),
+            dry_run=args.dry_run,
+        )
+    verb = "would forget" if args.dry_run else "forgot"
+    for table, n in gone.items():
+        print(f"{table:16} {verb} {n}")
     return 0

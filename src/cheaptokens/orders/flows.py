@@ -15,11 +15,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from cheaptokens import failpoints, inventory
+from cheaptokens.config import Settings
 from cheaptokens.db import Database
 from cheaptokens.errors import InvalidInput, NotFound, RateLimited, ServiceUnavailable
 from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.money import dollars_to_cents_up, format_usd
-from cheaptokens.orders import published, quotes, topups, transitions, views
+from cheaptokens.orders import published, quotes, retention, topups, transitions, views
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import authorize, is_topup_id
 from cheaptokens.orders.payment_events import record_payment_event
@@ -412,6 +413,31 @@ def dashboard(*, db: Database, rules: ShopRules, now: datetime) -> Dashboard:
             orders=views.recent_orders(session),
             alerts=views.recent_alerts(session),
         )
+
+
+def retention_of(settings: Settings) -> retention.Retention:
+    return retention.Retention(
+        quotes_days=settings.retain_quotes_days,
+        webhook_events_days=settings.retain_webhook_events_days,
+        jobs_days=settings.retain_jobs_days,
+        pool_keys_days=settings.retain_pool_keys_days,
+        alerts_days=settings.retain_alerts_days,
+        sessions_days=settings.retain_sessions_days,
+    )
+
+
+def prune(
+    *, db: Database, policy: retention.Retention, now: datetime, dry_run: bool = False
+) -> dict[str, int]:
+    """Forget what the retention policy says is of no more use, batch by batch."""
+    total: dict[str, int] = {}
+    while True:
+        with db.begin() as session:
+            gone = retention.prune_batch(session, policy=policy, now=now, dry_run=dry_run)
+        for name, n in gone.items():
+            total[name] = total.get(name, 0) + n
+        if dry_run or not any(gone.values()):
+            return total
 
 
 def list_orders(*, db: Database, status: str | None, limit: int) -> list[views.OrderRow]:

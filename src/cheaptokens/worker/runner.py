@@ -10,11 +10,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.orders import topups, transitions
+from cheaptokens.orders import flows, topups, transitions
+from cheaptokens.orders.retention import Retention
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.pricing.forecast import Forecast
@@ -46,6 +47,7 @@ def _default_every() -> dict[str, float]:
         "pool": 1.0,
         "reconcile": 600.0,
         "reprice": 15.0,
+        "prune": 3600.0,
     }
 
 
@@ -65,9 +67,12 @@ class Worker:
     #: re-plan the curve every hour (False keeps the default curve)
     repricing: bool = True
     name: str = field(default_factory=_default_name)
+    #: what to forget, and when (None: nothing is pruned)
+    retention: Retention | None = None
     #: seconds between runs of each upkeep task
     every: dict[str, float] = field(default_factory=_default_every)
     _last: dict[str, float] = field(default_factory=dict)
+    _pruned_day: date | None = None
 
     @classmethod
     def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
@@ -81,6 +86,7 @@ class Worker:
             clock=shop.clock,
             forecast=repricing.forecast_of(shop.settings),
             catalogue=shop.catalogue,
+            retention=flows.retention_of(shop.settings),
             repricing=shop.settings.repricing,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -192,6 +198,7 @@ class Worker:
                 db=self.db, gateways=self.gateways, clock=self.clock
             ),
             "reprice": self.reprice,
+            "prune": self.prune,
         }
         mono = time.monotonic()
         every = dict(self.every)
@@ -212,6 +219,14 @@ class Worker:
             clock=self.clock,
             catalogue=self.catalogue,
         )
+
+    def prune(self) -> None:
+        """Once a night (the first hourly look after 00:00 UTC), forget what retention says."""
+        now = self.clock()
+        if self._pruned_day == now.date() or self.retention is None:
+            return
+        flows.prune(db=self.db, policy=self.retention, now=now)
+        self._pruned_day = now.date()
 
     def sweep(self) -> int:
         """Release lapsed quotes and unpaid checkouts."""

@@ -70,6 +70,7 @@ def test_every_command_has_help():
         ["db", "--help"],
         ["db", "upgrade", "--help"],
         ["db", "backup", "--help"],
+        ["db", "prune", "--help"],
         ["accounts", "--help"],
         ["accounts", "list", "--help"],
         ["orders", "--help"],
