@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     sandbox_port: int = 8001
     sandbox_diem: Decimal = Decimal("100")
     venice_timeout_seconds: float = 10.0
+    #: accounts worked on at once by upkeep (Venice's limits are per account)
+    venice_parallel_accounts: int = Field(default=16, ge=1, le=128)
 
     # Capacity
     sell_fraction: Decimal = Field(default=Decimal("0.9"), gt=0, le=1)

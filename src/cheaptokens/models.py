@@ -70,6 +70,10 @@ class Account(Base):
     balance_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: DIEM left this epoch at the last reading, in cents (negative once overshoot drained it)
     diem_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
+    #: Venice's key list at the last look: live keys, and keys created in the last minute
+    venice_live_keys: Mapped[int | None] = mapped_column(Integer)
+    venice_keys_last_minute: Mapped[int | None] = mapped_column(Integer)
+    keys_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -158,6 +158,7 @@ def make_kit(
     settings.setdefault("quotes_per_minute", 10_000)
     settings.setdefault("max_held_share", 1)  # so is the cap on one client's unpaid holds
     settings.setdefault("overshoot_reserve_cents", 0)  # and the overshoot reserve
+    settings.setdefault("venice_parallel_accounts", 1)  # one TestClient serves every account
     settings.setdefault("pool_size", 0)  # the warm pool has tests of its own
     settings.setdefault("repricing", False)  # so does the hourly re-plan
     settings.setdefault("pricing_cache_seconds", 0)  # tests move the clock by hand

@@ -244,6 +244,18 @@ def record_balance(session: Session, *, account: str, diem_cents: int, now: date
         acct.balance_checked_at = now
 
 
+def record_key_counts(
+    session: Session, *, account: str, live: int, created_last_minute: int, now: datetime
+) -> None:
+    """What Venice's key list showed: the account's live keys (the operator's own too) and
+    those created in the last minute — the dashboard shows them against Venice's limits."""
+    acct = session.get(Account, account)
+    if acct is not None:
+        acct.venice_live_keys = live
+        acct.venice_keys_last_minute = created_last_minute
+        acct.keys_read_at = now
+
+
 def follow_balance(
     session: Session,
     *,

@@ -31,6 +31,7 @@ from cheaptokens.pricing.curve import PricingParams, discount, params_to_dict, p
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.times import Clock, next_midnight
 from cheaptokens.venice import errors as venice_errors
+from cheaptokens.venice.keys import KeyCount
 from cheaptokens.venice.types import VeniceGateway
 
 log = logging.getLogger(__name__)
@@ -399,6 +400,7 @@ class Dashboard:
     sales: list[views.Sale]
     orders: list[views.OrderRow]
     alerts: list[views.AlertRow]
+    keys: list[KeyCount]
 
 
 def dashboard(*, db: Database, rules: ShopRules, now: datetime) -> Dashboard:
@@ -412,6 +414,7 @@ def dashboard(*, db: Database, rules: ShopRules, now: datetime) -> Dashboard:
             sales=views.sales_on(session, day=now.date()),
             orders=views.recent_orders(session),
             alerts=views.recent_alerts(session),
+            keys=views.key_counts(session),
         )
 
 

@@ -13,10 +13,11 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cheaptokens.models import AccountDay, Alert, LedgerEntry, Order, Quote
+from cheaptokens.models import Account, AccountDay, Alert, LedgerEntry, Order, Quote
 from cheaptokens.orders import state as st
 from cheaptokens.orders.rules import REISSUE_REASON
 from cheaptokens.pricing.forecast import QuoteRecord
+from cheaptokens.venice.keys import KeyCount
 
 #: Orders whose credit counts as sold (they hold capacity or did).
 SOLD_STATUSES = (st.PAID, st.FULFILLED, st.EXPIRED, st.FAILED)
@@ -241,3 +242,16 @@ def reissues_today(session: Session, *, order_id: str, now: datetime) -> int:
         )
     ).all()
     return sum(1 for d in rows if (d or {}).get("reason") == REISSUE_REASON)
+
+
+def key_counts(session: Session) -> list[KeyCount]:
+    """Each account's live keys and creations in the last minute, as the watch last read
+    Venice's key list (the dashboard never calls Venice itself)."""
+    out = []
+    for acct in session.scalars(select(Account).order_by(Account.name)):
+        if acct.keys_read_at is None or acct.venice_live_keys is None:
+            error = acct.last_error and "Venice did not answer the last look; try again shortly"
+            out.append(KeyCount(acct.name, None, None, error or "not read yet"))
+        else:
+            out.append(KeyCount(acct.name, acct.venice_live_keys, acct.venice_keys_last_minute))
+    return out

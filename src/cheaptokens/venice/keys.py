@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
-from cheaptokens.venice.errors import NotFound, VeniceError
-from cheaptokens.venice.limits import CREATION_WINDOW, CREATIONS_PER_MINUTE, MAX_ACTIVE_KEYS
+from cheaptokens.venice.errors import NotFound
+from cheaptokens.venice.limits import CREATIONS_PER_MINUTE, MAX_ACTIVE_KEYS
 from cheaptokens.venice.types import VeniceGateway
 
 log = logging.getLogger(__name__)
@@ -48,19 +46,3 @@ class KeyCount:
     error: str | None = None
     cap: int = MAX_ACTIVE_KEYS
     per_minute: int = CREATIONS_PER_MINUTE
-
-
-def count_keys(gateways: Mapping[str, VeniceGateway], *, now: datetime) -> list[KeyCount]:
-    """One ``GET /api_keys`` per account: live keys and creations in the last minute."""
-    out = []
-    for name, gateway in sorted(gateways.items()):
-        try:
-            keys = gateway.list_keys()
-        except VeniceError as exc:
-            log.info("key count for %s: Venice unavailable (%s)", name, type(exc).__name__)
-            out.append(KeyCount(name, None, None, "Venice did not answer; try again shortly"))
-            continue
-        live = [k for k in keys if k.expires_at is None or k.expires_at > now]
-        recent = [k for k in keys if now - k.created_at < CREATION_WINDOW]
-        out.append(KeyCount(name, len(live), len(recent)))
-    return out

@@ -28,7 +28,6 @@ from cheaptokens.errors import ShopError
 from cheaptokens.money import format_usd
 from cheaptokens.orders import flows
 from cheaptokens.shop import Shop
-from cheaptokens.venice.keys import count_keys
 from cheaptokens.web import charts, csrf
 from cheaptokens.web.deps import ShopDep, client_id, limiter
 from cheaptokens.web.limits import LoginLocked, user_key
@@ -311,7 +310,7 @@ def dashboard(request: Request, shop: ShopDep, done: str | None = None) -> Respo
         price_fraction=view.fraction,
         orders=board.orders,
         alerts=board.alerts,
-        keys=count_keys(shop.gateways, now=now),
+        keys=board.keys,
         past=board.past,
         bars=charts.past_chart(board.past),
         usd=format_usd,

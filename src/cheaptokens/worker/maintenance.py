@@ -16,6 +16,7 @@ from cheaptokens.times import Clock
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.keys import ensure_deleted
 from cheaptokens.venice.types import VeniceGateway
+from cheaptokens.worker.accounts import each_account
 
 #: A refill records its pool key just after Venice made it: reconciliation gives it this long.
 POOL_GRACE = timedelta(minutes=5)
@@ -23,13 +24,19 @@ POOL_GRACE = timedelta(minutes=5)
 log = logging.getLogger(__name__)
 
 
-def refresh_accounts(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: Clock) -> int:
+def refresh_accounts(
+    *,
+    db: Database,
+    gateways: Mapping[str, VeniceGateway],
+    clock: Clock,
+    parallel: int = 1,
+) -> int:
     """Read each account's DIEM allocation from ``/billing/balance``; returns how many answered.
 
     A Venice outage leaves the last known allocation in place (pricing stays up).
     """
-    ok = 0
-    for name, gateway in gateways.items():
+
+    def one(name: str, gateway: VeniceGateway) -> bool:
         now = clock()
         try:
             balance = gateway.balance()
@@ -42,7 +49,7 @@ def refresh_accounts(*, db: Database, gateways: Mapping[str, VeniceGateway], clo
                     now=now,
                     error=f"{type(exc).__name__}: {exc}",
                 )
-            continue
+            return False
         with db.begin() as session:
             inventory.record_allocation(
                 session,
@@ -50,8 +57,9 @@ def refresh_accounts(*, db: Database, gateways: Mapping[str, VeniceGateway], clo
                 allocation_cents=dollars_to_cents(balance.diem_epoch_allocation),
                 now=now,
             )
-        ok += 1
-    return ok
+        return True
+
+    return sum(each_account(gateways, one, parallel=parallel).values())
 
 
 def expire_keys(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: Clock) -> int:
@@ -71,39 +79,51 @@ def expire_keys(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: C
     return len(due)
 
 
-def reconcile(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: Clock) -> list[str]:
+def reconcile(
+    *,
+    db: Database,
+    gateways: Mapping[str, VeniceGateway],
+    clock: Clock,
+    parallel: int = 1,
+) -> list[str]:
     """Delete shop keys in Venice that no order (or the pool) keeps; returns their ids."""
+    found = each_account(
+        gateways, lambda name, gw: _reconcile_account(db, name, gw, clock), parallel=parallel
+    )
+    return [key_id for name in sorted(found) for key_id in found[name]]
+
+
+def _reconcile_account(db: Database, name: str, gateway: VeniceGateway, clock: Clock) -> list[str]:
     removed: list[str] = []
-    for name, gateway in gateways.items():
+    try:
+        keys = gateway.list_keys()
+    except venice_errors.VeniceError:
+        return removed
+    for key in keys:
+        if not key.description.startswith(KEY_PREFIX):
+            continue
+        now = clock()
+        if key.description.startswith(POOL_PREFIX) and now - key.created_at < POOL_GRACE:
+            continue
+        with db.read() as session:
+            owner = live_keys.owner_of(session, key_id=key.id, description=key.description)
+        if owner is not None:
+            continue
         try:
-            keys = gateway.list_keys()
+            ensure_deleted(gateway, key.id)
         except venice_errors.VeniceError:
             continue
-        for key in keys:
-            if not key.description.startswith(KEY_PREFIX):
-                continue
-            now = clock()
-            if key.description.startswith(POOL_PREFIX) and now - key.created_at < POOL_GRACE:
-                continue
-            with db.read() as session:
-                owner = live_keys.owner_of(session, key_id=key.id, description=key.description)
-            if owner is not None:
-                continue
-            try:
-                ensure_deleted(gateway, key.id)
-            except venice_errors.VeniceError:
-                continue
-            removed.append(key.id)
-            order_id = order_of_description(key.description)
-            with db.begin() as session:
-                raise_alert(
-                    session,
-                    kind="reconcile",
-                    account=name,
-                    # the column holds 40 characters; the message names the key whatever it says
-                    order_id=order_id if order_id and len(order_id) <= 40 else None,
-                    message=f"deleted key {key.id} ({key.description!r}) in Venice with no "
-                    "matching fulfilled order",
-                    now=now,
-                )
+        removed.append(key.id)
+        order_id = order_of_description(key.description)
+        with db.begin() as session:
+            raise_alert(
+                session,
+                kind="reconcile",
+                account=name,
+                # the column holds 40 characters; the message names the key whatever it says
+                order_id=order_id if order_id and len(order_id) <= 40 else None,
+                message=f"deleted key {key.id} ({key.description!r}) in Venice with no "
+                "matching fulfilled order",
+                now=now,
+            )
     return removed

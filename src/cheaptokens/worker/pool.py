@@ -9,6 +9,7 @@ secret is stored sealed (:mod:`cheaptokens.inventory.pool` keeps the rows). Refi
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from cheaptokens.times import Clock, next_midnight
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.keys import ensure_deleted
 from cheaptokens.venice.types import ConsumptionLimit, VeniceGateway
+from cheaptokens.worker.accounts import each_account
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +34,29 @@ def refill(
     rules: ShopRules,
     clock: Clock,
     limit: int | None = None,
+    parallel: int = 1,
 ) -> int:
-    """Top up each account's pool within its creation budget; returns keys made."""
+    """Top up each account's pool within its creation budget (``parallel`` accounts at once,
+    at most ``limit`` keys in all); returns keys made."""
     if rules.pool_size <= 0:
         return 0
-    made = 0
     budget = rules.creations_per_minute - rules.pool_creation_headroom
-    for account, gateway in gateways.items():
-        while limit is None or made < limit:
+    made = [0]
+    lock = threading.Lock()
+
+    def take_one() -> bool:
+        with lock:
+            if limit is not None and made[0] >= limit:
+                return False
+            made[0] += 1
+            return True
+
+    def give_back() -> None:
+        with lock:
+            made[0] -= 1
+
+    def fill(account: str, gateway: VeniceGateway) -> None:
+        while take_one():
             now = clock()
             with db.begin() as session:
                 ready = pool.ready_count(session, account=account, now=now)
@@ -49,7 +66,8 @@ def refill(
                     or room - ready <= 0
                     or keyroom.creations_in_window(session, account, now) >= budget
                 ):
-                    break
+                    give_back()
+                    return
                 keyroom.record_creation(session, account=account, now=now, pool=True)
             try:
                 created = gateway.create_key(
@@ -60,8 +78,9 @@ def refill(
                     model_privacy=KEY_MODELS["private"],  # a sale sets its order's models
                 )
             except venice_errors.VeniceError as exc:
+                give_back()
                 log.info("pool refill on %s stopped: %s", account, type(exc).__name__)
-                break
+                return
             with db.begin() as session:
                 pool.add_ready(
                     session,
@@ -73,8 +92,9 @@ def refill(
                     expires_at=created.expires_at or next_midnight(now),
                     now=now,
                 )
-            made += 1
-    return made
+
+    each_account(gateways, fill, parallel=parallel)
+    return made[0]
 
 
 def expire(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: Clock) -> int:

@@ -69,6 +69,8 @@ class Worker:
     name: str = field(default_factory=_default_name)
     #: what to forget, and when (None: nothing is pruned)
     retention: Retention | None = None
+    #: accounts worked on at once by upkeep
+    parallel: int = 1
     #: seconds between runs of each upkeep task
     every: dict[str, float] = field(default_factory=_default_every)
     _last: dict[str, float] = field(default_factory=dict)
@@ -87,6 +89,7 @@ class Worker:
             forecast=repricing.forecast_of(shop.settings),
             catalogue=shop.catalogue,
             retention=flows.retention_of(shop.settings),
+            parallel=shop.settings.venice_parallel_accounts,
             repricing=shop.settings.repricing,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -183,7 +186,7 @@ class Worker:
         tasks: dict[str, Callable[[], object]] = {
             "sweep": self.sweep,
             "accounts": lambda: maintenance.refresh_accounts(
-                db=self.db, gateways=self.gateways, clock=self.clock
+                db=self.db, gateways=self.gateways, clock=self.clock, parallel=self.parallel
             ),
             "watch": self.watch_now,
             "expire": self.expire,
@@ -193,9 +196,10 @@ class Worker:
                 box=self.box,
                 rules=self.rules,
                 clock=self.clock,
+                parallel=self.parallel,
             ),
             "reconcile": lambda: maintenance.reconcile(
-                db=self.db, gateways=self.gateways, clock=self.clock
+                db=self.db, gateways=self.gateways, clock=self.clock, parallel=self.parallel
             ),
             "reprice": self.reprice,
             "prune": self.prune,
@@ -218,6 +222,7 @@ class Worker:
             rules=self.rules,
             clock=self.clock,
             catalogue=self.catalogue,
+            parallel=self.parallel,
         )
 
     def prune(self) -> None:
