@@ -37,7 +37,7 @@ from support.live import serve  # noqa: E402
 from support.procs import free_port  # noqa: E402
 from support.shopkit import paid_order  # noqa: E402
 
-PASSWORD = "bench-password-not-secret"
+PASSWORD = "bench-password-not-secret"  # noqa: S105 (a throw-away dashboard login)
 
 
 def timed(fn, rounds: int) -> float:
