@@ -1,6 +1,6 @@
 """Upkeep with 1, 10 and 50 Venice accounts: does per-account work stay flat?
 
-    .venv/bin/python bench/accounts/run.py [--latency-ms 200] [--counts 1,10,50] [--parallel 16]
+    .venv/bin/python bench/accounts/run.py [--latency-ms 200] [--counts 1,10,50] [--parallel 64]
 
 The Venice sandbox runs under uvicorn (real HTTP) with N accounts and adds ``--latency-ms`` to
 every call; the shop (SQLite) has a live key on each account. Each upkeep task that talks to
@@ -124,7 +124,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency-ms", type=int, default=200)
     p.add_argument("--counts", default="1,10,50")
-    p.add_argument("--parallel", type=int, default=16)
+    p.add_argument("--parallel", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     counts = [int(c) for c in args.counts.split(",")]

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     sandbox_diem: Decimal = Decimal("100")
     venice_timeout_seconds: float = 10.0
     #: accounts worked on at once by upkeep (Venice's limits are per account)
-    venice_parallel_accounts: int = Field(default=16, ge=1, le=128)
+    venice_parallel_accounts: int = Field(default=64, ge=1, le=256)
 
     # Capacity
     sell_fraction: Decimal = Field(default=Decimal("0.9"), gt=0, le=1)
