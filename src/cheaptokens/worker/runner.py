@@ -15,8 +15,11 @@ from datetime import timedelta
 from cheaptokens import jobs
 from cheaptokens.db import Database
 from cheaptokens.orders import transitions
+from cheaptokens.orders import x402 as x402flow
+from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider
+from cheaptokens.payments.x402 import X402Gateway
 from cheaptokens.pricing.forecast import Forecast
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.shop import Shop
@@ -63,6 +66,9 @@ class Worker:
     catalogue: ModelCatalogue | None = None
     #: re-plan the curve every hour (False keeps the default curve)
     repricing: bool = True
+    #: x402 payments: settles an x402 order's authorization when the worker makes its key
+    #: (a request that died, a standing order); None: such orders wait
+    x402: X402Gateway | None = None
     name: str = field(default_factory=_default_name)
     #: seconds between runs of each upkeep task
     every: dict[str, float] = field(default_factory=_default_every)
@@ -81,6 +87,7 @@ class Worker:
             forecast=repricing.forecast_of(shop.settings),
             catalogue=shop.catalogue,
             repricing=shop.settings.repricing,
+            x402=shop.x402,
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -95,6 +102,7 @@ class Worker:
                 clock=self.clock,
                 order_id=order_id,
                 lease=lease,
+                capture=self._capture,
             )
         elif kind == jobs.REFUND:
             refund(
@@ -118,6 +126,13 @@ class Worker:
             refund_stray(db=self.db, payments=self.payments, clock=self.clock, order_id=order_id)
         else:
             raise ValueError(f"unknown job kind {kind!r}")
+
+    def _capture(self, order_id: str) -> Captured:
+        if self.x402 is None:
+            return Captured.UNKNOWN
+        return x402flow.capture_payment(
+            db=self.db, x402=self.x402, clock=self.clock, order_id=order_id
+        )
 
     def run_one(self) -> bool:
         """Claim and run one due job; False when there was none."""
