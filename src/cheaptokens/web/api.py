@@ -14,11 +14,13 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from cheaptokens.errors import InvalidInput, NotFound
+from cheaptokens.errors import InvalidInput, NotFound, ShopError
 from cheaptokens.models import Order, Quote
-from cheaptokens.orders import flows
+from cheaptokens.orders import flows, wallets
 from cheaptokens.orders import state as st
 from cheaptokens.orders import x402 as x402flow
+from cheaptokens.orders.ids import order_token
+from cheaptokens.payments import siwx
 from cheaptokens.pricing.curve import params_to_dict
 from cheaptokens.shop import Shop
 from cheaptokens.times import iso_z, next_midnight
@@ -622,3 +624,128 @@ def buy(
     )
     headers = {"PAYMENT-RESPONSE": outcome.payment_header} if outcome.payment_header else {}
     return JSONResponse(out.model_dump(), status_code=200 if done else 202, headers=headers)
+
+
+# ----------------------------------------------------------------------------- the wallet
+class WalletOrderOut(BaseModel):
+    order_id: str
+    order_token: str = Field(description="Bearer token for GET /api/orders/{id} and friends.")
+    status: str
+    credit_cents: int
+    price_cents: int
+    created_at: str
+    key_last6: str | None
+    key_shown: bool = Field(description="The key can still be revealed (receipt not confirmed).")
+    expires_at: str | None
+
+
+class WalletOrdersOut(BaseModel):
+    wallet: str
+    orders: list[WalletOrderOut]
+
+
+SIWX_RESPONSES: dict[int | str, dict[str, Any]] = {
+    402: {
+        "model": X402RequiredOut,
+        "description": "Sign in with your wallet: `extensions['sign-in-with-x']` holds a "
+        "challenge for this URL; sign it (EIP-191) and send it in SIGN-IN-WITH-X (the x402 "
+        "SDK's client does this by itself). Nothing is charged.",
+    },
+    **documented(401, 404, 422, 429),
+}
+
+
+def signed_in(request: Request, shop: Shop) -> str | Response:
+    """The wallet that signed in for this very URL, or the 402 challenge to sign."""
+    gateway = x402_gateway(shop)
+    uri = f"{shop.settings.public_url}{request.url.path}"
+    header = request.headers.get(siwx.HEADER)
+    if header is None:
+        challenge = siwx.challenge(
+            key=shop.token_key,
+            uri=uri,
+            network=shop.settings.x402_network,
+            now=shop.clock(),
+            seconds=shop.settings.siwx_seconds,
+        )
+        required = gateway.payment_required(
+            accepts=[],
+            url=uri,
+            description="sign in with the wallet that paid",
+            extensions=challenge,
+        )
+        return payment_required(x402flow.PaymentNeeded(required), gateway)
+    try:
+        proof = siwx.verify(
+            header, key=shop.token_key, uri=uri, max_age_seconds=shop.settings.siwx_seconds
+        )
+    except siwx.SignInRefused as exc:
+        raise SignInInvalid(f"{exc} ({exc.code})", field=siwx.HEADER) from None
+    wallets.spend_nonce(
+        shop.db,
+        nonce=proof.nonce,
+        address=proof.address,
+        expires_at=proof.expires_at,
+        now=shop.clock(),
+    )
+    return proof.address
+
+
+class SignInInvalid(ShopError):
+    status = 401
+    code = "invalid_siwx"
+
+
+def wallet_order(shop: Shop, order: Order) -> WalletOrderOut:
+    return WalletOrderOut(
+        order_id=order.id,
+        order_token=order_token(order.id, token_key=shop.token_key),
+        status=order.status,
+        credit_cents=order.credit_cents,
+        price_cents=order.price_cents,
+        created_at=iso_z(order.created_at),
+        key_last6=order.key_last6,
+        key_shown=order.key_secret is not None,
+        expires_at=_iso(order.key_expires_at),
+    )
+
+
+@router.get("/wallet/orders", response_model=WalletOrdersOut, responses=SIWX_RESPONSES)
+def wallet_orders(request: Request, shop: ShopDep) -> Any:
+    """The purchases of the wallet that signs in (x402 sign-in-with-x), newest first."""
+    limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    return WalletOrdersOut(
+        wallet=who,
+        orders=[wallet_order(shop, o) for o in wallets.purchases(shop.db, wallet=who)],
+    )
+
+
+@router.get("/wallet/orders/{order_id}", response_model=OrderStatusOut, responses=SIWX_RESPONSES)
+def wallet_order_status(order_id: OrderId, request: Request, shop: ShopDep) -> Any:
+    """One purchase of the signed-in wallet, with its key while receipt is not confirmed."""
+    limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    order = wallets.order_of(shop.db, wallet=who, order_id=order_id)
+    return get_order(order.id, shop, order_token(order.id, token_key=shop.token_key))
+
+
+@router.post(
+    "/wallet/orders/{order_id}/reissue",
+    response_model=OrderStatusOut,
+    status_code=202,
+    responses={**SIWX_RESPONSES, **documented(400, 429)},
+)
+def wallet_reissue(order_id: OrderId, request: Request, shop: ShopDep) -> Any:
+    """Lost the key? The signed-in wallet gets a new one, as ``POST /api/orders/{id}/reissue``
+    gives it (the old key deleted first, the unspent credit on the new one; 3 a day)."""
+    limiter(request).check("reissue", client_id(request), shop.settings.orders_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    wallets.reissue(shop.db, wallet=who, order_id=order_id, now=shop.clock())
+    return get_order(order_id, shop, order_token(order_id, token_key=shop.token_key))
