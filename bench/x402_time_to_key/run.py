@@ -134,6 +134,8 @@ def main() -> int:
         "p50_s": round(statistics.median(times), 3),
         "p99_s": round(percentile(times, 0.99), 3),
         "max_s": round(max(times), 3),
+        "first_s": round(times[0], 3),
+        "slowest_at": times.index(max(times)),
     }
     print(
         f"paid request -> 200 with a key, {len(times)} purchases, +{args.latency_ms} ms per "
