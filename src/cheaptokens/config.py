@@ -25,6 +25,31 @@ from cheaptokens import passwords
 VENICE_API_URL = "https://api.venice.ai/api/v1"
 SANDBOX_ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_not_a_real_key"
 
+# The offline x402 set-up: the Venice sandbox's facilitator and its pretend chain. The chain id
+# is no network we know of, so an authorization signed for the sandbox pays nothing anywhere
+# else; the addresses are obviously made up.
+SANDBOX_X402_NETWORK = "eip155:40240402"
+SANDBOX_X402_USDC = "0x5dC0000000000000000000000000000000005DC0"
+SANDBOX_X402_USDC_NAME = "USDC"
+SANDBOX_X402_USDC_VERSION = "2"
+SANDBOX_X402_PAY_TO = "0xC4Ea900000000000000000000000000000000001"
+SANDBOX_X402_FACILITATOR = "0xFAC1000000000000000000000000000000000001"
+#: x402 networks that carry no real money (refused with live Venice): the sandbox's, Base
+#: Sepolia, Ethereum Sepolia and Holesky, the Optimism / Arbitrum / Polygon test networks and
+#: Avalanche Fuji.
+TEST_X402_NETWORKS = frozenset(
+    {
+        SANDBOX_X402_NETWORK,
+        "eip155:84532",
+        "eip155:11155111",
+        "eip155:17000",
+        "eip155:11155420",
+        "eip155:421614",
+        "eip155:80002",
+        "eip155:43113",
+    }
+)
+
 
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _URL_UNSAFE = re.compile(r"[\s\"'<>\\`]")
@@ -146,6 +171,26 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr = SecretStr("")
     stripe_api_base: str = ""  # tests point the SDK at a local server
 
+    # x402: agents pay with a signed USDC authorization (docs/operations.md, "x402")
+    x402_enabled: bool = True
+    #: CAIP-2 network of the payments (sandbox: the Venice sandbox's pretend chain)
+    x402_network: str = SANDBOX_X402_NETWORK
+    #: the USDC contract on that network, and its EIP-712 domain name and version
+    x402_asset: str = SANDBOX_X402_USDC
+    x402_asset_name: str = SANDBOX_X402_USDC_NAME
+    x402_asset_version: str = SANDBOX_X402_USDC_VERSION
+    #: the operator's address that receives the payments
+    x402_pay_to: str = SANDBOX_X402_PAY_TO
+    #: the facilitator's base URL (default: the Venice sandbox's, ``…/x402``)
+    x402_facilitator_url: str = ""
+    x402_facilitator_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: how long an agent's signed authorization stays valid (``maxTimeoutSeconds``)
+    x402_authorization_seconds: int = Field(default=300, ge=30, le=3600)
+    #: how long ``POST /api/buy`` works on a paid request before answering 202 (poll then)
+    x402_sync_seconds: float = Field(default=15.0, gt=0, le=60)
+    #: how long a sign-in-with-x challenge is valid
+    siwx_seconds: int = Field(default=300, ge=30, le=3600)
+
     # Secrets of the shop itself
     data_key: SecretStr = SecretStr("")  # base64 32 bytes; generated into data_dir offline
 
@@ -189,7 +234,21 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.2
     worker_threads: int = Field(default=4, ge=1, le=64)
 
-    @field_validator("public_url", "venice_base_url")
+    @field_validator("x402_pay_to", "x402_asset")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
+            raise ValueError("must be an EVM address: 0x and 40 hexadecimal digits")
+        return value
+
+    @field_validator("x402_network")
+    @classmethod
+    def _caip2(cls, value: str) -> str:
+        if not re.fullmatch(r"eip155:[1-9][0-9]{0,15}", value):
+            raise ValueError("must be a CAIP-2 EVM network like eip155:8453")
+        return value
+
+    @field_validator("public_url", "venice_base_url", "x402_facilitator_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -258,6 +317,20 @@ class Settings(BaseSettings):
             return VENICE_API_URL
         return f"http://{self.sandbox_host}:{self.sandbox_port}/api/v1"
 
+    @property
+    def sandbox_url(self) -> str:
+        """The in-process Venice sandbox's root (``cheaptokens serve`` offline)."""
+        return f"http://{self.sandbox_host}:{self.sandbox_port}"
+
+    @property
+    def facilitator_url(self) -> str:
+        """The x402 facilitator: the setting, or the Venice sandbox's offline."""
+        if self.x402_facilitator_url:
+            return self.x402_facilitator_url
+        if self.venice_base_url.endswith("/api/v1"):
+            return self.venice_base_url.removesuffix("/api/v1") + "/x402"
+        return f"{self.sandbox_url}/x402"
+
     def account_keys(self) -> dict[str, str]:
         """Account name -> ADMIN key. Never log the values."""
         raw = self.venice_admin_keys.get_secret_value().strip()
@@ -307,9 +380,34 @@ class Settings(BaseSettings):
             problems.append(
                 "CHEAPTOKENS_VENICE_ADMIN_KEYS holds no real Venice ADMIN key (name=KEY,…)"
             )
+        if self.x402_enabled:
+            problems += self._x402_live_problems()
         if not self.data_key.get_secret_value():
             problems.append(
                 "CHEAPTOKENS_DATA_KEY is not set: a key generated into the data directory is "
                 "lost with it (set a base64 32-byte key you back up)"
+            )
+        return problems
+
+    def _x402_live_problems(self) -> list[str]:
+        """x402 with live Venice: real keys for real USDC, through a real facilitator."""
+        problems = []
+        host = urlsplit(self.facilitator_url).hostname or ""
+        if not self.x402_facilitator_url or host in ("127.0.0.1", "localhost", "::1"):
+            problems.append(
+                "CHEAPTOKENS_X402_FACILITATOR_URL is not set to a real x402 facilitator (the "
+                "Venice sandbox's would hand out real keys for pretend USDC); set it, or "
+                "CHEAPTOKENS_X402_ENABLED=false"
+            )
+        if self.x402_network in TEST_X402_NETWORKS:
+            problems.append(
+                f"CHEAPTOKENS_X402_NETWORK is {self.x402_network}, a test network: real keys "
+                "would be sold for test USDC (use e.g. eip155:8453, Base)"
+            )
+        if self.x402_asset.lower() == SANDBOX_X402_USDC.lower():
+            problems.append("CHEAPTOKENS_X402_ASSET is the sandbox's pretend USDC contract")
+        if self.x402_pay_to.lower() == SANDBOX_X402_PAY_TO.lower():
+            problems.append(
+                "CHEAPTOKENS_X402_PAY_TO is the sandbox's made-up address: set the operator's"
             )
         return problems

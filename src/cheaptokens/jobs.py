@@ -123,3 +123,31 @@ def holds_lease(session: Session, lease: Lease, now: datetime) -> bool:
     if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update()
     return session.scalars(stmt).first() is not None
+
+
+def claim_for(
+    session: Session,
+    *,
+    kind: str,
+    order_id: str,
+    worker: str,
+    now: datetime,
+    lease: timedelta = LEASE,
+) -> Job | None:
+    """Lease ``order_id``'s job of ``kind`` to ``worker`` (a request that runs the job itself,
+    e.g. an x402 purchase making its key), unless another worker holds it."""
+    stmt = select(Job).where(
+        Job.kind == kind,
+        Job.order_id == order_id,
+        Job.status == "queued",
+        or_(Job.locked_until.is_(None), Job.locked_until < now),
+    )
+    if dialect_name(session) == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    job = session.scalars(stmt).first()
+    if job is None:
+        return None
+    job.locked_until = now + lease
+    job.locked_by = worker
+    job.attempts += 1
+    return job

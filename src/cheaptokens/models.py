@@ -375,3 +375,74 @@ class OperatorAction(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class X402Payment(Base):
+    """An x402 payment: an EIP-3009 authorization a wallet signed to the operator's address.
+
+    Keyed by the authorization itself (network, asset, payer, nonce), so one authorization
+    pays for one order at most: a replayed payment finds its row and is refused. The signed
+    payload is kept until it is settled (or voided: then the shop never settles it)."""
+
+    __tablename__ = "x402_payments"
+    #: SHA-256 of "network|asset|payer|nonce" (lower case)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payer: Mapped[str] = mapped_column(String(42), index=True)
+    nonce: Mapped[str] = mapped_column(String(66))
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    standing_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    valid_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the PaymentPayload and the PaymentRequirements it pays, as the facilitator wants them
+    payload: Mapped[str] = mapped_column(Text)
+    requirements: Mapped[str] = mapped_column(Text)
+    #: verifying | authorized (verified, not settled) | settled | void (never to be settled)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    settle_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: a settle call whose answer never came: the money may have moved
+    settle_unknown: Mapped[bool] = mapped_column(default=False)
+    transaction: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SiwxNonce(Base):
+    """A sign-in-with-x nonce already used: a replayed sign-in finds it and is refused."""
+
+    __tablename__ = "siwx_nonces"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: after this the sign-in is refused as expired anyway: the row may go
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class StandingOrder(Base):
+    """ "Buy $X of credit the first moment the price is at or below P (or the discount at
+    least D %), before T", backed by an x402 authorization of $X valid until T."""
+
+    __tablename__ = "standing_orders"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    wallet: Mapped[str] = mapped_column(String(42), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    #: the condition: price per $1 of credit in cents at most this (decimal text) …
+    max_price_cents: Mapped[str | None] = mapped_column(String(32))
+    #: … or the discount at least this many percent (decimal text)
+    min_discount_percent: Mapped[str | None] = mapped_column(String(32))
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_models: Mapped[str] = mapped_column(String(8), default="private")
+    #: open | fired (an order was placed) | cancelled | expired | failed
+    status: Mapped[str] = mapped_column(String(16))
+    payment_id: Mapped[str] = mapped_column(String(64), unique=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    #: the webhook's signing secret, sealed (shown to the agent once, at creation)
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_standing_orders_open", "status", "valid_until"),)

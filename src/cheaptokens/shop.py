@@ -17,6 +17,7 @@ from cheaptokens.config import Settings
 from cheaptokens.db import Database, open_database
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider, SandboxPayments
+from cheaptokens.payments.x402 import X402Gateway, X402Terms
 from cheaptokens.secretbox import SecretBox, load_data_key
 from cheaptokens.times import Clock, utcnow
 from cheaptokens.venice.catalogue import ModelCatalogue
@@ -37,6 +38,8 @@ class Shop:
     clock: Clock = utcnow
     #: where buyers' keys work (the sandbox offline, Venice in production)
     buyer_base_url: str = ""
+    #: x402 payments (``POST /api/buy``, standing orders); None when switched off
+    x402: X402Gateway | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -59,6 +62,23 @@ def build_payments(settings: Settings, box: SecretBox) -> PaymentProvider:
     return SandboxPayments(box.mac_key, settings.public_url)
 
 
+def build_x402(settings: Settings, http: httpx.Client | None = None) -> X402Gateway | None:
+    """The x402 facilitator gateway from settings (None when x402 is off)."""
+    if not settings.x402_enabled:
+        return None
+    terms = X402Terms(
+        network=settings.x402_network,
+        asset=settings.x402_asset,
+        asset_name=settings.x402_asset_name,
+        asset_version=settings.x402_asset_version,
+        pay_to=settings.x402_pay_to,
+        facilitator_url=settings.facilitator_url,
+        authorization_seconds=settings.x402_authorization_seconds,
+        timeout=settings.x402_facilitator_timeout_seconds,
+    )
+    return X402Gateway(terms, http=http)
+
+
 def build_shop(
     settings: Settings,
     *,
@@ -66,6 +86,7 @@ def build_shop(
     http: httpx.Client | None = None,
     gateways: dict[str, VeniceGateway] | None = None,
     payments: PaymentProvider | None = None,
+    x402_http: httpx.Client | None = None,
 ) -> Shop:
     """Everything the shop needs, from ``settings``; tests pass their own ``http``/fakes."""
     db, engines = open_database(settings.db_url)
@@ -80,6 +101,9 @@ def build_shop(
             name: VeniceClient(http, key, base_url=settings.venice_url, timeout=http.timeout)
             for name, key in settings.account_keys().items()
         }
+    x402 = build_x402(settings, x402_http)
+    if x402 is not None:
+        closers.append(x402.close)
     return Shop(
         settings=settings,
         rules=ShopRules.from_settings(settings),
@@ -90,5 +114,6 @@ def build_shop(
         catalogue=ModelCatalogue(http, settings.venice_url),
         clock=clock,
         buyer_base_url=settings.venice_url,
+        x402=x402,
         closers=closers,
     )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 
@@ -81,6 +82,54 @@ def test_script_buys_five_dollars_from_a_fresh_default_shop(tmp_path):
         assert key["last6Chars"] == result["key_last6"]
         secret_free = log.read_text()
         assert "VENICE_INFERENCE_KEY_" not in secret_free
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_an_agent_buys_with_x402_from_a_fresh_default_shop(tmp_path):
+    """examples/agent_buy.py against a real ``cheaptokens serve``: the x402 SDK's client, a
+    throw-away wallet funded on the sandbox, one paid call, the key used, the wallet charged."""
+    port, sandbox_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "CHEAPTOKENS_DATA_DIR": str(tmp_path / "var"),
+        "CHEAPTOKENS_PORT": str(port),
+        "CHEAPTOKENS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CHEAPTOKENS_SANDBOX_PORT": str(sandbox_port),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cheaptokens", "serve"], env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_up(f"http://127.0.0.1:{port}/healthz", proc, log)
+        run = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "examples" / "agent_buy.py"),
+                "--shop",
+                f"http://127.0.0.1:{port}",
+                "--sandbox",
+                f"http://127.0.0.1:{sandbox_port}",
+                "--credit-cents",
+                "500",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        assert result["status"] == "fulfilled" and result["settled"]
+        assert result["completion_tokens"] > 0
+        assert result["wallet_orders"] == [result["order_id"]]
+        paid = Decimal(result["price_cents"]) / 100
+        assert Decimal(result["wallet_usdc_after"]) == Decimal("25.00") - paid
+        logged = log.read_text()
+        assert "VENICE_INFERENCE_KEY_" not in logged
     finally:
         proc.terminate()
         proc.wait(timeout=15)

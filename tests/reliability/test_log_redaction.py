@@ -55,6 +55,11 @@ SHAPES = [
     ("connect redis://:r3dis-pass@127.0.0.1:6379/0", "r3dis-pass"),
     ("db postgresql+psycopg://shop:pg-pass@db/prod", "pg-pass"),
     ('{"order_token": "ot_json_secret_value", "credit_cents": 500}', "ot_json_secret_value"),
+    ("PAYMENT-SIGNATURE: eyJ4NDAyVmVyc2lvbiI6Mn0=", "eyJ4NDAyVmVyc2lvbiI6Mn0="),
+    ("headers {'payment-signature': 'eyJwYXlsb2FkIjp7fX0='}", "eyJwYXlsb2FkIjp7fX0="),
+    ("(b'sign-in-with-x', b'eyJkb21haW4iOiJ4In0=')", "eyJkb21haW4iOiJ4In0="),
+    ("X-PAYMENT=eyJsZWdhY3kiOjF9", "eyJsZWdhY3kiOjF9"),
+    ('{"signature": "0xdeadbeefcafe", "nonce": "0x01"}', "0xdeadbeefcafe"),
 ]
 
 

@@ -174,7 +174,12 @@ def make_kit(
     if wrap is not None:  # e.g. a gateway that crashes at a chosen step
         gateways = {name: wrap(gw) for name, gw in gateways.items()}
     shop = build_shop(
-        cfg, clock=sandbox.clock.now, http=venice_http, gateways=gateways, payments=payments
+        cfg,
+        clock=sandbox.clock.now,
+        http=venice_http,
+        gateways=gateways,
+        payments=payments,
+        x402_http=venice_http,
     )
     refresh(shop)
     web = TestClient(create_app(shop), base_url="http://testserver")

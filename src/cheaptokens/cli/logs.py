@@ -14,6 +14,8 @@ with ``[redacted]``:
   operator session ids (``ctop_…``), Stripe secrets (``sk_live_…``, ``rk_test_…``,
   ``whsec_…``)
 - a password in a URL (``redis://:pw@host``, ``postgresql://user:pw@host``)
+- x402's payment and sign-in headers (``PAYMENT-SIGNATURE``, ``X-PAYMENT``,
+  ``SIGN-IN-WITH-X``: a signed authorization, a sign-in proof) and ``"signature": "0x…"``
 
 :func:`install` puts the filter on the root, ``uvicorn``, ``uvicorn.error`` and
 ``uvicorn.access`` loggers and on every handler they have (a logger's filter sees only its own
@@ -52,6 +54,14 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\b({re.escape(SESSION_PREFIX)})[A-Za-z0-9_-]{{16,}}"), rf"\1{REDACTED}"),
     (re.compile(r"\b((?:sk|rk)_(?:live|test)_|whsec_)[A-Za-z0-9]+"), rf"\1{REDACTED}"),
     (re.compile(r"([a-z][a-z0-9+.-]*://)[^/\s:@]*:[^/\s@]+@"), rf"\1{REDACTED}@"),
+    (
+        re.compile(
+            r"(?i)\b(payment-signature|x-payment|sign-in-with-x)([\"']?\s*[:=,]\s*(?:b?[(\"']\s*)*)"
+            r"[A-Za-z0-9+/=_-]{8,}"
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    (re.compile(r"(?i)(\"signature\"\s*:\s*\")[^\"]*\""), rf'\1{REDACTED}"'),
 )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy.orm import Session
+
 from cheaptokens import failpoints, inventory
 from cheaptokens.config import Settings
 from cheaptokens.db import Database
@@ -317,18 +319,24 @@ def reissue(*, db: Database, order_id: str, token: str, now: datetime) -> Order:
     with db.begin() as session:
         order = authorize(session, order_id=order_id, token=token)
         session.refresh(order, with_for_update=True)
-        if order.status != st.FULFILLED or order.key_id is None or order.key_deleted_at:
-            raise InvalidInput(
-                f"only a live key can be reissued (this order is {order.status})", field="status"
-            )
-        if views.reissues_today(session, order_id=order.id, now=now) >= REISSUES_PER_DAY:
-            raise RateLimited(
-                f"this key was reissued {REISSUES_PER_DAY} times today already; keep the "
-                "last one, or buy a new key",
-                retry_after=max(1, int((next_midnight(now) - now).total_seconds())),
-            )
-        transitions.begin_replacement(session, order=order, reason=REISSUE_REASON, now=now)
+        begin_reissue(session, order=order, now=now)
         return order
+
+
+def begin_reissue(session: Session, *, order: Order, now: datetime) -> None:
+    """The checks of a reissue (a live key, at most :data:`REISSUES_PER_DAY` a day), then the
+    replacement: for the order token's holder, or for the wallet that paid (x402)."""
+    if order.status != st.FULFILLED or order.key_id is None or order.key_deleted_at:
+        raise InvalidInput(
+            f"only a live key can be reissued (this order is {order.status})", field="status"
+        )
+    if views.reissues_today(session, order_id=order.id, now=now) >= REISSUES_PER_DAY:
+        raise RateLimited(
+            f"this key was reissued {REISSUES_PER_DAY} times today already; keep the "
+            "last one, or buy a new key",
+            retry_after=max(1, int((next_midnight(now) - now).total_seconds())),
+        )
+    transitions.begin_replacement(session, order=order, reason=REISSUE_REASON, now=now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from cheaptokens.inventory import keyroom, pool
 from cheaptokens.models import AccountDay, Order, PoolKey
 from cheaptokens.orders import state as st
 from cheaptokens.orders import transitions
-from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.rules import X402_PROVIDER, ShopRules
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.times import day_end
 
@@ -50,6 +50,9 @@ class KeyPlan:
     pooled: PooledKey | None
     #: which models the key may call: "private" or "all" (see rules.KEY_MODELS)
     key_models: str = "private"
+    #: the payment is an authorization not settled yet (x402): settle it after the key is
+    #: made and before it is recorded; if it does not settle, the key is deleted
+    capture: bool = False
 
 
 def deadline_of(order: Order, rules: ShopRules) -> datetime:
@@ -108,7 +111,13 @@ def plan_key(
         recovering=recovering,
         pooled=pooled,
         key_models=order.key_models,
+        capture=needs_capture(order),
     )
+
+
+def needs_capture(order: Order) -> bool:
+    """Is the order's payment an authorization that has not been settled (x402)?"""
+    return order.payment_provider == X402_PROVIDER and order.paid_cents is None
 
 
 def _claim_on_another_account(
@@ -174,6 +183,15 @@ def mark_attempt_started(session: Session, *, order_id: str, now: datetime) -> N
 def pool_key_vanished(session: Session, *, key_id: str) -> None:
     """The claimed pool key is gone in Venice: drop it; the next attempt creates a key."""
     pool.discard(session, key_id=key_id)
+
+
+def payment_refused(session: Session, *, order_id: str, key_id: str, now: datetime) -> None:
+    """The order's authorized payment will not settle: its key (deleted in Venice just now)
+    is forgotten and the order is cancelled; nothing was charged."""
+    order = session.get(Order, order_id, with_for_update=True)
+    pool.discard(session, key_id=key_id)
+    if order is not None and order.status == st.PAID and needs_capture(order):
+        transitions.payment_not_settled(session, order=order, key_id=key_id, now=now)
 
 
 class Recorded(enum.Enum):

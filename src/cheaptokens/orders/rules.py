@@ -34,6 +34,10 @@ POOL_PREFIX: Final = KEY_PREFIX + "pool:"
 KEY_MODELS: Final[dict[str, ModelPrivacy]] = {"private": "PRIVATE_ONLY", "all": "ALL"}
 
 
+#: ``Order.payment_provider`` of an order paid with an x402 authorization (``POST /api/buy``).
+X402_PROVIDER: Final = "x402"
+
+
 #: Why a key is replaced when its buyer asks for a new one (a lost key); shown on the order.
 REISSUE_REASON: Final = "you asked for a new key"
 

@@ -9,6 +9,8 @@ awaiting_payment ──paid──▶ paid ──key made──▶ fulfilled ─�
                                                                  (or failed, if the refund fails)
 fulfilled ──key cannot spend what it holds──▶ replacing ──new key──▶ fulfilled
                                                   └─no stock, or too late──▶ refunded (pro rata)
+x402: awaiting_payment ──authorization verified──▶ paid ──key made, payment settled──▶ fulfilled
+                                                    └─the authorization did not settle──▶ cancelled
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ REPLACING: Final = "replacing"
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     AWAITING_PAYMENT: frozenset({PAID, CANCELLED}),
     CANCELLED: frozenset({PAID}),  # a payment that arrives after the checkout lapsed
-    PAID: frozenset({FULFILLED, REFUNDED, FAILED}),
+    # paid -> cancelled: only an x402 order whose authorized payment did not settle
+    PAID: frozenset({FULFILLED, REFUNDED, FAILED, CANCELLED}),
     FULFILLED: frozenset({EXPIRED, REFUNDED, FAILED, REPLACING}),
     REPLACING: frozenset({FULFILLED, REFUNDED, FAILED}),
     FAILED: frozenset({REFUNDED}),  # an operator retries the refund

@@ -7,6 +7,9 @@ This module is the one place that writes an order's status (see :func:`_set_stat
     cancel             awaiting_payment   -> cancelled         credit released
     mark_paid          awaiting_payment,
                        cancelled          -> paid              credit sold, key queued
+    payment_authorized awaiting_payment   -> paid              x402: credit sold, not settled
+    payment_settled    paid                                    x402: the money moved
+    payment_not_settled paid              -> cancelled         x402: it did not: credit back
     begin_provisioning paid                                    the first key attempt is marked
     move_sale          paid                                    the sale moves to another account
     give_up            paid                                    no key by the deadline: refund queued
@@ -297,6 +300,75 @@ def mark_paid(session: Session, *, order: Order, event: PaymentEvent, now: datet
         credit_cents=order.credit_cents,
     )
     jobs.enqueue(session, kind=jobs.PROVISION, order_id=order.id, now=now)
+
+
+def payment_authorized(
+    session: Session, *, order: Order, payer: str, payment_ref: str, now: datetime
+) -> None:
+    """x402: the facilitator verified a signed authorization of the order's price. The credit
+    is sold and the key may be made; the money moves only when the authorization is settled
+    (:func:`payment_settled`), after the key exists and before anyone sees it. The caller
+    queues (and holds) the provisioning job."""
+    _set_status(order, st.PAID, now)
+    order.paid_at = now
+    order.payment_ref = payment_ref
+    inventory.sell(session, account=order.account, day=order.day, credit_cents=order.credit_cents)
+    order.holds = "sold"
+    ledger.record(
+        session,
+        kind="payment_authorized",
+        now=now,
+        order_id=order.id,
+        detail={"payer": payer, "amount_cents": order.price_cents},
+    )
+    ledger.record(
+        session,
+        kind="credit_sold",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=order.credit_cents,
+    )
+
+
+def payment_settled(
+    session: Session, *, order: Order, amount_cents: int, transaction: str | None, now: datetime
+) -> None:
+    """x402: the authorization was settled: the money is the operator's."""
+    if order.paid_cents is not None:
+        return
+    order.paid_cents = amount_cents
+    order.updated_at = now
+    ledger.record(
+        session,
+        kind="payment_received",
+        now=now,
+        order_id=order.id,
+        money_cents=amount_cents,
+        detail={"transaction": transaction, "currency": "usdc"},
+    )
+
+
+def payment_not_settled(
+    session: Session, *, order: Order, key_id: str | None, now: datetime
+) -> None:
+    """x402: the authorization did not settle (the wallet was emptied, the authorization
+    expired or was used elsewhere): the key made for it is already deleted; the credit goes
+    back on sale and nothing was charged."""
+    _set_status(order, st.CANCELLED, now)
+    _drop_hold(session, order)
+    order.failure_reason = "the payment did not settle; nothing was charged"
+    ledger.record(
+        session,
+        kind="payment_not_settled",
+        now=now,
+        order_id=order.id,
+        account=order.account,
+        day=order.day,
+        credit_cents=-order.credit_cents,
+        detail={"key_id": key_id},
+    )
 
 
 def _rehold_as_sold(session: Session, *, order: Order) -> bool:

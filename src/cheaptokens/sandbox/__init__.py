@@ -5,7 +5,8 @@ Usage::
     from cheaptokens.sandbox import Sandbox, AccountSpec
     sb = Sandbox(accounts=[AccountSpec(admin_key="VENICE_ADMIN_KEY_sandbox_0000",
                                        diem=Decimal("100"), usd=Decimal("0"))])
-    sb.app          # ASGI app: Venice routes under /api/v1, control routes under /_sandbox
+    sb.app          # ASGI app: Venice routes under /api/v1, an x402 facilitator under /x402,
+                    # control routes under /_sandbox
     sb.clock        # injectable clock (set / advance / freeze)
     sb.faults       # fault injection
 
@@ -40,6 +41,8 @@ from .metering import DEFAULT_SECONDS_PER_MILLION_TOKENS
 from .render import json_response
 from .routes import DEFAULT_UNSUPPORTED_FEATURE_THRESHOLD, VeniceApi
 from .state import StateError
+from .x402 import PREFIX as X402_PREFIX
+from .x402 import SandboxFacilitator
 
 __all__ = [
     "DEFAULT_SECONDS_PER_MILLION_TOKENS",
@@ -92,7 +95,9 @@ class Sandbox:
         self.ledger = Ledger()
         self.state_path = state_path
         self._persist_lock = threading.Lock()
-        self._saved: tuple[int, dict[str, object]] | None = None
+        self._saved: tuple[int, int, dict[str, object]] | None = None
+        #: the x402 facilitator (docs/sandbox.md, "x402"): USDC wallets and EIP-3009 nonces
+        self.x402 = SandboxFacilitator(on_change=self.persist)
         if state_path is not None:
             loaded = state.read(state_path)
             if loaded is not None:
@@ -100,6 +105,9 @@ class Sandbox:
                 self.ledger.restore(saved_accounts)
                 if now is None:
                     self.clock.restore(saved_clock)
+            saved_x402 = state.read_x402(state_path)
+            if saved_x402 is not None:
+                self.x402.ledger.restore(saved_x402)
         self.venice = VeniceApi(
             self.ledger,
             self.clock,
@@ -115,12 +123,16 @@ class Sandbox:
             self.add_account(admin_key=spec.admin_key, diem=spec.diem, usd=spec.usd)
         self.persist()
         starlette = Starlette(
-            routes=[*self.venice.routes(API_PREFIX), *control_routes(self)],
+            routes=[*self.venice.routes(API_PREFIX), *self.x402.routes(), *control_routes(self)],
             exception_handlers={HTTPException: _http_error},
         )
         kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self.app: ASGIApp = FaultMiddleware(
-            starlette, faults=self.faults, clock=self.clock, prefix=API_PREFIX, **kwargs
+            starlette,
+            faults=self.faults,
+            clock=self.clock,
+            prefix=(API_PREFIX, X402_PREFIX),
+            **kwargs,
         )
 
     def add_account(
@@ -141,11 +153,13 @@ class Sandbox:
         if self.state_path is None:
             return
         with self._persist_lock:
-            with self.ledger.lock:
-                mark = (self.ledger.version, self.clock.snapshot())
+            with self.ledger.lock, self.x402.ledger.lock:
+                mark = (self.ledger.version, self.x402.ledger.version_no, self.clock.snapshot())
                 if mark == self._saved:
                     return
-                data = state.dump(list(self.ledger.accounts.values()), mark[1])
+                data = state.dump(
+                    list(self.ledger.accounts.values()), mark[2], self.x402.ledger.dump()
+                )
             state.write(self.state_path, data)
             self._saved = mark
 

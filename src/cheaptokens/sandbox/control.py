@@ -5,7 +5,10 @@
 - ``GET/POST/DELETE /_sandbox/faults``: list, add (a rule or a list of rules, or
   ``{"faults": [...]}``) and clear fault rules (see :mod:`.faults`);
 - ``GET/POST /_sandbox/accounts``: list accounts (balances, key counts, no secrets)
-  and add one (``{"admin_key", "diem", "usd"}``).
+  and add one (``{"admin_key", "diem", "usd"}``);
+- ``POST /_sandbox/x402/wallets`` (``{"address": "0x…", "usdc": "25.00"}``) sets a wallet's
+  USDC balance on the x402 facilitator's pretend chain; ``GET /_sandbox/x402/wallets/{address}``
+  reads it (``{"address", "usdc"}``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.routing import Route
 from .clock import Clock
 from .faults import FaultRule, Faults
 from .render import iso, json_response
+from .x402 import SandboxFacilitator
 
 
 class Controlled(Protocol):
@@ -30,6 +34,7 @@ class Controlled(Protocol):
 
     clock: Clock
     faults: Faults
+    x402: SandboxFacilitator
 
     def accounts_summary(self) -> list[dict[str, Any]]: ...
 
@@ -123,8 +128,19 @@ def control_routes(sandbox: Controlled, prefix: str = "/_sandbox") -> list[Route
         )
         return json_response(summary, 201)
 
+    async def fund_wallet(request: Request) -> Response:
+        body = await _body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("address"), str):
+            return _bad('send {"address": "0x…", "usdc": "25.00"}')
+        return json_response(sandbox.x402.fund(body["address"], body.get("usdc", "0")), 200)
+
+    async def get_wallet(request: Request) -> Response:
+        return json_response(sandbox.x402.wallet(request.path_params["address"]))
+
     g = guarded
     return [
+        Route(f"{prefix}/x402/wallets", g(fund_wallet), methods=["POST"]),
+        Route(f"{prefix}/x402/wallets/{{address}}", g(get_wallet), methods=["GET"]),
         Route(f"{prefix}/clock", g(get_clock), methods=["GET"]),
         Route(f"{prefix}/clock", g(set_clock), methods=["POST"]),
         Route(f"{prefix}/faults", g(get_faults), methods=["GET"]),

@@ -1,4 +1,4 @@
-"""Fault injection for the Venice routes (sandbox only).
+"""Fault injection for the Venice routes and the x402 facilitator (sandbox only).
 
 A rule matches requests by ``method`` and ``path`` (exact, or a ``*`` glob) and applies
 to the next ``count`` matching calls (``count: null`` = every call until cleared):
@@ -162,7 +162,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class FaultMiddleware:
-    """ASGI middleware applying :class:`Faults` to requests under ``prefix``."""
+    """ASGI middleware applying :class:`Faults` to requests under ``prefix`` (one or more)."""
 
     def __init__(
         self,
@@ -170,7 +170,7 @@ class FaultMiddleware:
         *,
         faults: Faults,
         clock: Clock,
-        prefix: str,
+        prefix: str | tuple[str, ...],
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.app, self.faults, self.clock = app, faults, clock

@@ -8,6 +8,7 @@ its response is sent: a key whose creation was answered is on disk. It holds
 - per account: the DIEM allocation, DIEM left this epoch and the epoch's date (so the
   refill at 00:00 UTC still happens after a restart), USD, the creation times of the last
   minute (the 20-per-minute window);
+- the x402 facilitator's USDC balances and used EIP-3009 nonces (:mod:`.x402`);
 - per key: every field Venice shows plus the SHA-256 of its secret (never the secret: an
   ADMIN key given on the command line is matched by its hash), and its charges (older
   ones folded into lifetime totals, see :data:`~.ledger.FOLD_AFTER`).
@@ -44,11 +45,15 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def dump(accounts: list[Account], clock: dict[str, object]) -> dict[str, Any]:
-    """The state as plain JSON data (call with the ledger lock held)."""
+def dump(
+    accounts: list[Account], clock: dict[str, object], x402: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The state as plain JSON data (call with the ledger lock held). ``x402``: the x402
+    facilitator's USDC balances and used nonces (:mod:`.x402`)."""
     return {
         "format": FORMAT,
         "clock": clock,
+        **({"x402": x402} if x402 is not None else {}),
         "accounts": [
             {
                 "id": a.id,
@@ -116,6 +121,18 @@ def read(path: pathlib.Path) -> tuple[list[Account], dict[str, object]] | None:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StateError(f"{path}: not a sandbox state file ({type(exc).__name__}: {exc})") from exc
     return accounts, clock
+
+
+def read_x402(path: pathlib.Path) -> dict[str, Any] | None:
+    """The x402 facilitator's part of the state file, if it has one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise StateError(f"{path}: not a sandbox state file ({exc})") from exc
+    section = data.get("x402") if isinstance(data, dict) else None
+    return section if isinstance(section, dict) else None
 
 
 def _decimal(value: Any) -> Decimal:

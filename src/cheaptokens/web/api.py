@@ -11,13 +11,16 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from cheaptokens.errors import InvalidInput, NotFound
+from cheaptokens.errors import InvalidInput, NotFound, ShopError
 from cheaptokens.models import Order, Quote, Topup
-from cheaptokens.orders import flows
+from cheaptokens.orders import flows, wallets
 from cheaptokens.orders import state as st
+from cheaptokens.orders import x402 as x402flow
+from cheaptokens.orders.ids import order_token
+from cheaptokens.payments import siwx
 from cheaptokens.pricing.curve import params_to_dict
 from cheaptokens.shop import Shop
 from cheaptokens.times import iso_z, next_midnight
@@ -29,6 +32,7 @@ from cheaptokens.web.deps import (
     client_id,
     limiter,
     place_order,
+    request_worker,
 )
 from cheaptokens.web.errors import documented
 from cheaptokens.web.pricecache import PriceCache
@@ -566,3 +570,263 @@ def get_usage(order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(be
         checked_at=_iso(u.checked_at),
         live=u.live,
     )
+
+
+# ----------------------------------------------------------------------------- x402
+class BuyIn(Strict):
+    credit_cents: StrictInt = Field(description="Credit to buy, in cents ($1 = 100).")
+    models: Literal["private", "all"] = Field(
+        default="private", description='Which models the key may call: "private" or "all".'
+    )
+
+
+class BuyKeyOut(BaseModel):
+    api_key: str = Field(description="The Venice API key (shown until you confirm receipt).")
+    base_url: str = Field(description="Where the key works (an OpenAI-compatible API).")
+    expires_at: str = Field(description="00:00 UTC after the purchase.")
+    credit_cents: int = Field(description="The key's spending cap in cents.")
+
+
+class BuyOut(BaseModel):
+    order_id: str
+    order_token: str = Field(description="Bearer token for GET /api/orders/{id}.")
+    status: str = Field(description="fulfilled (200), or paid while the key is made (202).")
+    credit_cents: int
+    price_cents: int = Field(description="What the wallet paid, in cents (USDC × 100).")
+    key: BuyKeyOut | None = Field(description="The key; null while it is made (202: poll).")
+    message: str
+    order_url: str
+
+
+class X402RequiredOut(BaseModel):
+    """x402 (version 2) payment requirements; the same, base64, in ``PAYMENT-REQUIRED``."""
+
+    model_config = ConfigDict(extra="allow")
+    x402Version: int = 2
+    error: str | None = Field(default=None, description="Why the payment was refused: code: words.")
+    reason: str | None = Field(default=None, description="The refusal's machine code alone.")
+    accepts: list[dict[str, Any]] = Field(description="What to pay: scheme, network, amount, …")
+    resource: dict[str, Any] | None = None
+
+
+X402_RESPONSES: dict[int | str, dict[str, Any]] = {
+    402: {
+        "model": X402RequiredOut,
+        "description": "Payment required: sign one of `accepts` (x402 v2, exact, USDC) and send "
+        "it in PAYMENT-SIGNATURE. After a refused payment `error` says why (insufficient "
+        "balance, expired, replayed, wrong network or payTo, price changed) and nothing was "
+        "charged.",
+    },
+    202: {"model": BuyOut, "description": "Paid; the key is being made: poll the order."},
+}
+
+
+def x402_gateway(shop: Shop) -> Any:
+    if shop.x402 is None:
+        raise NotFound("this shop does not take x402 payments")
+    return shop.x402
+
+
+def payment_required(needed: x402flow.PaymentNeeded, gateway: Any) -> Response:
+    body = needed.required.model_dump(by_alias=True, exclude_none=True)
+    if needed.code:
+        body["reason"] = needed.code
+    return JSONResponse(
+        body,
+        status_code=402,
+        headers={"PAYMENT-REQUIRED": gateway.encode_required(needed.required)},
+    )
+
+
+@router.post(
+    "/buy",
+    response_model=BuyOut,
+    responses={**X402_RESPONSES, **documented(400, 403, 404, 409, 413, 422, 429, 503)},
+)
+def buy(
+    body: BuyIn,
+    request: Request,
+    shop: ShopDep,
+    payment_signature: Annotated[
+        str | None,
+        Header(
+            alias="PAYMENT-SIGNATURE",
+            max_length=16_000,
+            description="The x402 payment payload (base64 JSON), signed by the paying wallet.",
+        ),
+    ] = None,
+) -> Response:
+    """Buy a key in one call with x402 (USDC): without PAYMENT-SIGNATURE the answer is 402 with
+    the price of ``credit_cents`` (locked for the quote's time); with a payment signed for it
+    the answer is 200 with the order and its key, and the settlement in PAYMENT-RESPONSE. No key
+    is handed out unless the payment settled; a refused payment changes nothing."""
+    gateway = x402_gateway(shop)
+    kind = "quote" if payment_signature is None else "order"
+    per_minute = (
+        shop.settings.quotes_per_minute if kind == "quote" else shop.settings.orders_per_minute
+    )
+    limiter(request).check(kind, client_id(request), per_minute)
+    outcome = x402flow.buy(
+        db=shop.db,
+        rules=shop.rules,
+        gateways=shop.gateways,
+        box=shop.box,
+        x402=gateway,
+        token_key=shop.token_key,
+        clock=shop.clock,
+        credit_cents=body.credit_cents,
+        key_models=body.models,
+        header=payment_signature,
+        client=client_id(request),
+        url=f"{shop.settings.public_url}/api/buy",
+        worker=request_worker(),
+        sync_seconds=shop.settings.x402_sync_seconds,
+    )
+    if isinstance(outcome, x402flow.PaymentNeeded):
+        return payment_required(outcome, gateway)
+    o = outcome.order
+    done = outcome.api_key is not None
+    out = BuyOut(
+        order_id=o.id,
+        order_token=outcome.token,
+        status=o.status,
+        credit_cents=o.credit_cents,
+        price_cents=o.price_cents,
+        key=BuyKeyOut(
+            api_key=outcome.api_key,
+            base_url=shop.buyer_base_url,
+            expires_at=iso_z(o.key_expires_at or next_midnight(o.created_at)),
+            credit_cents=o.key_cap_cents,
+        )
+        if outcome.api_key is not None
+        else None,
+        message=message_for(o),
+        order_url=f"{shop.settings.public_url}/orders/{o.id}#token={outcome.token}",
+    )
+    headers = {"PAYMENT-RESPONSE": outcome.payment_header} if outcome.payment_header else {}
+    return JSONResponse(out.model_dump(), status_code=200 if done else 202, headers=headers)
+
+
+# ----------------------------------------------------------------------------- the wallet
+class WalletOrderOut(BaseModel):
+    order_id: str
+    order_token: str = Field(description="Bearer token for GET /api/orders/{id} and friends.")
+    status: str
+    credit_cents: int
+    price_cents: int
+    created_at: str
+    key_last6: str | None
+    key_shown: bool = Field(description="The key can still be revealed (receipt not confirmed).")
+    expires_at: str | None
+
+
+class WalletOrdersOut(BaseModel):
+    wallet: str
+    orders: list[WalletOrderOut]
+
+
+SIWX_RESPONSES: dict[int | str, dict[str, Any]] = {
+    402: {
+        "model": X402RequiredOut,
+        "description": "Sign in with your wallet: `extensions['sign-in-with-x']` holds a "
+        "challenge for this URL; sign it (EIP-191) and send it in SIGN-IN-WITH-X (the x402 "
+        "SDK's client does this by itself). Nothing is charged.",
+    },
+    **documented(401, 404, 422, 429),
+}
+
+
+def signed_in(request: Request, shop: Shop) -> str | Response:
+    """The wallet that signed in for this very URL, or the 402 challenge to sign."""
+    gateway = x402_gateway(shop)
+    uri = f"{shop.settings.public_url}{request.url.path}"
+    header = request.headers.get(siwx.HEADER)
+    if header is None:
+        challenge = siwx.challenge(
+            key=shop.token_key,
+            uri=uri,
+            network=shop.settings.x402_network,
+            now=shop.clock(),
+            seconds=shop.settings.siwx_seconds,
+        )
+        required = gateway.payment_required(
+            accepts=[],
+            url=uri,
+            description="sign in with the wallet that paid",
+            extensions=challenge,
+        )
+        return payment_required(x402flow.PaymentNeeded(required), gateway)
+    try:
+        proof = siwx.verify(
+            header, key=shop.token_key, uri=uri, max_age_seconds=shop.settings.siwx_seconds
+        )
+    except siwx.SignInRefused as exc:
+        raise SignInInvalid(f"{exc} ({exc.code})", field=siwx.HEADER) from None
+    wallets.spend_nonce(
+        shop.db,
+        nonce=proof.nonce,
+        address=proof.address,
+        expires_at=proof.expires_at,
+        now=shop.clock(),
+    )
+    return proof.address
+
+
+class SignInInvalid(ShopError):
+    status = 401
+    code = "invalid_siwx"
+
+
+def wallet_order(shop: Shop, order: Order) -> WalletOrderOut:
+    return WalletOrderOut(
+        order_id=order.id,
+        order_token=order_token(order.id, token_key=shop.token_key),
+        status=order.status,
+        credit_cents=order.credit_cents,
+        price_cents=order.price_cents,
+        created_at=iso_z(order.created_at),
+        key_last6=order.key_last6,
+        key_shown=order.key_secret is not None,
+        expires_at=_iso(order.key_expires_at),
+    )
+
+
+@router.get("/wallet/orders", response_model=WalletOrdersOut, responses=SIWX_RESPONSES)
+def wallet_orders(request: Request, shop: ShopDep) -> Any:
+    """The purchases of the wallet that signs in (x402 sign-in-with-x), newest first."""
+    limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    return WalletOrdersOut(
+        wallet=who,
+        orders=[wallet_order(shop, o) for o in wallets.purchases(shop.db, wallet=who)],
+    )
+
+
+@router.get("/wallet/orders/{order_id}", response_model=OrderStatusOut, responses=SIWX_RESPONSES)
+def wallet_order_status(order_id: OrderId, request: Request, shop: ShopDep) -> Any:
+    """One purchase of the signed-in wallet, with its key while receipt is not confirmed."""
+    limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    order = wallets.order_of(shop.db, wallet=who, order_id=order_id)
+    return get_order(order.id, shop, order_token(order.id, token_key=shop.token_key))
+
+
+@router.post(
+    "/wallet/orders/{order_id}/reissue",
+    response_model=OrderStatusOut,
+    status_code=202,
+    responses={**SIWX_RESPONSES, **documented(400, 429)},
+)
+def wallet_reissue(order_id: OrderId, request: Request, shop: ShopDep) -> Any:
+    """Lost the key? The signed-in wallet gets a new one, as ``POST /api/orders/{id}/reissue``
+    gives it (the old key deleted first, the unspent credit on the new one; 3 a day)."""
+    limiter(request).check("reissue", client_id(request), shop.settings.orders_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    wallets.reissue(shop.db, wallet=who, order_id=order_id, now=shop.clock())
+    return get_order(order_id, shop, order_token(order_id, token_key=shop.token_key))

@@ -4,6 +4,9 @@ identity, rate limits. Handlers declare the collaborators they use as dependenci
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -45,6 +48,11 @@ def client_id(request: Request) -> str:
     """A short hash of the client's address: enough for rate limits, not a stored IP."""
     host = request.client.host if request.client else "unknown"
     return hashlib.sha256(host.encode()).hexdigest()[:16]
+
+
+def request_worker() -> str:
+    """The worker name a request takes a job's lease under (an x402 purchase making its key)."""
+    return f"web:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:64]
 
 
 def limiter(request: Request) -> ShopLimits:

@@ -77,6 +77,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: the error statuses it can answer, with :class:`ErrorOut`."""
     words = {
         400: "Invalid input (names the field).",
+        401: "The sign-in-with-x proof is missing, expired, replayed, or for another request.",
         403: "Refused: this buyer's keys spent past their limits repeatedly today.",
         404: "No such quote or order, or the token does not match.",
         409: "Conflicts with the current state: sold out, quote used or expired, key reused.",

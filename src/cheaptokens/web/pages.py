@@ -30,7 +30,7 @@ from cheaptokens.shop import Shop
 from cheaptokens.times import iso_z, next_midnight
 from cheaptokens.web import charts, csrf
 from cheaptokens.web.deps import ShopDep, client_id, limiter, place_order
-from cheaptokens.web.render import HERE, render
+from cheaptokens.web.render import HERE, render, templates
 
 router = APIRouter(include_in_schema=False)
 #: A form field; a missing one is empty (the handler then says what is wrong, as a page).
@@ -57,6 +57,7 @@ DOCS: tuple[tuple[str, str], ...] = (
     ("top-up", "Top up"),
     ("lost-key", "Lost your key"),
     ("api", "JSON API for agents"),
+    ("agents", "Agents: pay with x402"),
     ("faq", "FAQ"),
 )
 
@@ -454,6 +455,37 @@ def order_reissue(
     return RedirectResponse(f"/orders/{order_id}", status_code=303)
 
 
+# ---------------------------------------------------------------------------------- agents
+def agent_context(shop: Shop) -> dict[str, Any]:
+    s = shop.settings
+    return {
+        "shop_url": s.public_url,
+        "base_url": shop.buyer_base_url,
+        "network": s.x402_network,
+        "pay_to": s.x402_pay_to,
+        "quote_ttl": s.quote_ttl_seconds,
+        "siwx_seconds": s.siwx_seconds,
+        "min_order": format_usd(shop.rules.min_order_cents),
+        "max_order": format_usd(shop.rules.max_order_cents),
+    }
+
+
+def _agent_text(shop: Shop, name: str, media_type: str) -> Response:
+    template = templates.env.get_template(f"agents/{name}")
+    return Response(template.render(**agent_context(shop)), media_type=media_type)
+
+
+@router.get("/SKILL.md")
+def skill_md(shop: ShopDep) -> Response:
+    """How an agent buys, uses and re-issues a key (an agent skill, Markdown)."""
+    return _agent_text(shop, "SKILL.md", "text/markdown; charset=utf-8")
+
+
+@router.get("/llms.txt")
+def llms_txt(shop: ShopDep) -> Response:
+    return _agent_text(shop, "llms.txt", "text/plain; charset=utf-8")
+
+
 # ---------------------------------------------------------------------------------- docs
 @router.get("/docs", response_class=HTMLResponse)
 def docs_root() -> Response:
@@ -491,6 +523,7 @@ def docs_page(slug: str, request: Request, shop: ShopDep) -> Response:
         "checkout_minutes": shop.settings.checkout_ttl_seconds // 60,
         "provision_minutes": shop.settings.provision_deadline_seconds // 60,
         "venice_mode": shop.settings.venice_mode,
+        **agent_context(shop),
     }
     if slug == "models":
         ctx["models"] = shop.catalogue.text_models()

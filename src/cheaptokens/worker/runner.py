@@ -15,9 +15,12 @@ from datetime import date, timedelta
 from cheaptokens import jobs
 from cheaptokens.db import Database
 from cheaptokens.orders import flows, topups, transitions
+from cheaptokens.orders import x402 as x402flow
+from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.retention import Retention
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider
+from cheaptokens.payments.x402 import X402Gateway
 from cheaptokens.pricing.forecast import Forecast
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.shop import Shop
@@ -66,6 +69,9 @@ class Worker:
     catalogue: ModelCatalogue | None = None
     #: re-plan the curve every hour (False keeps the default curve)
     repricing: bool = True
+    #: x402 payments: settles an x402 order's authorization when the worker makes its key
+    #: (a request that died, a standing order); None: such orders wait
+    x402: X402Gateway | None = None
     name: str = field(default_factory=_default_name)
     #: what to forget, and when (None: nothing is pruned)
     retention: Retention | None = None
@@ -91,6 +97,7 @@ class Worker:
             retention=flows.retention_of(shop.settings),
             parallel=shop.settings.venice_parallel_accounts,
             repricing=shop.settings.repricing,
+            x402=shop.x402,
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -105,6 +112,7 @@ class Worker:
                 clock=self.clock,
                 order_id=order_id,
                 lease=lease,
+                capture=self._capture,
             )
         elif kind == jobs.REFUND:
             refund(
@@ -144,6 +152,13 @@ class Worker:
             refund_stray(db=self.db, payments=self.payments, clock=self.clock, order_id=order_id)
         else:
             raise ValueError(f"unknown job kind {kind!r}")
+
+    def _capture(self, order_id: str) -> Captured:
+        if self.x402 is None:
+            return Captured.UNKNOWN
+        return x402flow.capture_payment(
+            db=self.db, x402=self.x402, clock=self.clock, order_id=order_id
+        )
 
     def run_one(self) -> bool:
         """Claim and run one due job; False when there was none."""

@@ -13,6 +13,12 @@ SAFE = {
     "stripe_secret_key": "sk_live_fake_for_tests",
     "stripe_webhook_secret": "whsec_fake_for_tests",
     "data_key": "A" * 43 + "=",
+    # x402 on Base with its USDC, through a (made-up) facilitator, to a made-up address
+    "x402_facilitator_url": "https://facilitator.example",
+    "x402_network": "eip155:8453",
+    "x402_asset": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+    "x402_asset_name": "USD Coin",
+    "x402_pay_to": "0x1111111111111111111111111111111111111111",
 }
 
 
@@ -44,3 +50,28 @@ def test_sandbox_mode_is_never_refused() -> None:
 def test_each_unsafe_setting_is_named(changes: dict[str, object], setting: str) -> None:
     found = problems(**changes)
     assert len(found) == 1 and setting in found[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "setting"),
+    [
+        ({"x402_facilitator_url": ""}, "CHEAPTOKENS_X402_FACILITATOR_URL"),
+        (
+            {"x402_facilitator_url": "http://127.0.0.1:8001/x402"},
+            "CHEAPTOKENS_X402_FACILITATOR_URL",
+        ),
+        ({"x402_network": "eip155:84532"}, "CHEAPTOKENS_X402_NETWORK"),
+        ({"x402_network": "eip155:40240402"}, "CHEAPTOKENS_X402_NETWORK"),
+        ({"x402_asset": "0x5dC0000000000000000000000000000000005DC0"}, "CHEAPTOKENS_X402_ASSET"),
+        ({"x402_pay_to": "0xC4Ea900000000000000000000000000000000001"}, "CHEAPTOKENS_X402_PAY_TO"),
+    ],
+)
+def test_x402_with_a_sandbox_facilitator_or_a_test_network_is_refused(
+    change: dict[str, str], setting: str
+) -> None:
+    found = problems(**change)
+    assert len(found) == 1 and setting in found[0]
+
+
+def test_x402_switched_off_needs_none_of_its_settings() -> None:
+    assert problems(x402_enabled=False, x402_facilitator_url="", x402_network="eip155:84532") == []

@@ -49,6 +49,7 @@ EDGES = {
     ("paid", "fulfilled"),
     ("paid", "refunded"),
     ("paid", "failed"),
+    ("paid", "cancelled"),  # x402: the authorization did not settle
     ("fulfilled", "expired"),
     ("fulfilled", "refunded"),
     ("fulfilled", "failed"),
@@ -104,6 +105,15 @@ Transition = Callable[[Session, Order, Env], Any]
 TRANSITIONS: dict[str, Transition] = {
     "cancel": lambda s, o, e: transitions.cancel(s, order=o, now=e.now, reason="t"),
     "mark_paid": lambda s, o, e: transitions.mark_paid(s, order=o, event=_event(o), now=e.now),
+    "payment_authorized": lambda s, o, e: transitions.payment_authorized(
+        s, order=o, payer="0x" + "ab" * 20, payment_ref="x402:t", now=e.now
+    ),
+    "payment_settled": lambda s, o, e: transitions.payment_settled(
+        s, order=o, amount_cents=1, transaction=None, now=e.now
+    ),
+    "payment_not_settled": lambda s, o, e: transitions.payment_not_settled(
+        s, order=o, key_id=None, now=e.now
+    ),
     "begin_provisioning": lambda s, o, e: transitions.begin_provisioning(o, now=e.now),
     "move_sale": lambda s, o, e: transitions.move_sale(s, order=o, to=B, now=e.now),
     "give_up": lambda s, o, e: transitions.give_up(s, order=o, now=e.now),

@@ -1,0 +1,34 @@
+"""Agents can find x402 buying: /llms.txt, /SKILL.md, /docs/agents and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from support.shopkit import make_kit
+
+
+def test_agents_find_how_to_buy_and_every_error(tmp_path):
+    with make_kit(tmp_path) as kit:
+        llms = kit.web.get("/llms.txt")
+        assert llms.status_code == 200 and llms.headers["content-type"].startswith("text/plain")
+        assert "/api/buy" in llms.text and "/SKILL.md" in llms.text
+        skill = kit.web.get("/SKILL.md")
+        assert skill.status_code == 200 and skill.text.startswith("---\nname:")
+        for needle in (
+            "PAYMENT-SIGNATURE",
+            "SIGN-IN-WITH-X",
+            "/api/supply",
+            "payment_replayed",
+            "price_changed",
+            kit.shop.settings.x402_network,
+            "/reissue",
+        ):
+            assert needle in skill.text, needle
+        page = kit.web.get("/docs/agents", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "x402" in page.text
+        assert 'href="/docs/agents"' in kit.web.get("/docs/").text
+        paths = kit.web.get("/openapi.json").json()["paths"]
+        buy = paths["/api/buy"]["post"]["responses"]
+        assert {"200", "202", "402", "400", "403", "409", "422", "429", "503"} <= set(buy)
+        for path in ("/api/wallet/orders", "/api/wallet/orders/{order_id}"):
+            assert {"200", "401", "402", "404"} <= set(paths[path]["get"]["responses"])
+        reissue = paths["/api/wallet/orders/{order_id}/reissue"]["post"]["responses"]
+        assert {"202", "400", "401", "402", "429"} <= set(reissue)
