@@ -16,6 +16,7 @@ from cheaptokens import jobs
 from cheaptokens.db import Database
 from cheaptokens.orders import transitions
 from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.webhooks import UrlPolicy
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.pricing.forecast import Forecast
 from cheaptokens.secretbox import SecretBox
@@ -24,6 +25,7 @@ from cheaptokens.times import Clock
 from cheaptokens.venice.catalogue import ModelCatalogue
 from cheaptokens.venice.types import VeniceGateway
 from cheaptokens.worker import maintenance, pool, repricing
+from cheaptokens.worker.deliveries import Deliveries, Sender, record_expiring, webhook_client
 from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund, refund_stray
 from cheaptokens.worker.replace import replace_key
@@ -45,6 +47,9 @@ def _default_every() -> dict[str, float]:
         "pool": 1.0,
         "reconcile": 600.0,
         "reprice": 15.0,
+        # key.expiring events; the watch again, sooner, for accounts with a key near a threshold
+        "expiring": 15.0,
+        "watch_near": 2.0,
     }
 
 
@@ -63,14 +68,24 @@ class Worker:
     catalogue: ModelCatalogue | None = None
     #: re-plan the curve every hour (False keeps the default curve)
     repricing: bool = True
+    #: sends buyers' webhook events on threads of its own (None: events wait in the table)
+    deliveries: Deliveries | None = None
     name: str = field(default_factory=_default_name)
     #: seconds between runs of each upkeep task
     every: dict[str, float] = field(default_factory=_default_every)
     _last: dict[str, float] = field(default_factory=dict)
+    #: accounts the last look found near a usage threshold (see :meth:`watch_near`)
+    _near: set[str] = field(default_factory=set)
 
     @classmethod
     def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
-        kwargs.setdefault("every", {**_default_every(), "watch": shop.settings.watch_seconds})
+        watch_every = shop.settings.watch_seconds
+        kwargs.setdefault(
+            "every",
+            {**_default_every(), "watch": watch_every, "watch_near": max(1.0, watch_every / 5)},
+        )
+        if "deliveries" not in kwargs:
+            kwargs["deliveries"] = deliveries_for(shop)
         return cls(
             db=shop.db,
             rules=shop.rules,
@@ -175,9 +190,11 @@ class Worker:
                 db=self.db, gateways=self.gateways, clock=self.clock
             ),
             "reprice": self.reprice,
+            "expiring": lambda: record_expiring(db=self.db, clock=self.clock),
+            "watch_near": self.watch_near,
         }
         mono = time.monotonic()
-        every = dict(self.every)
+        every = {**_default_every(), **self.every}
         for name, task in tasks.items():
             if force or mono - self._last.get(name, -1e9) >= every[name]:
                 self._last[name] = mono
@@ -188,13 +205,31 @@ class Worker:
 
     def watch_now(self) -> WatchReport:
         """One look at every account now (the upkeep timer does it every few seconds)."""
-        return watch(
+        report = watch(
             db=self.db,
             gateways=self.gateways,
             rules=self.rules,
             clock=self.clock,
             catalogue=self.catalogue,
         )
+        self._near = set(report.near)
+        return report
+
+    def watch_near(self) -> WatchReport | None:
+        """Look again, sooner, at the accounts where the last look found a key (whose buyer
+        has a webhook) a few percent below a usage threshold; nothing when there is none."""
+        if not self._near:
+            return None
+        report = watch(
+            db=self.db,
+            gateways=self.gateways,
+            rules=self.rules,
+            clock=self.clock,
+            catalogue=self.catalogue,
+            only=set(self._near),
+        )
+        self._near = (self._near - set(self._near)) | set(report.near)
+        return report
 
     def sweep(self) -> int:
         """Release lapsed quotes and unpaid checkouts."""
@@ -235,7 +270,8 @@ class Worker:
             stop.wait(poll)
 
     def run_forever(self, stop: threading.Event, *, poll: float = 0.2, threads: int = 1) -> None:
-        """Upkeep on one thread and jobs on ``threads`` others, until ``stop`` is set.
+        """Upkeep on one thread, jobs on ``threads`` others and webhook deliveries on their
+        own pool, until ``stop`` is set.
 
         Each job thread is a worker of its own name, so lease fencing tells them apart.
         """
@@ -249,6 +285,15 @@ class Worker:
                 daemon=True,
             )
         ]
+        if self.deliveries is not None:
+            runners.append(
+                threading.Thread(
+                    target=self.deliveries.run,
+                    args=(stop,),
+                    name=f"{self.name}-webhooks",
+                    daemon=True,
+                )
+            )
         for i in range(max(1, threads)):
             w = replace(self, name=f"{self.name}-j{i}", _last={})
             runners.append(
@@ -261,3 +306,19 @@ class Worker:
         stop.wait()
         for t in runners:
             t.join(timeout=30)
+
+
+def deliveries_for(shop: Shop) -> Deliveries:
+    """The webhook sender of ``shop``'s settings (its HTTP client closes with the shop)."""
+    settings = shop.settings
+    http = webhook_client(
+        seconds=settings.webhook_timeout_seconds, parallel=settings.webhook_deliveries
+    )
+    shop.closers.append(http.close)
+    return Deliveries(
+        db=shop.db,
+        box=shop.box,
+        clock=shop.clock,
+        sender=Sender(policy=UrlPolicy.for_settings(settings), http=http),
+        parallel=settings.webhook_deliveries,
+    )

@@ -7,7 +7,7 @@ deleted here at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -34,6 +34,9 @@ class WatchReport:
     deleted_past_cap: int = 0
     replacing: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    #: accounts with a key (whose buyer has a webhook) a few percent below a usage threshold:
+    #: the worker looks at them again sooner (``watch_near`` timer)
+    near: list[str] = field(default_factory=list)
 
 
 def watch(
@@ -43,11 +46,15 @@ def watch(
     rules: ShopRules,
     clock: Clock,
     catalogue: ModelCatalogue | None = None,
+    only: Collection[str] | None = None,
 ) -> WatchReport:
-    """One look at every account; ``catalogue`` (Venice's models) sizes the overshoot reserve."""
+    """One look at every account (or the accounts in ``only``); ``catalogue`` (Venice's
+    models) sizes the overshoot reserve."""
     models = catalogue.text_models() if catalogue is not None else None
     report = WatchReport(reserves=reserve_cents(rules, models))
     for account, gateway in gateways.items():
+        if only is not None and account not in only:
+            continue
         listed_at = clock()
         try:
             keys = gateway.list_keys()
@@ -84,6 +91,8 @@ def watch(
         report.accounts += 1
         report.keys += len(keys)
         report.replacing += seen.replacing
+        if seen.near:
+            report.near.append(account)
         for order_id, key_id in seen.past_cap:
             try:
                 ensure_deleted(gateway, key_id)
