@@ -54,6 +54,7 @@ DOCS: tuple[tuple[str, str], ...] = (
     ("rate-limits", "Rate limits"),
     ("errors", "Error codes"),
     ("key-expiry", "Key expiry"),
+    ("alerts", "Alerts"),
     ("api", "JSON API for agents"),
     ("faq", "FAQ"),
 )

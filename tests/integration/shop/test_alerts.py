@@ -206,3 +206,16 @@ def test_live_mode_refuses_private_addresses_and_places_no_order(tmp_path: Any, 
         assert r.status_code == 400, r.text
         assert r.json()["error"]["field"] == "webhook_url"
         assert kit.web.get("/api/supply").json()["reserved_cents"] == 500  # only the quote
+
+
+def test_the_openapi_covers_the_new_routes_and_fields(kit: Kit) -> None:
+    spec = kit.web.get("/openapi.json").json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
+    assert "put" in paths["/api/orders/{order_id}/webhook"]
+    assert "get" in paths["/api/orders/{order_id}/deliveries"]
+    assert {"400", "404", "422"} <= set(paths["/api/orders/{order_id}/webhook"]["put"]["responses"])
+    assert "webhook_url" in schemas["OrderIn"]["properties"]
+    assert {"webhook_url", "webhook_secret"} <= set(schemas["OrderOut"]["properties"])
+    assert "webhook_url" in schemas["OrderStatusOut"]["properties"]
+    assert {"burn_cents_per_hour", "runs_out_at"} <= set(schemas["UsageOut"]["properties"])
+    assert {"id", "type", "status", "tries", "data"} <= set(schemas["DeliveryOut"]["properties"])
