@@ -261,7 +261,7 @@ def near_threshold(order: Order) -> bool:
     if credit <= 0 or used >= credit:
         return False
     percent = used * 100 / credit
-    return any(0 <= t - percent <= NEAR_POINTS for t in (*LOW_THRESHOLDS, 100))
+    return any(0 < t - percent <= NEAR_POINTS for t in (*LOW_THRESHOLDS, 100))
 
 
 def has_webhook(session: Session, *, order_ids: list[str]) -> set[str]:
