@@ -141,8 +141,10 @@ def emit(
             next_attempt_at=now,
         )
         .on_conflict_do_nothing(index_elements=[BuyerEvent.order_id, BuyerEvent.once])
+        .returning(BuyerEvent.id)
     )
-    return event_id if result.rowcount == 1 else None  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports no row count for this statement.
+    return result.scalar_one_or_none()
 
 
 def _key_data(order: Order) -> dict[str, Any]:

@@ -219,3 +219,27 @@ def test_the_openapi_covers_the_new_routes_and_fields(kit: Kit) -> None:
     assert "webhook_url" in schemas["OrderStatusOut"]["properties"]
     assert {"burn_cents_per_hour", "runs_out_at"} <= set(schemas["UsageOut"]["properties"])
     assert {"id", "type", "status", "tries", "data"} <= set(schemas["DeliveryOut"]["properties"])
+
+
+def test_events_once_and_delivered_on_both_databases(tmp_path: Any, db_url: str) -> None:
+    """``ON CONFLICT DO NOTHING`` on (order_id, once), the claim and the log, on SQLite and
+    PostgreSQL."""
+    from cheaptokens.orders import events
+
+    with make_kit(tmp_path, database_url=db_url) as kit, receiver() as rec:
+        placed = order(kit, rec.url).json()
+        pay_and_provision(kit, placed)
+        with kit.shop.db.begin() as s:
+            first = events.emit(
+                s, order_id=placed["order_id"], kind="credit.low", now=kit.now(), once="t:80"
+            )
+            again = events.emit(
+                s, order_id=placed["order_id"], kind="credit.low", now=kit.now(), once="t:80"
+            )
+        assert first and again is None
+        assert send(kit) == 1  # one at a time per order
+        assert send(kit) == 1
+        rec.wait_for(2)
+        log = deliveries(kit, placed).json()["events"]
+        assert sorted(e["type"] for e in log) == ["credit.low", "key.ready"]
+        assert all(e["status"] == "delivered" for e in log)
