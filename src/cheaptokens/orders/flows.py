@@ -299,8 +299,8 @@ class Usage:
     runs_out_at: datetime | None = None
 
 
-#: The burn rate is not estimated from less than this much time.
-MIN_BURN_WINDOW = timedelta(minutes=1)
+#: The burn rate is not estimated from less than this much time (the key just made).
+MIN_BURN_WINDOW = timedelta(seconds=1)
 
 
 def burn(

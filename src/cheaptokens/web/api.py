@@ -206,7 +206,7 @@ class UsageOut(BaseModel):
     burn_cents_per_hour: int | None = Field(
         default=None,
         description="The order's average spend per hour since its key was made, in cents "
-        "(rounded up); null until the key has spent and a minute has passed.",
+        "(rounded up); null until the key has spent something.",
     )
     runs_out_at: str | None = Field(
         default=None,
