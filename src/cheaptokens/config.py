@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     provision_deadline_seconds: int = Field(default=600, gt=0)
     job_lease_seconds: int = Field(default=60, gt=0)
 
+    # Buyers' webhooks (docs: "Alerts")
+    #: how many events are sent at once (one at a time per order)
+    webhook_deliveries: int = Field(default=4, ge=1, le=32)
+    #: the whole of one send (connect, TLS, write, read) must end within this
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+
     # Pricing curve defaults (the published parameters)
     price_a: Decimal = Decimal("0.25")
     price_b: Decimal = Decimal("0.70")

@@ -446,3 +446,59 @@ class StandingOrder(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_standing_orders_open", "status", "valid_until"),)
+
+
+class OrderWebhook(Base):
+    """Where a buyer asked the shop to send the order's events (docs: "Alerts"). The signing
+    secret is sealed with the shop's data key, bound to the order id (shown once, at order
+    time or when the buyer sets a new URL)."""
+
+    __tablename__ = "order_webhooks"
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM, "whsec_…"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BuyerEvent(Base):
+    """An event for an order's webhook (Standard Webhooks): recorded in the transaction that
+    decided it, at most once per ``(order_id, once)`` — one per threshold — and sent by the
+    worker with retries. ``body`` is the exact JSON sent each time; ``id`` its ``webhook-id``."""
+
+    __tablename__ = "buyer_events"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    #: what makes the event unique for its order ("credit.low:80", "key.ready:<key id>")
+    once: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: pending (to send) | delivered | failed (retries exhausted) | dropped (no webhook)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: a worker is sending it until then (a crashed sender's lease lapses)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("order_id", "once"),
+        Index("ix_buyer_events_due", "status", "next_attempt_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try at sending a :class:`BuyerEvent` (the delivery log the key page shows)."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("buyer_events.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempt: Mapped[int] = mapped_column(Integer)
+    #: the receiver's HTTP status; None when no answer came (refused, timed out, …)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(200))
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)

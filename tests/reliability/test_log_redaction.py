@@ -52,6 +52,7 @@ SHAPES = [
     ("cookie ct_admin=ctop_" + "Q" * 43, "Q" * 43),
     ("stripe sk_live_51Habcdef and whsec_0a1b2c3d", "51Habcdef"),
     ("stripe rk_test_987zyx", "987zyx"),
+    ("webhook_secret whsec_ab+c/d9EF=", "ab+c/d9EF"),
     ("connect redis://:r3dis-pass@127.0.0.1:6379/0", "r3dis-pass"),
     ("db postgresql+psycopg://shop:pg-pass@db/prod", "pg-pass"),
     ('{"order_token": "ot_json_secret_value", "credit_cents": 500}', "ot_json_secret_value"),

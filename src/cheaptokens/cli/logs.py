@@ -52,6 +52,8 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(VENICE_[A-Z]+_KEY_)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
     (re.compile(r"\b(ot_)[A-Za-z0-9_-]{16,}"), rf"\1{REDACTED}"),
     (re.compile(rf"\b({re.escape(SESSION_PREFIX)})[A-Za-z0-9_-]{{16,}}"), rf"\1{REDACTED}"),
+    # Webhook signing secrets are standard base64 (buyers' webhooks: "+", "/" and "=" too).
+    (re.compile(r"\b(whsec_)[A-Za-z0-9+/]+=*"), rf"\1{REDACTED}"),
     (re.compile(r"\b((?:sk|rk)_(?:live|test)_|whsec_)[A-Za-z0-9]+"), rf"\1{REDACTED}"),
     (re.compile(r"([a-z][a-z0-9+.-]*://)[^/\s:@]*:[^/\s@]+@"), rf"\1{REDACTED}@"),
     (

@@ -11,18 +11,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy.orm import Session
 
 from cheaptokens import failpoints, inventory
 from cheaptokens.config import Settings
 from cheaptokens.db import Database
-from cheaptokens.errors import InvalidInput, NotFound, RateLimited, ServiceUnavailable
+from cheaptokens.errors import (
+    IdempotencyMismatch,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+)
 from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.money import dollars_to_cents_up, format_usd
-from cheaptokens.orders import published, quotes, retention, topups, transitions, views
+from cheaptokens.orders import (
+    events,
+    published,
+    quotes,
+    retention,
+    topups,
+    transitions,
+    views,
+    webhooks,
+)
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import authorize, is_topup_id
 from cheaptokens.orders.payment_events import record_payment_event
@@ -159,8 +174,20 @@ def new_order(
     idempotency_key: str | None,
     client: str | None,
     key_models: str = "private",
+    webhook_url: str | None = None,
+    webhook_policy: webhooks.UrlPolicy | None = None,
+    box: SecretBox | None = None,
 ) -> transitions.Placed:
-    """Place the order, then open the provider's checkout (outside the transaction)."""
+    """Place the order, then open the provider's checkout (outside the transaction).
+
+    With ``webhook_url`` (checked against ``webhook_policy`` first, outside the transaction)
+    the order gets a webhook, registered in the order's own transaction; its signing secret
+    is in the result once (``Placed.webhook_secret``), never on an idempotent replay."""
+    if webhook_url is not None:
+        if webhook_policy is None or box is None:
+            raise InvalidInput("this shop does not take webhooks here", field="webhook_url")
+        webhooks.check(webhook_url, webhook_policy)
+    secret = None
     with db.begin() as session:
         placed = transitions.place_order(
             session,
@@ -175,6 +202,15 @@ def new_order(
             key_models=key_models,
         )
         order = placed.order
+        if placed.created and webhook_url is not None and box is not None:
+            secret = events.register(
+                session, order_id=order.id, url=webhook_url, box=box, now=clock()
+            )
+        elif not placed.created and events.webhook_url(session, order_id=order.id) != webhook_url:
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was used with a different request",
+                field="Idempotency-Key",
+            )
         if not placed.created and order.checkout_url:
             return placed
         order_id, price, expires = order.id, order.price_cents, order.checkout_expires_at
@@ -207,7 +243,7 @@ def new_order(
         o = session.get(Order, order_id)
         assert o is not None
         transitions.attach_checkout(o, checkout=checkout, now=clock())
-    return transitions.Placed(o, placed.token, placed.created)
+    return transitions.Placed(o, placed.token, placed.created, webhook_secret=secret)
 
 
 def apply_payment_event(*, db: Database, provider: str, event: PaymentEvent, now: datetime) -> None:
@@ -348,6 +384,35 @@ class Usage:
     seconds_left: int
     checked_at: datetime | None
     live: bool
+    #: the order's average spend per hour since its key was made (None: too early to say)
+    burn_cents_per_hour: int | None = None
+    #: at that rate, when the key's credit runs out — None when it lasts until it expires
+    runs_out_at: datetime | None = None
+
+
+#: The burn rate is not estimated from less than this much time (the key just made).
+MIN_BURN_WINDOW = timedelta(seconds=1)
+
+
+def burn(
+    *,
+    used_cents: int,
+    remaining_cents: int,
+    since: datetime | None,
+    now: datetime,
+    expires_at: datetime | None,
+) -> tuple[int | None, datetime | None]:
+    """Spend per hour (rounded up) since ``since``, and when ``remaining_cents`` runs out at
+    that rate (None if not before ``expires_at``)."""
+    if since is None or used_cents <= 0 or now - since < MIN_BURN_WINDOW:
+        return None, None
+    hours = Decimal((now - since).total_seconds()) / 3600
+    rate = Decimal(used_cents) / hours
+    per_hour = int(rate.to_integral_value(rounding=ROUND_CEILING))
+    runs_out = now + timedelta(hours=float(Decimal(remaining_cents) / rate))
+    if expires_at is not None and runs_out >= expires_at:
+        return per_hour, None
+    return per_hour, runs_out
 
 
 def usage(
@@ -372,15 +437,69 @@ def usage(
     expires = order.key_expires_at
     left = max(0, int((expires - now).total_seconds())) if expires else 0
     cap = order.key_cap_cents  # the current key's cap (lower after a replacement)
+    remaining = max(0, cap - used) if order.status == st.FULFILLED else 0
+    rate, runs_out = (None, None)
+    if order.status == st.FULFILLED:
+        rate, runs_out = burn(
+            used_cents=order.spent_before_cents + used,
+            remaining_cents=remaining,
+            since=order.fulfilled_at,
+            now=now,
+            expires_at=expires,
+        )
     return Usage(
         used_cents=used,
-        remaining_cents=max(0, cap - used) if order.status == st.FULFILLED else 0,
+        remaining_cents=remaining,
         credit_cents=cap,
         expires_at=expires,
         seconds_left=left,
         checked_at=checked,
         live=live,
+        burn_cents_per_hour=rate,
+        runs_out_at=runs_out,
     )
+
+
+# ----------------------------------------------------------------------------- webhooks
+#: Orders whose webhook may still be set (their key is coming, live or being replaced).
+WEBHOOK_STATUSES = (st.AWAITING_PAYMENT, st.PAID, st.FULFILLED, st.REPLACING)
+
+
+def set_webhook(
+    *,
+    db: Database,
+    box: SecretBox,
+    policy: webhooks.UrlPolicy,
+    order_id: str,
+    token: str,
+    url: str,
+    now: datetime,
+) -> str:
+    """Set (or replace) the order's webhook; returns the new signing secret, shown once.
+    The URL is checked before the transaction (a look-up is I/O)."""
+    with db.read() as session:
+        authorize(session, order_id=order_id, token=token)
+    webhooks.check(url, policy)
+    with db.begin() as session:
+        order = authorize(session, order_id=order_id, token=token)
+        if order.status not in WEBHOOK_STATUSES:
+            raise InvalidInput(
+                f"an order that is {order.status} sends no more events", field="status"
+            )
+        return events.register(session, order_id=order.id, url=url, box=box, now=now)
+
+
+def webhook_of(*, db: Database, order_id: str) -> str | None:
+    """The order's webhook URL (no secret), None without one."""
+    with db.read() as session:
+        return events.webhook_url(session, order_id=order_id)
+
+
+def deliveries(*, db: Database, order_id: str, token: str) -> events.DeliveryLog:
+    """The order's webhook and the log of its events (the order token is required)."""
+    with db.read() as session:
+        authorize(session, order_id=order_id, token=token)
+        return events.delivery_log(session, order_id=order_id)
 
 
 # ----------------------------------------------------------------------------- operator

@@ -18,8 +18,8 @@ from cheaptokens.alerts import raise_alert
 from cheaptokens.inventory import pool
 from cheaptokens.models import Account, Alert, Job, Order
 from cheaptokens.money import dollars_to_cents, dollars_to_cents_up, format_usd
+from cheaptokens.orders import events, transitions
 from cheaptokens.orders import state as st
-from cheaptokens.orders import transitions
 from cheaptokens.orders.ids import is_order_id
 from cheaptokens.orders.rules import POOL_PREFIX, order_of_description
 
@@ -108,6 +108,8 @@ class Watched:
     past_cap: list[tuple[str, str]] = field(default_factory=list)
     #: orders whose key can no longer spend what it holds: a replacement is queued
     replacing: list[str] = field(default_factory=list)
+    #: a key with a webhook is a few percent below a usage threshold: look again soon
+    near: bool = False
 
 
 def observe_account(
@@ -127,7 +129,8 @@ def observe_account(
     Every live key of the account is checked: a key missing from Venice's list (and made
     before the list was read), or a key with credit left on an account whose balance is
     spent, cannot spend what it holds — the buyer is made whole. A key past its cap is put on
-    record. Then the account's sellable stock is re-derived from the balance (see
+    record, and a key whose buyer has a webhook gets its usage thresholds' events. Then the
+    account's sellable stock is re-derived from the balance (see
     :func:`cheaptokens.inventory.follow_balance`) and an alert raised if the balance no
     longer covers what the live keys may still spend.
     """
@@ -144,6 +147,7 @@ def observe_account(
         )
         .with_for_update()
     ).all()
+    hooked = events.has_webhook(session, order_ids=[o.id for o in orders])
     for order in orders:
         cap, key_id = order.key_cap_cents, order.key_id
         assert key_id is not None
@@ -159,6 +163,9 @@ def observe_account(
         # liability rounded down (never understate what the keys may still spend).
         used, used_down = dollars_to_cents_up(spent), dollars_to_cents(spent)
         transitions.record_usage(order, used_cents=used, now=now)
+        if order.id in hooked:  # credit.low / credit.exhausted, once per threshold
+            events.usage_seen(session, order=order, now=now)
+            seen.near = seen.near or events.near_threshold(order)
         if used > cap:
             transitions.record_overshoot(session, order=order, used_cents=used, now=now)
             seen.past_cap.append((order.id, key_id))

@@ -32,6 +32,9 @@ This module is the one place that writes an order's status (see :func:`_set_stat
 
 Every function takes the session of the caller's transaction and ``now``; none commits and
 none calls Venice or a payment provider (the worker and :mod:`cheaptokens.orders.flows` do).
+Those a buyer's webhook hears of record the event in the same transaction
+(:mod:`cheaptokens.orders.events`): fulfil (key.ready), begin_replacement, key_replaced and
+refund_pro_rata (key.replaced, stage started / done / refunded).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from cheaptokens.errors import (
     Refused,
 )
 from cheaptokens.models import Order, PoolKey, Quote
-from cheaptokens.orders import abuse, topups
+from cheaptokens.orders import abuse, events, topups
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_order_id, order_token
 from cheaptokens.orders.quotes import create_quote, release_quote
@@ -88,6 +91,8 @@ class Placed:
     order: Order
     token: str
     created: bool
+    #: the order's webhook signing secret, in the response that registered it (shown once)
+    webhook_secret: str | None = None
 
 
 def request_fingerprint(
@@ -452,6 +457,7 @@ def fulfil(
         detail={"key_id": key_id},
     )
     session.execute(update(PoolKey).where(PoolKey.key_id == key_id).values(status="sold"))
+    events.key_ready(session, order=order, now=now)
 
 
 def confirm_receipt(session: Session, *, order: Order, now: datetime) -> None:
@@ -603,6 +609,7 @@ def begin_replacement(session: Session, *, order: Order, reason: str, now: datet
         account=order.account,
         detail={"reason": reason, "key_id": order.key_id, "used_cents": order.used_cents},
     )
+    events.replacement_started(session, order=order, reason=reason, now=now)
 
 
 def old_key_gone(session: Session, *, order: Order, used_cents: int | None, now: datetime) -> None:
@@ -672,6 +679,7 @@ def key_replaced(
         credit_cents=order.key_cap_cents,
         detail={"key_id": key_id, "old_key_id": old, "reason": order.replace_reason},
     )
+    events.key_replaced(session, order=order, old_key_id=old, now=now)
 
 
 def refund_pro_rata(session: Session, *, order: Order, reason: str, now: datetime) -> None:
@@ -694,3 +702,4 @@ def refund_pro_rata(session: Session, *, order: Order, reason: str, now: datetim
         order_id=order.id,
         detail={"reason": reason, "unspent_cents": unspent, "due_cents": order.refund_due_cents},
     )
+    events.replacement_refunded(session, order=order, reason=reason, now=now)

@@ -33,6 +33,7 @@ from cheaptokens.web.deps import (
     limiter,
     place_order,
     request_worker,
+    webhook_policy,
 )
 from cheaptokens.web.errors import documented
 from cheaptokens.web.pricecache import PriceCache
@@ -48,6 +49,8 @@ class QuoteIn(Strict):
     credit_cents: StrictInt = Field(description="Credit to buy, in cents ($1 = 100).")
 
 
+MAX_WEBHOOK_URL = 2000
+
 # Ids are printable ASCII: anything else cannot be one of ours, and a NUL would not even
 # reach PostgreSQL (it refuses NUL in text), so refuse it here with a clear 422.
 ID_PATTERN = r"^[!-~]{1,64}$"
@@ -60,6 +63,21 @@ class OrderIn(Strict):
         default="private",
         description='Which models the key may call: "private" (Venice\'s private models, the '
         'default) or "all" (only where the shop sells such keys, from a minimum order).',
+    )
+    webhook_url: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL,
+        description="Optional: an https:// URL the shop POSTs the order's events to (key.ready, "
+        "credit.low, credit.exhausted, key.expiring, key.replaced), signed following the "
+        "Standard Webhooks specification with webhook_secret. In live mode it must resolve to "
+        "public addresses only (docs: /docs/alerts).",
+    )
+
+
+class WebhookIn(Strict):
+    url: StrictStr = Field(
+        max_length=MAX_WEBHOOK_URL,
+        description="The new webhook URL (the same rules as POST /api/orders' webhook_url).",
     )
 
 
@@ -129,6 +147,13 @@ class OrderOut(BaseModel):
     checkout_url: str | None
     checkout_expires_at: str
     order_url: str
+    webhook_url: str | None = Field(default=None, description="Where events are sent.")
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The webhook's signing secret (whsec_…): shown in this response only. "
+        "Verify each event with it (docs: /docs/alerts). Lost? Set the webhook again with "
+        "PUT /api/orders/{id}/webhook for a new secret.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -189,6 +214,11 @@ class OrderStatusOut(BaseModel):
     )
     topups: list[TopupOut] = Field(default_factory=list)
     replacement: ReplacementOut | None = None
+    webhook_url: str | None = Field(
+        default=None,
+        description="Where the order's events are sent (GET /api/orders/{id}/deliveries "
+        "has the delivery log); null without a webhook.",
+    )
 
 
 class UsageOut(BaseModel):
@@ -200,6 +230,48 @@ class UsageOut(BaseModel):
     seconds_left: int
     checked_at: str | None
     live: bool
+    burn_cents_per_hour: int | None = Field(
+        default=None,
+        description="The order's average spend per hour since its key was made, in cents "
+        "(rounded up); null until the key has spent something.",
+    )
+    runs_out_at: str | None = Field(
+        default=None,
+        description="At that rate, when the credit runs out; null when it lasts until "
+        "expires_at (00:00 UTC) or the rate is not known yet.",
+    )
+
+
+class WebhookOut(BaseModel):
+    order_id: str
+    webhook_url: str
+    webhook_secret: str = Field(description="The new signing secret: shown in this response only.")
+
+
+class AttemptOut(BaseModel):
+    at: str
+    attempt: int
+    status_code: int | None = Field(description="The receiver's HTTP status; null: no answer.")
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryOut(BaseModel):
+    id: str = Field(description="The event's webhook-id (the same on every retry).")
+    type: str
+    created_at: str
+    status: Literal["pending", "delivered", "failed", "dropped"]
+    attempts: int
+    next_attempt_at: str | None = Field(description="When a pending event is tried again.")
+    delivered_at: str | None
+    data: dict[str, Any] = Field(description="The event's data, as sent.")
+    tries: list[AttemptOut]
+
+
+class DeliveriesOut(BaseModel):
+    order_id: str
+    webhook_url: str | None
+    events: list[DeliveryOut] = Field(description="Newest first, with every attempt.")
 
 
 FORMULA = (
@@ -373,6 +445,7 @@ def create_order(
         idempotency_key=random_uuid(idempotency_key),
         client=client_id(request),
         key_models=body.models,
+        webhook_url=body.webhook_url,
     )
     o = placed.order
     return OrderOut(
@@ -384,6 +457,8 @@ def create_order(
         checkout_url=o.checkout_url,
         checkout_expires_at=iso_z(o.checkout_expires_at),
         order_url=f"{shop.settings.public_url}/orders/{o.id}#token={placed.token}",
+        webhook_url=body.webhook_url,
+        webhook_secret=placed.webhook_secret,
     )
 
 
@@ -464,6 +539,7 @@ def get_order(
             if order.replace_reason
             else None
         ),
+        webhook_url=flows.webhook_of(db=shop.db, order_id=order.id),
     )
 
 
@@ -569,6 +645,75 @@ def get_usage(order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(be
         seconds_left=u.seconds_left,
         checked_at=_iso(u.checked_at),
         live=u.live,
+        burn_cents_per_hour=u.burn_cents_per_hour,
+        runs_out_at=_iso(u.runs_out_at),
+    )
+
+
+@router.put(
+    "/orders/{order_id}/webhook",
+    response_model=WebhookOut,
+    responses=documented(400, 404, 413, 422, 429),
+)
+def set_webhook(
+    order_id: OrderId,
+    body: WebhookIn,
+    request: Request,
+    shop: ShopDep,
+    token: Annotated[str, Depends(bearer)],
+) -> WebhookOut:
+    """Set or replace the order's webhook: events not yet delivered go to the new URL. The
+    answer holds a new signing secret (the old one stops working), shown only here."""
+    limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
+    secret = flows.set_webhook(
+        db=shop.db,
+        box=shop.box,
+        policy=webhook_policy(shop),
+        order_id=order_id,
+        token=token,
+        url=body.url,
+        now=shop.clock(),
+    )
+    return WebhookOut(order_id=order_id, webhook_url=body.url, webhook_secret=secret)
+
+
+@router.get(
+    "/orders/{order_id}/deliveries",
+    response_model=DeliveriesOut,
+    responses=documented(404, 422),
+)
+def get_deliveries(
+    order_id: OrderId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
+) -> DeliveriesOut:
+    """The order's webhook and the delivery log of its events (newest first), each with
+    every attempt: when, the receiver's status, how long it took."""
+    log = flows.deliveries(db=shop.db, order_id=order_id, token=token)
+    return DeliveriesOut(
+        order_id=order_id,
+        webhook_url=log.url,
+        events=[
+            DeliveryOut(
+                id=e.event_id,
+                type=e.kind,
+                created_at=iso_z(e.created_at, "milliseconds"),
+                status=e.status,
+                attempts=e.attempts,
+                next_attempt_at=_iso(e.next_attempt_at),
+                delivered_at=_iso(e.delivered_at),
+                data=e.body.get("data", {}),
+                tries=[
+                    AttemptOut(
+                        at=iso_z(a.at),
+                        attempt=a.attempt,
+                        status_code=a.status_code,
+                        error=a.error,
+                        duration_ms=a.duration_ms,
+                    )
+                    for a in e.tries
+                ],
+            )
+            for e in log.events
+        ],
     )
 
 

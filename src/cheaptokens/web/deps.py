@@ -16,6 +16,7 @@ from cheaptokens.db import Database
 from cheaptokens.orders import flows
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.orders.transitions import Placed
+from cheaptokens.orders.webhooks import UrlPolicy
 from cheaptokens.shop import Shop
 from cheaptokens.web.limits import ShopLimits
 
@@ -69,6 +70,7 @@ def place_order(
     idempotency_key: str | None,
     client: str | None,
     key_models: str = "private",
+    webhook_url: str | None = None,
 ) -> Placed:
     """:func:`flows.new_order`, wired from the shop (the JSON API and the buy form use it)."""
     return flows.new_order(
@@ -83,4 +85,12 @@ def place_order(
         idempotency_key=idempotency_key,
         client=client,
         key_models=key_models,
+        webhook_url=webhook_url,
+        webhook_policy=webhook_policy(shop),
+        box=shop.box,
     )
+
+
+def webhook_policy(shop: Shop) -> UrlPolicy:
+    """Which webhook URLs this shop calls: public addresses only in live mode."""
+    return UrlPolicy.for_settings(shop.settings)

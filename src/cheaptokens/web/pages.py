@@ -24,7 +24,7 @@ from cheaptokens.errors import HeldOut, InvalidInput, NotFound, ShopError, SoldO
 from cheaptokens.inventory import Capacity
 from cheaptokens.models import Order, Topup
 from cheaptokens.money import format_usd
-from cheaptokens.orders import flows, transitions
+from cheaptokens.orders import events, flows, transitions
 from cheaptokens.orders import state as st
 from cheaptokens.shop import Shop
 from cheaptokens.times import iso_z, next_midnight
@@ -56,6 +56,7 @@ DOCS: tuple[tuple[str, str], ...] = (
     ("key-expiry", "Key expiry"),
     ("top-up", "Top up"),
     ("lost-key", "Lost your key"),
+    ("alerts", "Alerts"),
     ("api", "JSON API for agents"),
     ("agents", "Agents: pay with x402"),
     ("faq", "FAQ"),
@@ -313,6 +314,7 @@ class OrderView:
     api_key: str | None
     usage: flows.Usage | None
     topups: list[Topup]
+    deliveries: events.DeliveryLog | None = None
 
 
 def _order_from_cookie(request: Request, shop: Shop, order_id: str) -> OrderView | None:
@@ -329,7 +331,8 @@ def _order_from_cookie(request: Request, shop: Shop, order_id: str) -> OrderView
         use = flows.usage(
             db=shop.db, gateways=shop.gateways, order_id=order_id, token=token, now=shop.clock()
         )
-    return OrderView(order, key, use, flows.topups_of(db=shop.db, order_id=order_id))
+    log = flows.deliveries(db=shop.db, order_id=order_id, token=token)
+    return OrderView(order, key, use, flows.topups_of(db=shop.db, order_id=order_id), log)
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
@@ -356,7 +359,19 @@ def order_page(
         placeholder_key=PLACEHOLDER_KEY,
         samples=samples_for(shop, api_key=api_key),
         format_usd=format_usd,
+        event_detail=event_detail,
     )
+
+
+def event_detail(data: dict[str, Any]) -> str:
+    """What the delivery log adds after an event's type: its threshold or stage."""
+    if "threshold" in data:
+        return f" {data['threshold']} %"
+    if "minutes" in data:
+        return f" {data['minutes']} min"
+    if "stage" in data:
+        return f" {data['stage']}"
+    return ""
 
 
 @router.post("/orders/{order_id}/received")

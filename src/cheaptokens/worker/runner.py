@@ -19,6 +19,7 @@ from cheaptokens.orders import x402 as x402flow
 from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.retention import Retention
 from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.webhooks import UrlPolicy
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.payments.x402 import X402Gateway
 from cheaptokens.pricing.forecast import Forecast
@@ -28,6 +29,7 @@ from cheaptokens.times import Clock
 from cheaptokens.venice.catalogue import ModelCatalogue
 from cheaptokens.venice.types import VeniceGateway
 from cheaptokens.worker import maintenance, pool, repricing
+from cheaptokens.worker.deliveries import Deliveries, Sender, record_expiring, webhook_client
 from cheaptokens.worker.provision import provision
 from cheaptokens.worker.refund import refund, refund_stray
 from cheaptokens.worker.replace import replace_key
@@ -51,6 +53,9 @@ def _default_every() -> dict[str, float]:
         "reconcile": 600.0,
         "reprice": 15.0,
         "prune": 3600.0,
+        # key.expiring events; the watch again, sooner, for accounts with a key near a threshold
+        "expiring": 15.0,
+        "watch_near": 2.0,
     }
 
 
@@ -72,6 +77,8 @@ class Worker:
     #: x402 payments: settles an x402 order's authorization when the worker makes its key
     #: (a request that died, a standing order); None: such orders wait
     x402: X402Gateway | None = None
+    #: sends buyers' webhook events on threads of its own (None: events wait in the table)
+    deliveries: Deliveries | None = None
     name: str = field(default_factory=_default_name)
     #: what to forget, and when (None: nothing is pruned)
     retention: Retention | None = None
@@ -81,10 +88,18 @@ class Worker:
     every: dict[str, float] = field(default_factory=_default_every)
     _last: dict[str, float] = field(default_factory=dict)
     _pruned_day: date | None = None
+    #: accounts the last look found near a usage threshold (see :meth:`watch_near`)
+    _near: set[str] = field(default_factory=set)
 
     @classmethod
     def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
-        kwargs.setdefault("every", {**_default_every(), "watch": shop.settings.watch_seconds})
+        watch_every = shop.settings.watch_seconds
+        kwargs.setdefault(
+            "every",
+            {**_default_every(), "watch": watch_every, "watch_near": max(1.0, watch_every / 5)},
+        )
+        if "deliveries" not in kwargs:
+            kwargs["deliveries"] = deliveries_for(shop)
         return cls(
             db=shop.db,
             rules=shop.rules,
@@ -218,9 +233,11 @@ class Worker:
             ),
             "reprice": self.reprice,
             "prune": self.prune,
+            "expiring": lambda: record_expiring(db=self.db, clock=self.clock),
+            "watch_near": self.watch_near,
         }
         mono = time.monotonic()
-        every = dict(self.every)
+        every = {**_default_every(), **self.every}
         for name, task in tasks.items():
             if force or mono - self._last.get(name, -1e9) >= every[name]:
                 self._last[name] = mono
@@ -231,7 +248,7 @@ class Worker:
 
     def watch_now(self) -> WatchReport:
         """One look at every account now (the upkeep timer does it every few seconds)."""
-        return watch(
+        report = watch(
             db=self.db,
             gateways=self.gateways,
             rules=self.rules,
@@ -239,6 +256,25 @@ class Worker:
             catalogue=self.catalogue,
             parallel=self.parallel,
         )
+        self._near = set(report.near)
+        return report
+
+    def watch_near(self) -> WatchReport | None:
+        """Look again, sooner, at the accounts where the last look found a key (whose buyer
+        has a webhook) a few percent below a usage threshold; nothing when there is none."""
+        if not self._near:
+            return None
+        report = watch(
+            db=self.db,
+            gateways=self.gateways,
+            rules=self.rules,
+            clock=self.clock,
+            catalogue=self.catalogue,
+            parallel=self.parallel,
+            only=set(self._near),
+        )
+        self._near = (self._near - set(self._near)) | set(report.near)
+        return report
 
     def prune(self) -> None:
         """Once a night (the first hourly look after 00:00 UTC), forget what retention says."""
@@ -290,7 +326,8 @@ class Worker:
             stop.wait(poll)
 
     def run_forever(self, stop: threading.Event, *, poll: float = 0.2, threads: int = 1) -> None:
-        """Upkeep on one thread and jobs on ``threads`` others, until ``stop`` is set.
+        """Upkeep on one thread, jobs on ``threads`` others and webhook deliveries on their
+        own pool, until ``stop`` is set.
 
         Each job thread is a worker of its own name, so lease fencing tells them apart.
         """
@@ -304,6 +341,15 @@ class Worker:
                 daemon=True,
             )
         ]
+        if self.deliveries is not None:
+            runners.append(
+                threading.Thread(
+                    target=self.deliveries.run,
+                    args=(stop,),
+                    name=f"{self.name}-webhooks",
+                    daemon=True,
+                )
+            )
         for i in range(max(1, threads)):
             w = replace(self, name=f"{self.name}-j{i}", _last={})
             runners.append(
@@ -316,3 +362,19 @@ class Worker:
         stop.wait()
         for t in runners:
             t.join(timeout=30)
+
+
+def deliveries_for(shop: Shop) -> Deliveries:
+    """The webhook sender of ``shop``'s settings (its HTTP client closes with the shop)."""
+    settings = shop.settings
+    http = webhook_client(
+        seconds=settings.webhook_timeout_seconds, parallel=settings.webhook_deliveries
+    )
+    shop.closers.append(http.close)
+    return Deliveries(
+        db=shop.db,
+        box=shop.box,
+        clock=shop.clock,
+        sender=Sender(policy=UrlPolicy.for_settings(settings), http=http),
+        parallel=settings.webhook_deliveries,
+    )

@@ -7,7 +7,7 @@ deleted here at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -36,6 +36,9 @@ class WatchReport:
     deleted_past_cap: int = 0
     replacing: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    #: accounts with a key (whose buyer has a webhook) a few percent below a usage threshold:
+    #: the worker looks at them again sooner (``watch_near`` timer)
+    near: list[str] = field(default_factory=list)
 
 
 def watch(
@@ -46,9 +49,10 @@ def watch(
     clock: Clock,
     catalogue: ModelCatalogue | None = None,
     parallel: int = 1,
+    only: Collection[str] | None = None,
 ) -> WatchReport:
-    """One look at every account (``parallel`` at once); ``catalogue`` (Venice's models)
-    sizes the overshoot reserve."""
+    """One look at every account (or the accounts in ``only``), ``parallel`` at once;
+    ``catalogue`` (Venice's models) sizes the overshoot reserve."""
     models = catalogue.text_models() if catalogue is not None else None
     report = WatchReport(reserves=reserve_cents(rules, models))
     share = None if rules.overshoot_reserve_cents is not None else rules.overshoot_reserve_max_share
@@ -56,7 +60,8 @@ def watch(
     def one(account: str, gateway: VeniceGateway) -> _Look:
         return _look(db, account, gateway, clock, report.reserves, share)
 
-    for account, look in sorted(each_account(gateways, one, parallel=parallel).items()):
+    chosen = {a: g for a, g in gateways.items() if only is None or a in only}
+    for account, look in sorted(each_account(chosen, one, parallel=parallel).items()):
         if look.unreachable:
             report.unreachable.append(account)
             continue
@@ -64,6 +69,8 @@ def watch(
         report.keys += look.keys
         report.replacing += look.replacing
         report.deleted_past_cap += look.deleted_past_cap
+        if look.near:
+            report.near.append(account)
     return report
 
 
@@ -73,6 +80,7 @@ class _Look:
     keys: int = 0
     replacing: list[str] = field(default_factory=list)
     deleted_past_cap: int = 0
+    near: bool = False
 
 
 def _look(
@@ -118,7 +126,7 @@ def _look(
             now=now,
             reserve_max_share=share,
         )
-    look = _Look(keys=len(keys), replacing=list(seen.replacing))
+    look = _Look(keys=len(keys), replacing=list(seen.replacing), near=bool(seen.near))
     for order_id, key_id in seen.past_cap:
         try:
             ensure_deleted(gateway, key_id)

@@ -212,14 +212,27 @@
     $("order-btn").disabled = true;
     // One key per quote: a retried click orders once, and the key is nobody else's.
     quote.idempotencyKey = quote.idempotencyKey || uuid4();
+    const body = { quote_id: quote.quote_id };
+    const hook = $("webhook-url").value.trim();
+    if (hook) body.webhook_url = hook;
     try {
-      const order = await postJson(
-        "/api/orders", { quote_id: quote.quote_id }, { "Idempotency-Key": quote.idempotencyKey });
+      const order = await postJson("/api/orders", body, { "Idempotency-Key": quote.idempotencyKey });
       sessionStorage.setItem("ct_order_" + order.order_id, order.order_token);
+      // The webhook's signing secret is in this answer only: the order page shows it once.
+      if (order.webhook_secret) {
+        sessionStorage.setItem("ct_whsec_" + order.order_id, order.webhook_secret);
+      }
       clearInterval(quoteTimer);
       window.location.assign(order.checkout_url);
     } catch (e) {
       $("order-btn").disabled = false;
+      if (e.field === "webhook_url") {
+        // Nothing was ordered: keep the price, let the buyer fix the URL (or clear it).
+        showError(e.message);
+        $("alerts-box").open = true;
+        $("webhook-url").focus();
+        return;
+      }
       resetQuote();
       showError(e.message);
     }

@@ -154,6 +154,10 @@
     } catch (e) {
       message.textContent = "Connection lost; retrying…";
     }
+    if (order && order.webhook_url && !deliveriesStarted) {
+      deliveriesStarted = true;
+      deliveries();
+    }
     const applying = order && (order.topups || []).some((t) => t.status === "paid");
     if (!order || applying || ["awaiting_payment", "paid", "replacing"].includes(order.status)) {
       setTimeout(poll, 1000);
@@ -162,39 +166,134 @@
     }
   }
 
+  // ------------------------------------------------------------------ the live meter
+  // Polls GET /api/orders/{id}/usage (every 5 s while the page is visible, 30 s when not) and
+  // shows credit left, time left, the burn rate and when the credit runs out at that rate.
+  const readings = []; // [time ms, used cents] of this key, the last ten minutes
+  const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+  const every = () => (document.visibilityState === "hidden" ? 30000 : 5000);
+  let usageTimer = null;
+
+  function burnRate(u, at) {
+    // The page's own readings when they show spending over 20 s or more (the recent rate);
+    // else the server's average since the key was made.
+    if (readings.length && u.used_cents < readings[readings.length - 1][1]) readings.length = 0;
+    readings.push([at, u.used_cents]);
+    while (readings.length && at - readings[0][0] > 600000) readings.shift();
+    const [t0, used0] = readings[0];
+    if (at - t0 >= 20000 && u.used_cents > used0) {
+      return (u.used_cents - used0) / ((at - t0) / 3600000);
+    }
+    return u.burn_cents_per_hour || null;
+  }
+
+  function showUsage(u) {
+    $("usage").hidden = false;
+    const meter = $("usage-meter");
+    meter.max = u.credit_cents;
+    meter.value = u.used_cents;
+    $("usage-used").textContent = usd(u.used_cents);
+    $("usage-left").textContent = usd(u.remaining_cents);
+    const h = Math.floor(u.seconds_left / 3600), m = Math.floor((u.seconds_left % 3600) / 60);
+    $("usage-time").textContent = h + " h " + m + " min";
+    const at = u.checked_at ? Date.parse(u.checked_at) : Date.now();
+    const rate = u.remaining_cents > 0 || u.used_cents > 0 ? burnRate(u, at) : null;
+    if (rate && rate > 0) {
+      $("usage-rate").textContent = usd(Math.ceil(rate)) + " per hour";
+      const end = u.expires_at ? Date.parse(u.expires_at) : at + u.seconds_left * 1000;
+      const hoursLeft = Math.max(0, (end - at) / 3600000);
+      const projected = u.used_cents + rate * hoursLeft;
+      const pct = Math.min(100, Math.round((100 * projected) / Math.max(1, u.credit_cents)));
+      const outAt = at + (u.remaining_cents / rate) * 3600000;
+      let text = "At this rate you will use " + pct + " % of your credit before midnight: ";
+      if (u.remaining_cents <= 0) text = "Your credit is used up.";
+      else if (outAt < end) text += "it runs out at " + hhmm(outAt) + " UTC.";
+      else text += "it lasts until midnight.";
+      $("usage-forecast").textContent = text;
+    } else {
+      $("usage-rate").textContent = "no use yet";
+      $("usage-forecast").textContent = "Make a call and this meter shows your burn rate.";
+    }
+    $("usage-updated").textContent = "Updated " + hhmm(at) + ":" +
+      new Date(at).toISOString().slice(17, 19) + " UTC" + (u.live ? "" : " (last reading)") + ".";
+  }
+
   async function usage() {
     try {
       const r = await fetch("/api/orders/" + orderId + "/usage", { headers: auth });
-      if (!r.ok) return;
-      const u = await r.json();
-      $("usage").hidden = false;
-      const meter = $("usage-meter");
-      meter.max = u.credit_cents;
-      meter.value = u.used_cents;
-      $("usage-used").textContent = usd(u.used_cents);
-      $("usage-left").textContent = usd(u.remaining_cents);
-      const h = Math.floor(u.seconds_left / 3600), m = Math.floor((u.seconds_left % 3600) / 60);
-      $("usage-time").textContent = h + " h " + m + " min";
-      const since = order && order.paid_at && u.checked_at
-        ? (Date.parse(u.checked_at) - Date.parse(order.paid_at)) / 3600000 : 0;
-      if (since > 0 && u.used_cents > 0) {
-        const rate = u.used_cents / since; // cents per hour
-        $("usage-rate").textContent = usd(rate) + " per hour";
-        const projected = u.used_cents + rate * (u.seconds_left / 3600);
-        const pct = Math.min(100, Math.round((100 * projected) / u.credit_cents));
-        let text = "At this rate you will use " + pct + " % of your credit before midnight.";
-        if (pct >= 100) {
-          const mins = Math.max(1, Math.round((60 * u.remaining_cents) / rate));
-          text += " It runs out in about " + (mins >= 60 ? Math.floor(mins / 60) + " h " : "") +
-            (mins % 60) + " min.";
-        }
-        $("usage-forecast").textContent = text;
-      } else {
-        $("usage-rate").textContent = "no use yet";
-        $("usage-forecast").textContent = "Make a call and this meter shows your burn rate.";
-      }
+      if (r.ok) showUsage(await r.json());
     } catch (e) { /* keep the last reading */ }
-    if (order && order.status === "fulfilled") setTimeout(usage, 15000);
+    if (order && order.status === "fulfilled") usageTimer = setTimeout(usage, every());
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    // Back on the page: read at once rather than wait out the slow hidden-page interval.
+    if (document.visibilityState === "visible" && usageTimer && order && order.status === "fulfilled") {
+      clearTimeout(usageTimer);
+      usage();
+    }
+  });
+
+  // ------------------------------------------------------------------ alerts
+  // The webhook's signing secret, from the order's answer (home.js kept it for this page):
+  // shown until the buyer says it is saved, then forgotten by the browser too.
+  const secretKey = "ct_whsec_" + orderId;
+  const secret = sessionStorage.getItem(secretKey);
+  if (secret) {
+    $("webhook-secret").textContent = secret;
+    $("webhook-secret-panel").hidden = false;
+  }
+  $("whsec-saved").addEventListener("click", () => {
+    sessionStorage.removeItem(secretKey);
+    $("webhook-secret").textContent = "";
+    $("webhook-secret-panel").hidden = true;
+  });
+
+  const detail = (d) => ("threshold" in d ? " " + d.threshold + " %" : "minutes" in d
+    ? " " + d.minutes + " min" : "stage" in d ? " " + d.stage : "");
+  const clock = (iso) => (iso ? iso.slice(11, 19) : "");
+  let deliveriesTimer = null, deliveriesStarted = false;
+
+  function showDeliveries(log) {
+    $("alerts").hidden = !log.webhook_url;
+    $("webhook-target").textContent = log.webhook_url || "";
+    const body = $("deliveries-body");
+    body.textContent = "";
+    log.events.forEach((e) => {
+      const tr = document.createElement("tr");
+      tr.dataset.event = e.id;
+      tr.dataset.status = e.status;
+      const kind = document.createElement("td");
+      const code = document.createElement("code");
+      code.textContent = e.type;
+      kind.append(code, detail(e.data || {}));
+      let state = e.status + (e.attempts > 1 ? " after " + e.attempts + " tries" : "");
+      if (e.next_attempt_at && e.attempts) state += ", next try " + clock(e.next_attempt_at);
+      const last = e.tries[e.tries.length - 1];
+      const answer = last
+        ? (last.status_code === null ? "no answer" : String(last.status_code)) +
+          (last.error ? " (" + last.error + ")" : "") + ", " + last.duration_ms + " ms"
+        : "not yet";
+      [clock(e.created_at), state, answer].forEach((text) => {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      });
+      tr.prepend(kind);
+      body.append(tr);
+    });
+    $("deliveries-empty").hidden = log.events.length > 0;
+  }
+
+  async function deliveries() {
+    clearTimeout(deliveriesTimer);
+    try {
+      const r = await fetch("/api/orders/" + orderId + "/deliveries", { headers: auth });
+      if (r.ok) showDeliveries(await r.json());
+    } catch (e) { /* keep the last log */ }
+    if (order && !["expired", "refunded", "cancelled", "failed"].includes(order.status)) {
+      deliveriesTimer = setTimeout(deliveries, every());
+    }
   }
 
   $("saved-form").addEventListener("submit", async (ev) => {
