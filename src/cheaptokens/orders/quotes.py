@@ -164,14 +164,24 @@ def create_quote(
     if supply.remaining_cents < credit_cents:
         raise unavailable(session, supply=supply, credit_cents=credit_cents, now=now)
     if client is not None:
-        check_hold_cap(
-            session,
-            client=client,
-            credit_cents=credit_cents,
-            capacity_cents=supply.capacity_cents,
-            rules=rules,
-            now=now,
-        )
+        try:
+            check_hold_cap(
+                session,
+                client=client,
+                credit_cents=credit_cents,
+                capacity_cents=supply.capacity_cents,
+                rules=rules,
+                now=now,
+            )
+        except HoldLimit:
+            # Holds committed since ``supply`` was read may have taken the rest of the stock
+            # too: then the truth about stock (sold or held out) comes first.
+            fresh = inventory.supply(session, day=now.date())
+            if fresh.remaining_cents < credit_cents:
+                raise unavailable(
+                    session, supply=fresh, credit_cents=credit_cents, now=now
+                ) from None
+            raise
     remaining = supply.unsold_cents  # the price's x: open holds do not count
     params, digest = published.in_force(
         session, now=now, capacity_cents=supply.capacity_cents, rules=rules
