@@ -348,3 +348,14 @@ class OperatorAction(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker (``cheaptokens worker`` or the worker thread of
+    ``cheaptokens serve``): written every few seconds by its upkeep loop, read by ``/readyz``
+    and ``/metrics``. Rows of workers silent for a day are deleted by the others."""
+
+    __tablename__ = "worker_heartbeats"
+    worker: Mapped[str] = mapped_column(String(96), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

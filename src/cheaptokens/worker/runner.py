@@ -10,11 +10,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.orders import topups, transitions
+from cheaptokens.orders import ops, topups, transitions
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.pricing.forecast import Forecast
@@ -39,6 +39,7 @@ def _default_name() -> str:
 
 def _default_every() -> dict[str, float]:
     return {
+        "heartbeat": 5.0,
         "sweep": 1.0,
         "accounts": 300.0,
         "watch": 10.0,
@@ -68,6 +69,7 @@ class Worker:
     #: seconds between runs of each upkeep task
     every: dict[str, float] = field(default_factory=_default_every)
     _last: dict[str, float] = field(default_factory=dict)
+    _started: datetime | None = None
 
     @classmethod
     def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
@@ -175,6 +177,7 @@ class Worker:
     def upkeep(self, *, force: bool = False) -> None:
         """Run each periodic task whose interval has passed."""
         tasks: dict[str, Callable[[], object]] = {
+            "heartbeat": self.beat,
             "sweep": self.sweep,
             "accounts": lambda: maintenance.refresh_accounts(
                 db=self.db, gateways=self.gateways, clock=self.clock
@@ -202,6 +205,14 @@ class Worker:
                     task()
                 except Exception:  # upkeep must never stop the job loop; it runs again
                     log.exception("upkeep task %s failed", name)
+
+    def beat(self) -> None:
+        """Tell ``/readyz`` and ``/metrics`` that this worker's upkeep loop is alive."""
+        now = self.clock()
+        if self._started is None:
+            self._started = now
+        with self.db.begin() as session:
+            ops.beat(session, worker=self.name, started_at=self._started, now=now)
 
     def watch_now(self) -> WatchReport:
         """One look at every account now (the upkeep timer does it every few seconds)."""
