@@ -27,8 +27,12 @@ from functools import wraps
 from typing import Any, Final, ParamSpec, TypeVar
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-if os.environ.get(MULTIPROC_ENV):  # prometheus_client reads it at import: the directory must exist
+# prometheus_client chooses its mode when it is first imported, from this variable: the
+# directory must exist by then, and an empty value means "not set" (not the current directory).
+if os.environ.get(MULTIPROC_ENV):
     os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+else:
+    os.environ.pop(MULTIPROC_ENV, None)
 
 from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: E402
 from prometheus_client import multiprocess as _multiprocess  # noqa: E402
