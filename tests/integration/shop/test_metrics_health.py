@@ -208,3 +208,31 @@ def test_no_secret_in_the_operations_routes(tmp_path, path):
             str(tmp_path),
         ):
             assert secret not in text
+
+
+def test_buyer_webhook_events_are_read_when_the_shop_has_them(tmp_path):
+    """The buyer-webhook deliveries (another change adds their ``buyer_events`` table): counted
+    by status once the table exists, absent before; the sender's hook counts attempts."""
+    from sqlalchemy import create_engine, text
+
+    from cheaptokens import metrics
+
+    with make_kit(tmp_path) as kit:
+        assert not any(n == "cheaptokens_webhook_events" for n, _ in scrape(kit))
+        engine = create_engine(kit.shop.settings.db_url)
+        with engine.begin() as c:
+            c.execute(text("CREATE TABLE buyer_events (id TEXT PRIMARY KEY, status TEXT)"))
+            c.execute(
+                text(
+                    "INSERT INTO buyer_events VALUES "
+                    "('e1', 'delivered'), ('e2', 'delivered'), ('e3', 'pending'), ('e4', 'failed')"
+                )
+            )
+        engine.dispose()
+        before = value(scrape(kit), "cheaptokens_webhook_deliveries_total", outcome="delivered")
+        metrics.webhook_delivery("delivered", 0.12)
+        found = scrape(kit)
+    assert value(found, "cheaptokens_webhook_events", status="delivered") == 2
+    assert value(found, "cheaptokens_webhook_events", status="pending") == 1
+    assert value(found, "cheaptokens_webhook_events", status="failed") == 1
+    assert value(found, "cheaptokens_webhook_deliveries_total", outcome="delivered") == before + 1
