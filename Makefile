@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install lint typecheck pytest services browser node clean
+.PHONY: run test install lint typecheck pytest services browser node proxy clean
 
 $(BIN)/cheaptokens: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ services:
 browser:
 	bash scripts/browser.sh
 
+# Debian's nginx, the reverse proxy of the production-layout test (tests/deploy, deploy/up.sh).
+proxy:
+	bash scripts/proxy.sh
+
 # The openai npm package, to run the docs' Node samples (skipped where there is no npm).
 node:
 	@if command -v npm >/dev/null 2>&1; then \
@@ -37,7 +41,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install services browser node
+pytest: install services browser node proxy
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -235,6 +235,18 @@ class Settings(BaseSettings):
     #: how long each server process reuses a computed ``GET /api/pricing`` (0: never)
     pricing_cache_seconds: float = Field(default=1.0, ge=0, le=10)
 
+    # Operations: /metrics and /readyz (docs/operations.md, "Metrics and health")
+    #: when set, ``/metrics`` answers only ``Authorization: Bearer <this token>`` (else 401)
+    metrics_token: SecretStr = SecretStr("")
+    #: serve ``/metrics`` on this port of ``metrics_host`` instead of the shop's own port
+    #: (``cheaptokens serve --metrics-port``); unset: on the shop's port
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    #: ``/readyz`` asks Venice at most once per this many seconds (one call, not per account)
+    readyz_venice_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: ``/readyz`` fails when no worker has beaten for this long (workers beat every 5 s)
+    worker_stale_seconds: float = Field(default=60.0, gt=0)
+
     # Worker
     worker_in_process: bool = True
     worker_poll_seconds: float = 0.2

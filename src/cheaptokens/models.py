@@ -502,3 +502,14 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(200))
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker (``cheaptokens worker`` or the worker thread of
+    ``cheaptokens serve``): written every few seconds by its upkeep loop, read by ``/readyz``
+    and ``/metrics``. Rows of workers silent for a day are deleted by the others."""
+
+    __tablename__ = "worker_heartbeats"
+    worker: Mapped[str] = mapped_column(String(96), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -20,7 +20,17 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "cheaptokens"
 #: Layer of each top-level module or package, from the bottom (0) up.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ("config", "errors", "money", "times", "failpoints", "secretbox", "passwords", "__init__"),
+        (
+            "config",
+            "errors",
+            "money",
+            "times",
+            "failpoints",
+            "secretbox",
+            "passwords",
+            "metrics",
+            "__init__",
+        ),
         0,
     ),
     **dict.fromkeys(("db", "models", "migrate", "migrations"), 1),

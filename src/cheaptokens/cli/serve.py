@@ -36,6 +36,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", help="interface to bind (CHEAPTOKENS_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (CHEAPTOKENS_PORT, 8000)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port of CHEAPTOKENS_METRICS_HOST (127.0.0.1) instead of the "
+        "shop's port (CHEAPTOKENS_METRICS_PORT; unset: on the shop's port)",
+    )
     p.add_argument("--no-worker", action="store_true", help="do not run a worker in-process")
     p.add_argument("--no-migrate", action="store_true", help="do not upgrade the database first")
     p.add_argument("--log-level", default="info", help="info, debug, warning (info)")
@@ -80,11 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from cheaptokens import migrate
     from cheaptokens.shop import build_shop
     from cheaptokens.web.app import create_app
+    from cheaptokens.web.metrics import metrics_app
     from cheaptokens.worker.maintenance import refresh_accounts
     from cheaptokens.worker.runner import Worker
 
     setup_logging(args.log_level)
-    settings = load_settings(host=args.host, port=args.port)
+    settings = load_settings(host=args.host, port=args.port, metrics_port=args.metrics_port)
     if refused := refuse_unsafe_live(settings):
         return refused
     if "CHEAPTOKENS_PUBLIC_URL" not in os.environ:
@@ -135,6 +142,20 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     )
+
+    if settings.metrics_port is not None:
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(
+                    metrics_app(shop),
+                    host=settings.metrics_host,
+                    port=settings.metrics_port,
+                    log_level=args.log_level,
+                    access_log=False,
+                )
+            )
+        )
+        log.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
 
     async def main() -> None:
         tasks = [asyncio.create_task(s.serve()) for s in servers]

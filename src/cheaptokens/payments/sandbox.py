@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cheaptokens import metrics
 from cheaptokens.payments.errors import (
     InvalidCheckout,
     RefundFailed,
@@ -89,6 +90,7 @@ class SandboxPayments:
 
     # -- checkout -------------------------------------------------------------------------------
 
+    @metrics.payment_action("create_checkout")
     def create_checkout(
         self,
         *,
@@ -197,6 +199,7 @@ class SandboxPayments:
         mac = hmac.new(self._payment_key, checkout.reference.encode(), hashlib.sha256)
         return "sbpay_" + mac.hexdigest()[:32]
 
+    @metrics.payment_action("confirm")
     def confirm(self, *, reference: str) -> PaymentEvent | None:
         """Always None: the sandbox keeps no state, and its result reaches the shop through
         ``outcome`` (called by the web layer when the buyer presses a button) instead."""
@@ -204,6 +207,7 @@ class SandboxPayments:
 
     # -- refunds --------------------------------------------------------------------------------
 
+    @metrics.payment_action("refund")
     def refund(self, *, payment_ref: str, amount_cents: int, idempotency_key: str) -> Refund:
         """Always succeeds for a sandbox payment; the same key gives the same refund reference."""
         if not payment_ref.startswith("sbpay_"):
@@ -235,6 +239,7 @@ class SandboxPayments:
         """The ``X-Sandbox-Signature`` value for ``payload`` (Stripe's ``t=,v1=`` scheme)."""
         return sign_webhook(payload, self._webhook_key.hex(), timestamp)
 
+    @metrics.payment_action("parse_webhook")
     def parse_webhook(
         self, *, payload: bytes, headers: Mapping[str, str], now: datetime
     ) -> PaymentEvent | None:

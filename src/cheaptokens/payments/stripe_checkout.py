@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
+from cheaptokens import metrics
 from cheaptokens.payments.errors import InvalidCheckout, PaymentError, RefundFailed
 from cheaptokens.payments.signatures import header_value, verify_signature
 from cheaptokens.payments.stripe_errors import PROVIDER, translate
@@ -128,6 +129,7 @@ class StripePayments:
         # Never show the client (API key) or the webhook secret.
         return f"StripePayments(currency={self.currency!r})"
 
+    @metrics.payment_action("create_checkout")
     def create_checkout(
         self,
         *,
@@ -190,6 +192,7 @@ class StripePayments:
             expires_at=datetime.fromtimestamp(session.expires_at, tz=UTC),
         )
 
+    @metrics.payment_action("parse_webhook")
     def parse_webhook(
         self, *, payload: bytes, headers: Mapping[str, str], now: datetime
     ) -> PaymentEvent | None:
@@ -203,6 +206,7 @@ class StripePayments:
         )
         return event_from_payload(payload)
 
+    @metrics.payment_action("confirm")
     def confirm(self, *, reference: str) -> PaymentEvent | None:
         """Retrieve the session: a paid event if paid, an expired event if expired, else None."""
         try:
@@ -211,6 +215,7 @@ class StripePayments:
             raise translate(error, action="retrieve checkout") from None
         return event_from_session(session.to_dict(recursive=True), occurred_at=self._clock())
 
+    @metrics.payment_action("refund")
     def refund(self, *, payment_ref: str, amount_cents: int, idempotency_key: str) -> Refund:
         """Refund part or all of a PaymentIntent; Stripe replays the same key's answer.
 

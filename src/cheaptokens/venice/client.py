@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
+from cheaptokens import metrics
 from cheaptokens.times import iso_z
 from cheaptokens.venice.errors import (
     NotFound,
@@ -299,14 +300,7 @@ class VeniceClient:
             hint: float | None = None
             cause: BaseException | None = None
             try:
-                response = self._http.request(
-                    method,
-                    self._base_url + path,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
+                response = self._send(method, path, params=params, content=content, headers=headers)
             except _NOT_SENT as exc:
                 log.warning("venice %s %s attempt %d: %s", method, path, attempt, _kind(exc))
                 error: VeniceError = Unavailable(
@@ -349,6 +343,36 @@ class VeniceClient:
                 raise error from cause
             log.info("venice %s %s: retrying in %.2fs", method, path, delay)
             self._sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """One attempt, timed and counted for ``/metrics`` by route and outcome (the status,
+        or the transport error's class)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = self._http.request(
+                method,
+                self._base_url + path,
+                params=params,
+                content=content,
+                headers=headers,
+                timeout=self._timeout,
+            )
+            outcome = str(response.status_code)
+            return response
+        except httpx.TransportError as exc:
+            outcome = _kind(exc)
+            raise
+        finally:
+            metrics.venice_request(method, route_of(path), outcome, time.perf_counter() - started)
 
     def _delay(self, attempt: int, hint: float | None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``; ``None`` if the hint is too long."""
@@ -641,6 +665,13 @@ def _reset_at(value: str | None, clock: Callable[[], float]) -> float | None:
     if number > 1e9:
         return max(0.0, number - clock())
     return max(0.0, number)
+
+
+def route_of(path: str) -> str:
+    """A request path as a route template for metrics: ids never become labels."""
+    if path.startswith("/api_keys/") and path != "/api_keys/rate_limits":
+        return "/api_keys/{id}"
+    return path
 
 
 def _kind(exc: BaseException) -> str:

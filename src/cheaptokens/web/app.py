@@ -15,7 +15,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cheaptokens import __version__
 from cheaptokens.shop import Shop
-from cheaptokens.web import api, dashboard, errors, favicon, pages, payments, stream
+from cheaptokens.web import (
+    api,
+    dashboard,
+    errors,
+    favicon,
+    health,
+    metrics,
+    pages,
+    payments,
+    stream,
+)
 from cheaptokens.web.limits import ShopLimits
 from cheaptokens.web.pricecache import PriceCache
 from cheaptokens.web.render import HERE
@@ -178,6 +188,7 @@ def create_app(shop: Shop, *, background: Background | None = None) -> FastAPI:
     app.state.shop = shop
     app.state.limiter = ShopLimits.from_settings(shop.settings)
     app.state.ticker = stream.PriceTicker(shop)
+    app.state.readiness = health.Readiness(shop)
     app.state.price_cache = PriceCache(
         lambda: api.pricing(shop).model_dump_json().encode(),
         ttl=shop.settings.pricing_cache_seconds,
@@ -191,9 +202,9 @@ def create_app(shop: Shop, *, background: Background | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)  # inside SecurityHeaders, so a 413 carries them too
     app.add_middleware(SecurityHeaders, headers=hardened)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health.router)  # /healthz, /readyz
+    if shop.settings.metrics_port is None:  # else on its own port (cheaptokens serve)
+        app.include_router(metrics.router)
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon_ico() -> Response:

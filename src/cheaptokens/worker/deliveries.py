@@ -36,6 +36,7 @@ import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from cheaptokens import metrics
 from cheaptokens.db import Database
 from cheaptokens.errors import InvalidInput
 from cheaptokens.orders import events, webhooks
@@ -244,6 +245,12 @@ class Deliveries:
         except Exception as exc:  # a bug must not kill the sender; the attempt is logged
             log.exception("webhook %s: send failed unexpectedly", out.event_id)
             result = Result(None, f"internal error ({type(exc).__name__})", 0)
+        outcome = (
+            "delivered"
+            if result.error is None
+            else ("unreachable" if result.status_code is None else "rejected")
+        )
+        metrics.webhook_delivery(outcome, result.duration_ms / 1000)
         try:
             with self.db.begin() as session:
                 events.record_attempt(

@@ -10,11 +10,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.orders import flows, topups, transitions
+from cheaptokens.orders import flows, ops, topups, transitions
 from cheaptokens.orders import x402 as x402flow
 from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.retention import Retention
@@ -45,6 +45,7 @@ def _default_name() -> str:
 
 def _default_every() -> dict[str, float]:
     return {
+        "heartbeat": 5.0,
         "sweep": 1.0,
         "accounts": 300.0,
         "watch": 10.0,
@@ -90,6 +91,7 @@ class Worker:
     _pruned_day: date | None = None
     #: accounts the last look found near a usage threshold (see :meth:`watch_near`)
     _near: set[str] = field(default_factory=set)
+    _started: datetime | None = None
 
     @classmethod
     def for_shop(cls, shop: Shop, **kwargs: object) -> Worker:
@@ -214,6 +216,7 @@ class Worker:
     def upkeep(self, *, force: bool = False) -> None:
         """Run each periodic task whose interval has passed."""
         tasks: dict[str, Callable[[], object]] = {
+            "heartbeat": self.beat,
             "sweep": self.sweep,
             "accounts": lambda: maintenance.refresh_accounts(
                 db=self.db, gateways=self.gateways, clock=self.clock, parallel=self.parallel
@@ -245,6 +248,14 @@ class Worker:
                     task()
                 except Exception:  # upkeep must never stop the job loop; it runs again
                     log.exception("upkeep task %s failed", name)
+
+    def beat(self) -> None:
+        """Tell ``/readyz`` and ``/metrics`` that this worker's upkeep loop is alive."""
+        now = self.clock()
+        if self._started is None:
+            self._started = now
+        with self.db.begin() as session:
+            ops.beat(session, worker=self.name, started_at=self._started, now=now)
 
     def watch_now(self) -> WatchReport:
         """One look at every account now (the upkeep timer does it every few seconds)."""
