@@ -1,13 +1,14 @@
 """Upkeep with 1, 10 and 50 Venice accounts: does per-account work stay flat?
 
     .venv/bin/python bench/accounts/run.py [--latency-ms 200] [--counts 1,10,50] [--parallel 64]
+                                           [--db sqlite|postgres]
 
-The Venice sandbox runs under uvicorn (real HTTP) with N accounts and adds ``--latency-ms`` to
-every call; the shop (SQLite) has a live key on each account. Each upkeep task that talks to
-Venice per account — the watch (key list and balance), balances, reconciliation, the warm pool's
-first refill — is timed on its own, median of ``--rounds``; then ``GET /admin`` (the dashboard,
-which must not call Venice). Printed as a table and one JSON line; the ratio column is N accounts
-over 1 account.
+The Venice sandbox runs as its own process (``cheaptokens sandbox``, real HTTP) with N
+accounts and adds ``--latency-ms`` to every call; the shop (SQLite) has a live key on each
+account. Each upkeep task that talks to Venice per account — the watch (key list and
+balance), balances, reconciliation, the warm pool's first refill — is timed on its own, median
+of ``--rounds``; then ``GET /admin`` (the dashboard, which must not call Venice). Printed as a
+table and one JSON line; the ratio column is N accounts over 1 account.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from decimal import Decimal
+
+import httpx
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -28,13 +32,12 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from cheaptokens import migrate  # noqa: E402
 from cheaptokens.config import Settings  # noqa: E402
-from cheaptokens.sandbox import AccountSpec, Sandbox  # noqa: E402
 from cheaptokens.shop import build_shop  # noqa: E402
 from cheaptokens.web.app import create_app  # noqa: E402
 from cheaptokens.worker import maintenance, pool  # noqa: E402
 from cheaptokens.worker.runner import Worker  # noqa: E402
-from support.live import serve  # noqa: E402
-from support.procs import free_port  # noqa: E402
+from support.databases import postgres_database  # noqa: E402
+from support.procs import sandbox as sandbox_process  # noqa: E402
 from support.shopkit import paid_order  # noqa: E402
 
 PASSWORD = "bench-password-not-secret"  # noqa: S105 (a throw-away dashboard login)
@@ -49,74 +52,92 @@ def timed(fn, rounds: int) -> float:
     return statistics.median(times)
 
 
-def measure(n: int, latency_ms: int, parallel: int, rounds: int) -> dict[str, float]:
+def measure(n: int, latency_ms: int, parallel: int, rounds: int, db: str) -> dict[str, float]:
     admins = [f"VENICE_ADMIN_KEY_accounts_bench_{i:03d}_not_real" for i in range(n)]
-    sandbox = Sandbox(
-        [AccountSpec(admin_key=a, diem=Decimal(100)) for a in admins],
-        frozen=False,
-        seconds_per_million_tokens=0,
+    # The sandbox in a process of its own, as Venice is: in this one it would share the GIL
+    # with the shop and its CPU would count as the shop's.
+    accounts = [f"{a}:100" for a in admins]
+    extra = ("--seconds-per-million-tokens", "0")
+    with tempfile.TemporaryDirectory() as tmp, sandbox_process(*accounts, extra=extra) as venice:
+        if db == "postgres":
+            database = postgres_database()
+        else:
+            migrate.upgrade(f"sqlite:///{tmp}/shop.db")
+            database = nullcontext(f"sqlite:///{tmp}/shop.db")
+        with database as url:
+            return _measure(n, url, pathlib.Path(tmp), venice, admins, latency_ms, parallel, rounds)
+
+
+def _measure(
+    n: int,
+    url: str,
+    tmp: pathlib.Path,
+    venice: str,
+    admins: list[str],
+    latency_ms: int,
+    parallel: int,
+    rounds: int,
+) -> dict[str, float]:
+    settings = Settings(
+        database_url=url,
+        data_dir=tmp,
+        venice_base_url=venice,
+        venice_admin_keys=",".join(f"a{i:03d}={k}" for i, k in enumerate(admins)),
+        pool_size=2,
+        repricing=False,
+        venice_parallel_accounts=parallel,
+        admin_password=PASSWORD,
+        max_held_share=Decimal(1),
+        orders_per_minute=100_000,
+        quotes_per_minute=100_000,
     )
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp, serve(sandbox.app, port):
-        url = f"sqlite:///{tmp}/shop.db"
-        migrate.upgrade(url)
-        settings = Settings(
-            database_url=url,
-            data_dir=pathlib.Path(tmp),
-            venice_base_url=f"http://127.0.0.1:{port}/api/v1",
-            venice_admin_keys=",".join(f"a{i:03d}={k}" for i, k in enumerate(admins)),
-            pool_size=2,
-            repricing=False,
-            venice_parallel_accounts=parallel,
-            admin_password=PASSWORD,
-            max_held_share=Decimal(1),
-            orders_per_minute=100_000,
-            quotes_per_minute=100_000,
+    shop = build_shop(settings)
+    worker = Worker.for_shop(shop)
+    maintenance.refresh_accounts(
+        db=shop.db, gateways=shop.gateways, clock=shop.clock, parallel=parallel
+    )
+    for _ in range(n):  # a live key on every account (the roomiest takes each sale)
+        paid_order(shop, 100)
+    worker.drain()
+    httpx.post(
+        venice.removesuffix("/api/v1") + "/_sandbox/faults",
+        json={"path": "/api/v1/*", "latency_ms": latency_ms, "count": None},
+    ).raise_for_status()
+    out = {
+        "first pool refill": timed(
+            lambda: pool.refill(
+                db=shop.db,
+                gateways=shop.gateways,
+                box=shop.box,
+                rules=shop.rules,
+                clock=shop.clock,
+                parallel=parallel,
+            ),
+            1,
+        ),
+        "watch": timed(worker.watch_now, rounds),
+        "balances": timed(
+            lambda: maintenance.refresh_accounts(
+                db=shop.db, gateways=shop.gateways, clock=shop.clock, parallel=parallel
+            ),
+            rounds,
+        ),
+        "reconcile": timed(
+            lambda: maintenance.reconcile(
+                db=shop.db, gateways=shop.gateways, clock=shop.clock, parallel=parallel
+            ),
+            rounds,
+        ),
+    }
+    with TestClient(create_app(shop)) as web:
+        page = web.get("/admin/login")
+        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        web.post(
+            "/admin/login",
+            data={"csrf_token": token, "username": "admin", "password": PASSWORD},
         )
-        shop = build_shop(settings, clock=sandbox.clock.now)
-        worker = Worker.for_shop(shop)
-        maintenance.refresh_accounts(
-            db=shop.db, gateways=shop.gateways, clock=shop.clock, parallel=parallel
-        )
-        for _ in range(n):  # a live key on every account (the roomiest takes each sale)
-            paid_order(shop, 100)
-        worker.drain()
-        sandbox.faults.add({"path": "/api/v1/*", "latency_ms": latency_ms, "count": None})
-        out = {
-            "first pool refill": timed(
-                lambda: pool.refill(
-                    db=shop.db,
-                    gateways=shop.gateways,
-                    box=shop.box,
-                    rules=shop.rules,
-                    clock=shop.clock,
-                    parallel=parallel,
-                ),
-                1,
-            ),
-            "watch": timed(worker.watch_now, rounds),
-            "balances": timed(
-                lambda: maintenance.refresh_accounts(
-                    db=shop.db, gateways=shop.gateways, clock=shop.clock, parallel=parallel
-                ),
-                rounds,
-            ),
-            "reconcile": timed(
-                lambda: maintenance.reconcile(
-                    db=shop.db, gateways=shop.gateways, clock=shop.clock, parallel=parallel
-                ),
-                rounds,
-            ),
-        }
-        with TestClient(create_app(shop)) as web:
-            page = web.get("/admin/login")
-            token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-            web.post(
-                "/admin/login",
-                data={"csrf_token": token, "username": "admin", "password": PASSWORD},
-            )
-            out["GET /admin"] = timed(lambda: web.get("/admin").raise_for_status(), rounds)
-        shop.close()
+        out["GET /admin"] = timed(lambda: web.get("/admin").raise_for_status(), rounds)
+    shop.close()
     return out
 
 
@@ -126,9 +147,10 @@ def main() -> None:
     p.add_argument("--counts", default="1,10,50")
     p.add_argument("--parallel", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     args = p.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    results = {n: measure(n, args.latency_ms, args.parallel, args.rounds) for n in counts}
+    results = {n: measure(n, args.latency_ms, args.parallel, args.rounds, args.db) for n in counts}
     base = results[counts[0]]
     print(f"{'task':20}" + "".join(f"{n:>10} acc" for n in counts) + "   ratio")
     for task in base:

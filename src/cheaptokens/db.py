@@ -7,7 +7,9 @@ migrations under ``cheaptokens/migrations`` (``cheaptokens db upgrade``).
 from __future__ import annotations
 
 import pathlib
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,10 +71,16 @@ class Database:
 
     writes: sessionmaker[Session]
     reads: sessionmaker[Session]
+    #: SQLite: this process's writers queue here, one at a time, rather than in SQLite's busy
+    #: handler, which sleeps up to 100 ms between tries (50 worker threads lost seconds to
+    #: it: bench/accounts). Other processes still meet on SQLite's lock and busy timeout.
+    write_lock: threading.RLock | None = None
 
     def begin(self) -> AbstractContextManager[Session]:
         """A transaction: commits when the block ends, rolls back if it raises."""
-        return self.writes.begin()
+        if self.write_lock is None:
+            return self.writes.begin()
+        return _one_writer(self.write_lock, self.writes)
 
     def read(self) -> Session:
         """A session for reading (``with db.read() as session: ...``); never commits."""
@@ -88,7 +96,14 @@ def open_database(url: str) -> tuple[Database, list[Engine]]:
         read_engine = make_engine(url, readonly=True)
         engines.append(read_engine)
         reads = make_sessionmaker(read_engine)
-    return Database(writes=make_sessionmaker(engine), reads=reads), engines
+    lock = threading.RLock() if url.startswith("sqlite") else None
+    return Database(writes=make_sessionmaker(engine), reads=reads, write_lock=lock), engines
+
+
+@contextmanager
+def _one_writer(lock: threading.RLock, writes: sessionmaker[Session]) -> Iterator[Session]:
+    with lock, writes.begin() as session:
+        yield session
 
 
 def dialect_name(session: Session) -> str:
