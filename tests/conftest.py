@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,33 @@ from typing import Any
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+#: ``make test`` installs and starts everything the suite needs, so a test that skips (no
+#: Chromium, no nginx, no Redis, no npm package…) is a failure that says what is missing.
+#: ``CHEAPTOKENS_ALLOW_SKIPS=1`` turns this off, for a machine that cannot have everything.
+ALLOW_SKIPS = os.environ.get("CHEAPTOKENS_ALLOW_SKIPS", "") == "1"
+
+
+def _fail_a_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if ALLOW_SKIPS or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped, and the suite allows no skip (CHEAPTOKENS_ALLOW_SKIPS=1): {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    _fail_a_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    report = yield
+    _fail_a_skip(report)
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +70,8 @@ def localstripe(artifacts_dir: pathlib.Path) -> Iterator[Any]:
     """``localstripe`` (PyPI) as a subprocess on a free port, for the whole session."""
     from support.stripe_fakes import LocalStripe
 
-    with LocalStripe(log_path=artifacts_dir / "localstripe.log") as server:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # one localstripe per xdist worker
+    with LocalStripe(log_path=artifacts_dir / f"localstripe-{worker}.log") as server:
         yield server
 
 

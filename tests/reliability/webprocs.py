@@ -23,7 +23,8 @@ ADMIN = "VENICE_ADMIN_KEY_webprocs_not_real"
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A key prefix of its own in the test Redis (scripts/services.sh starts it); the keys
-    are deleted afterwards. Skipped where there is no Redis, failed in CI."""
+    are deleted afterwards. Skipped where there is no Redis (a failure unless skips are allowed,
+    see tests/conftest.py)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
@@ -31,9 +32,7 @@ def redis_prefix() -> Iterator[str]:
         client.ping()
     except redis.RedisError:
         client.close()
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL} (scripts/services.sh starts it)")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (scripts/services.sh starts it)")
     prefix = f"ct-test-{uuid.uuid4().hex[:12]}"
     try:
         yield prefix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import random
 import socket
 import subprocess
 import sys
@@ -13,11 +14,40 @@ from contextlib import contextmanager
 
 import httpx
 
+#: Ports handed out by this process, never handed out twice (a server may not be up yet).
+_HANDED: set[int] = set()
+_RANDOM = random.SystemRandom()  # not the global one, which tests may seed
+#: Below Linux's ephemeral range (32768-60999), so the kernel never gives one of these ports to
+#: an outgoing connection or to a ``bind(0)`` between our check and the server's own bind.
+_LOW, _HIGH = 20_000, 32_000
+
+
+def worker_ports() -> range:
+    """The slice of ``_LOW.._HIGH`` that this pytest-xdist worker (``gwN``) picks ports from;
+    the whole of it outside xdist. Two workers can never be handed the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = (_HIGH - _LOW) // max(count, 1)
+    start = _LOW + (index % max(count, 1)) * size
+    return range(start, start + size)
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nobody listens on, from this worker's own slice (random, checked by binding)."""
+    ports = worker_ports()
+    for _ in range(200):
+        port = _RANDOM.choice(ports)
+        if port in _HANDED:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, *, tries: int = 200) -> None:
