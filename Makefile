@@ -1,11 +1,15 @@
 # The two set-up commands of the README:
 #   make run    start the whole shop on its offline default (SQLite, Venice sandbox, sandbox payments)
 #   make test   install what the tests need and run the whole suite (the same command CI runs)
+# and, while working on the code, `make check`: lint, types and the unit tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest-xdist workers of `make test`; most tests wait on servers and subprocesses, so more
+# workers than this 2-core machine's cores pay (docs/architecture.md, "The test loop").
+WORKERS ?= 4
 
-.PHONY: run test install lint typecheck pytest services browser node proxy clean
+.PHONY: run test check install lint typecheck pytest system services node clean
 
 $(BIN)/cheaptokens: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,33 +22,39 @@ install: $(BIN)/cheaptokens
 run: install
 	$(BIN)/cheaptokens serve
 
-services:
+# Debian's PostgreSQL, Redis, Chromium, Node and npm, nginx and curl, each only if missing.
+system:
+	bash scripts/apt.sh
+
+services: system
 	bash scripts/services.sh
 
-browser:
-	bash scripts/browser.sh
-
-# Debian's nginx, the reverse proxy of the production-layout test (tests/deploy, deploy/up.sh).
-proxy:
-	bash scripts/proxy.sh
-
-# The openai npm package, to run the docs' Node samples (skipped where there is no npm).
-node:
+# The npm packages of the docs' Node samples (openai, standardwebhooks).
+node: system
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm ci --prefix tests/node --no-audit --no-fund --silent; \
-	else echo "npm not found: the Node docs samples will be skipped"; fi
+	else echo "npm not found: the Node docs samples will fail" >&2; fi
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install services browser node proxy
-	$(BIN)/pytest
+# The whole suite in parallel, with coverage (shop subprocesses included) and its floor.
+pytest: install services node
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup --cov --cov-report=term:skip-covered \
+	  --cov-report=html
+	$(BIN)/python scripts/coverage_floor.py
 
 test: lint typecheck pytest
 
+# The inner loop: no services, no browser, no coverage.
+check: lint typecheck
+	$(BIN)/pytest tests/unit -n 2 -q
+
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules
+	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules \
+	  .coverage .coverage.*
