@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the services the test suite needs if they are not running (PostgreSQL; Redis is optional).
-# Safe to run again: it only starts what is down.
+# Start the services the test suite needs if they are not running: PostgreSQL on 127.0.0.1:5432
+# (the machine's cluster, see scripts/apt.sh) and Redis on 127.0.0.1:6379 (keeping nothing on
+# disk). Safe to run again: it only starts what is down.
 set -euo pipefail
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -15,4 +16,9 @@ if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "services: PostgreSQL is up on 127.0.0.1:5432"
 else
   echo "services: PostgreSQL is not reachable; tests marked 'postgres' will fail" >&2
+fi
+if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  echo "services: Redis is up on 127.0.0.1:6379"
+else
+  echo "services: Redis is not reachable; the shared rate-limit tests will fail" >&2
 fi

@@ -42,7 +42,7 @@ def late_sold_out(tmp_path: pathlib.Path) -> Iterator[Live]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed (make browser)")
+        pytest.skip("Chromium is not installed (make test installs it: scripts/apt.sh)")
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield b
