@@ -12,6 +12,7 @@ WORKERS ?= 4
 .PHONY: run test check install lint typecheck pytest system services node clean
 
 $(BIN)/cheaptokens: pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/apt.sh ensurepip=python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -2,7 +2,8 @@
 # Install the Debian packages the test suite uses, each only if it is missing:
 #
 #   scripts/apt.sh                  everything `make test` needs (the list below)
-#   scripts/apt.sh COMMAND=PACKAGE  only these (a package is skipped when COMMAND is found)
+#   scripts/apt.sh COMMAND=PACKAGE  only these (a package is skipped when COMMAND is found;
+#                                   ensurepip=python3-venv: when Python can make a venv)
 #
 # Needs apt-get and root (or sudo). The packages' own services are kept from starting during the
 # install (a policy-rc.d for its length): scripts/services.sh starts PostgreSQL and Redis for
@@ -28,6 +29,8 @@ present() {
   case "$1" in
     # a PostgreSQL that answers on the tests' port counts, however it was installed
     pg_ctlcluster) command -v pg_ctlcluster >/dev/null 2>&1 || pg_isready -q -h 127.0.0.1 2>/dev/null ;;
+    # Debian's python3 makes no venv without python3-venv (PYTHON: the one make uses)
+    ensurepip) "${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

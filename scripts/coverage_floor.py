@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     raised = now - SLACK
     if floor is None or raised > floor:
         args.floor.write_text(f"{raised}\n")
-        print(f"coverage: {now}%; floor raised from {floor}% to {raised}% (commit {args.floor})")
+        was = "set" if floor is None else f"raised from {floor}%"
+        print(f"coverage: {now}%; floor {was} to {raised}% (commit {args.floor})")
     else:
         print(f"coverage: {now}% (floor {floor}%)")
     return 0
