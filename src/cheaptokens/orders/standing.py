@@ -89,6 +89,9 @@ STATUSES: Final = (WAITING, FIRED, CANCELLED, EXPIRED, FAILED)
 MIN_WAIT: Final = timedelta(seconds=60)
 #: The authorization's validity beyond T that the 402 asks for (time to sign and send it).
 SIGNING_SLACK_SECONDS: Final = 120
+#: A standing order does not fire when its authorization lapses within this long: the key
+#: could not be paid for in time (it waits on, and expires at T).
+FIRE_MARGIN: Final = timedelta(seconds=30)
 #: At most this many standing orders wait per wallet at once (each one's authorization is
 #: checked against the wallet's balance alone, so one balance could back many).
 MAX_WAITING_PER_WALLET: Final = 5
@@ -723,6 +726,8 @@ def _claim_and_place(
         select(X402Payment).where(X402Payment.standing_id == standing_id).with_for_update()
     )
     if row is None or payment is None or payment.status != "authorized":
+        return False
+    if payment.valid_before <= now + FIRE_MARGIN:
         return False
     terms = terms_of(row)
     supply = quotes.open_day(session, rules=rules, now=now)

@@ -348,6 +348,39 @@ def test_an_authorization_that_fails_to_settle_after_firing_leaves_no_key(kit, w
     assert money_in(kit) == 0 and live_keys(kit) == 0 and sold_cents(kit) == 0
 
 
+class CrashAfterSettle:
+    """The facilitator as the shop sees it, except that the process dies the moment the money
+    has moved (before the key is recorded): a crash at the worst point."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def settle(self, payload: Any, requirement: Any) -> Any:
+        self.inner.settle(payload, requirement)
+        raise RuntimeError("crashed after the settlement")
+
+
+def test_a_crash_after_settling_still_ends_with_exactly_one_key(kit, wallet):
+    made = leave(kit, wallet, terms(kit))
+    cheaper(kit)
+    doomed = dataclasses.replace(kit.worker, name="doomed", x402=CrashAfterSettle(kit.shop.x402))
+    assert doomed.standing_orders() == 1
+    with pytest.raises(RuntimeError, match="crashed"):
+        doomed.run_one()
+    authorized = look(kit, made)["terms"]["authorized_cents"]
+    assert balance(kit.sandbox, wallet.address) == Decimal("25.00") - Decimal(authorized) / 100
+    kit.sandbox.clock.advance(kit.shop.rules.job_lease.total_seconds() + 1)  # the lease lapses
+    kit.worker.drain()
+    seen = look(kit, made)
+    assert seen["status"] == "fired" and seen["order"]["status"] == "fulfilled"
+    assert live_keys(kit) == 1
+    assert money_in(kit) == authorized  # charged once
+    assert balance(kit.sandbox, wallet.address) == Decimal("25.00") - Decimal(authorized) / 100
+
+
 # ----------------------------------------------------------------------------- attacks
 def test_the_same_authorization_backs_one_standing_order(kit, wallet):
     body = terms(kit)
