@@ -29,9 +29,11 @@ gets less than X, and never pays more per $1 than P.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import math
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,7 +68,12 @@ from cheaptokens.orders.x402 import (
     wallet_of,
 )
 from cheaptokens.payments.errors import PaymentProviderUnavailable
-from cheaptokens.payments.x402 import PaymentRefused, X402Gateway, authorization_of
+from cheaptokens.payments.x402 import (
+    PaymentRefused,
+    X402Gateway,
+    authorization_of,
+    checksum_address,
+)
 from cheaptokens.pricing.curve import (
     PRICING_CONTEXT,
     PricingParams,
@@ -307,8 +314,11 @@ def new_standing_id() -> str:
     return "so_" + uuid.uuid4().hex
 
 
-def new_standing_token() -> str:
-    return "sot_" + secrets.token_urlsafe(32)
+def standing_token(standing_id: str, *, token_key: bytes) -> str:
+    """The bearer secret of a standing order: an HMAC of its id, as an order's token is, so
+    the wallet that signs in can be shown it again (the table keeps only its hash)."""
+    mac = hmac.new(token_key, b"standing-token\x00" + standing_id.encode(), hashlib.sha256)
+    return "sot_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
 
 def secret_context(standing_id: str) -> str:
@@ -330,6 +340,7 @@ def create(
     rules: ShopRules,
     x402: X402Gateway,
     box: SecretBox,
+    token_key: bytes,
     terms: Terms,
     list_cents: int,
     header: str | None,
@@ -427,7 +438,7 @@ def create(
         _void(db, pid=pid, reason=why)
         return needed(why, timeout)
 
-    token = new_standing_token()
+    token = standing_token(sid, token_key=token_key)
     secret = events.new_secret() if webhook_url is not None else None
     try:
         with db.begin() as session:
@@ -515,6 +526,20 @@ def view(*, db: Database, token_key: bytes, standing_id: str, token: str) -> Vie
             amount_cents=payment.amount_cents if payment is not None else 0,
             order=order,
             order_token=order_token(order.id, token_key=token_key) if order else None,
+        )
+
+
+def of_wallet(db: Database, *, wallet: str, limit: int = 200) -> list[StandingOrder]:
+    """The standing orders ``wallet`` left (it signed in), newest first."""
+    address = checksum_address(wallet) or ""
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(StandingOrder)
+                .where(StandingOrder.wallet == address)
+                .order_by(StandingOrder.created_at.desc())
+                .limit(limit)
+            ).all()
         )
 
 

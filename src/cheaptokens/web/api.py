@@ -1145,6 +1145,7 @@ def create_standing_order(
         rules=shop.rules,
         x402=gateway,
         box=shop.box,
+        token_key=shop.token_key,
         terms=terms,
         list_cents=list_cents,
         header=payment_signature,
@@ -1193,3 +1194,30 @@ def cancel_standing_order(
         db=shop.db, token_key=shop.token_key, standing_id=standing_id, token=token, now=shop.clock()
     )
     return standing_out(shop, v)
+
+
+class WalletStandingOut(StandingOrderOut):
+    standing_token: str = Field(description="Bearer token for GET and DELETE of this one.")
+
+
+class WalletStandingListOut(BaseModel):
+    wallet: str
+    standing_orders: list[WalletStandingOut]
+
+
+@router.get(
+    "/wallet/standing-orders", response_model=WalletStandingListOut, responses=SIWX_RESPONSES
+)
+def wallet_standing_orders(request: Request, shop: ShopDep) -> Any:
+    """The standing orders of the wallet that signs in (x402 sign-in-with-x), newest first,
+    each with its standing_token (lost the 201? this shows it again)."""
+    limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    out = []
+    for row in standing.of_wallet(shop.db, wallet=who):
+        token = standing.standing_token(row.id, token_key=shop.token_key)
+        v = standing.view(db=shop.db, token_key=shop.token_key, standing_id=row.id, token=token)
+        out.append(WalletStandingOut(**standing_out(shop, v).model_dump(), standing_token=token))
+    return WalletStandingListOut(wallet=who, standing_orders=out)

@@ -23,7 +23,7 @@ from cheaptokens.models import Order, StandingOrder, X402Payment
 from cheaptokens.orders import published, standing
 from cheaptokens.pricing.curve import default_params, quote_price_cents
 from cheaptokens.times import iso_z, next_midnight
-from support.agents import agent_post, balance, fund, new_wallet, required_of, sign
+from support.agents import agent_get, agent_post, balance, fund, new_wallet, required_of, sign
 from support.shopkit import Kit, make_kit
 
 from .conftest import live_keys, money_in
@@ -393,6 +393,44 @@ def test_the_same_authorization_backs_one_standing_order(kit, wallet):
     # Not at /api/buy either (another amount) — and never a second standing order.
     with kit.shop.db.read() as s:
         assert len(s.scalars(select(StandingOrder)).all()) == 1
+
+
+def test_the_same_authorization_sent_twice_at_once_backs_one(kit, wallet):
+    body = terms(kit)
+    req = required_of(kit.web.post(URL, json=body))["accepts"][0]
+    header = sign(wallet, req)
+    answers: list[int] = []
+    start = threading.Barrier(2)
+
+    def send() -> None:
+        start.wait()
+        r = kit.web.post(URL, json=body, headers={"PAYMENT-SIGNATURE": header})
+        answers.append(r.status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [201, 402]
+    with kit.shop.db.read() as s:
+        assert len(s.scalars(select(StandingOrder)).all()) == 1
+
+
+def test_the_wallet_that_signs_in_sees_its_standing_orders_and_tokens(kit, wallet):
+    made = leave(kit, wallet, terms(kit))
+    other = new_wallet()
+    fund(kit.sandbox, other.address, "25.00")
+    leave(kit, other, terms(kit))
+    r = agent_get(kit, wallet, "/api/wallet/standing-orders")
+    assert r.status_code == 200, r.text
+    listed = r.json()["standing_orders"]
+    assert [x["standing_id"] for x in listed] == [made["standing_id"]]
+    assert listed[0]["standing_token"] == made["standing_token"]
+    assert listed[0]["status"] == "waiting"
+    # Without signing in: a challenge, nothing shown.
+    challenge = kit.web.get("/api/wallet/standing-orders")
+    assert challenge.status_code == 402 and "standing_orders" not in challenge.text
 
 
 def test_an_authorization_that_ends_before_t_is_refused(kit, wallet):
