@@ -697,10 +697,26 @@ def fire_one(
     Then one transaction claims it (waiting -> fired), reserves and sells the credit, places
     the order paid by the authorization and queues its key; the worker's provisioning job
     makes the key, settles and stores it, as for ``POST /api/buy``."""
+    now = clock()
     with db.read() as session:
         row = session.get(StandingOrder, standing_id)
         payment = session.get(X402Payment, row.payment_id) if row is not None else None
-        if row is None or payment is None or row.status != WAITING:
+        supply = inventory.supply(session, day=now.date())
+        found = published.find_in_force(session, now=now)
+        if row is None or payment is None or found is None or not supply.capacity_cents:
+            return False
+        # Look before asking the facilitator: most rounds find nothing to fire.
+        if (
+            _fireable(
+                row,
+                payment,
+                supply=supply,
+                params=found[0],
+                max_order_cents=rules.max_order_cents,
+                now=now,
+            )
+            is None
+        ):
             return False
         payload, requirement = _stored(payment)
         wallet = row.wallet
@@ -736,6 +752,37 @@ def fire_one(
         return False
 
 
+def _fireable(
+    row: StandingOrder,
+    payment: X402Payment,
+    *,
+    supply: inventory.Supply,
+    params: PricingParams,
+    max_order_cents: int,
+    now: datetime,
+) -> int | None:
+    """The credit the standing order buys if it fires now; None while its price has not come,
+    the stock is short (it waits on) or its authorization is about to lapse."""
+    if row.status != WAITING or payment.status != "authorized" or row.valid_until <= now:
+        return None
+    if payment.valid_before <= now + FIRE_MARGIN:
+        return None
+    terms = terms_of(row)
+    remaining = supply.unsold_cents
+    fraction = price_fraction(params, now=now, remaining_cents=remaining)
+    if fraction > terms.limit_fraction(params.list_cents):
+        return None
+    credit = min(
+        credit_for(
+            amount_cents=payment.amount_cents, params=params, now=now, remaining_cents=remaining
+        ),
+        max_order_cents,
+        max((room for _, room in supply.rooms), default=0),
+    )
+    # Short of X: not enough stock on one account (or the list price rose): it waits.
+    return credit if credit >= terms.credit_cents else None
+
+
 def _claim_and_place(
     session: Session,
     *,
@@ -752,25 +799,16 @@ def _claim_and_place(
     )
     if row is None or payment is None or payment.status != "authorized":
         return False
-    if payment.valid_before <= now + FIRE_MARGIN:
-        return False
-    terms = terms_of(row)
     supply = quotes.open_day(session, rules=rules, now=now)
     params, _ = published.in_force(
         session, now=now, capacity_cents=supply.capacity_cents, rules=rules
     )
-    remaining = supply.unsold_cents
-    fraction = price_fraction(params, now=now, remaining_cents=remaining)
-    if fraction > terms.limit_fraction(params.list_cents):
+    credit = _fireable(
+        row, payment, supply=supply, params=params, max_order_cents=rules.max_order_cents, now=now
+    )
+    if credit is None:
         return False
     amount = payment.amount_cents
-    credit = min(
-        credit_for(amount_cents=amount, params=params, now=now, remaining_cents=remaining),
-        rules.max_order_cents,
-        max((room for _, room in supply.rooms), default=0),
-    )
-    if credit < terms.credit_cents:
-        return False  # not enough stock on one account (or the list price rose): it waits
     # The claim: exactly one of fire / cancel / expire / another worker's fire wins.
     claimed = session.execute(
         update(StandingOrder)
