@@ -603,7 +603,7 @@ class _Candidate:
     created_at: datetime
 
 
-def _candidates(session: Session, *, now: datetime, list_cents: int) -> list[_Candidate]:
+def candidates(session: Session, *, now: datetime, list_cents: int) -> list[_Candidate]:
     """Waiting standing orders, highest limit first, oldest first among equals."""
     rows = session.scalars(
         select(StandingOrder).where(
@@ -652,7 +652,7 @@ def fire_due(
     fraction, list_cents = seen
     with db.read() as session:
         due = [
-            c for c in _candidates(session, now=now, list_cents=list_cents) if c.limit >= fraction
+            c for c in candidates(session, now=now, list_cents=list_cents) if c.limit >= fraction
         ][:limit]
     fired = 0
     for candidate in due:

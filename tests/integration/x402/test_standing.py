@@ -173,6 +173,16 @@ def test_it_waits_above_its_price_then_fires_when_the_price_steps_down(kit, wall
     assert balance(kit.sandbox, wallet.address) == Decimal("25.00") - Decimal(ceiling) / 100
 
 
+def test_at_exactly_its_price_it_fires_a_hair_below_it_does_not(kit, wallet):
+    kit.sandbox.clock.set(kit.now(), frozen=True)  # the curve also moves with the hour
+    price = price_per_dollar(kit)
+    below = leave(kit, wallet, terms(kit, price=str(price - Decimal("0.0001"))))
+    at = leave(kit, wallet, terms(kit, price=str(price)))
+    assert fire(kit) == 1
+    assert look(kit, at)["status"] == "fired"
+    assert look(kit, below)["status"] == "waiting"
+
+
 def test_credit_for_buys_the_most_the_amount_pays_for(kit):
     now = kit.now()
     params = default_params(capacity_cents=10_000, day=now.date())
