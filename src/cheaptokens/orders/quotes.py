@@ -196,7 +196,9 @@ def create_quote(
     if account is None:
         fresh = inventory.supply(session, day=now.date())
         raise unavailable(session, supply=fresh, credit_cents=credit_cents, now=now)
-    price = quote_price_cents(params, now=now, remaining_cents=remaining, credit_cents=credit_cents)
+    price = curve_price = quote_price_cents(
+        params, now=now, remaining_cents=remaining, credit_cents=credit_cents
+    )
     if price_cents is not None:
         if price_cents < price:
             raise ValueError("a fixed price may not undercut the curve")
@@ -223,7 +225,13 @@ def create_quote(
         account=account,
         day=quote.day,
         credit_cents=credit_cents,
-        detail={"price_cents": price, "remaining_cents": remaining, "params_hash": digest},
+        detail={
+            "price_cents": price,
+            "remaining_cents": remaining,
+            "params_hash": digest,
+            # a fixed price (a standing order's authorization) next to the curve's
+            **({"curve_price_cents": curve_price} if price != curve_price else {}),
+        },
     )
     return quote
 
