@@ -6,7 +6,9 @@ when a cheaper curve is published (as the hourly re-plan does); the worker fires
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import secrets
 import threading
 import time
 from datetime import timedelta
@@ -16,6 +18,7 @@ from typing import Any
 import openai
 import pytest
 from sqlalchemy import select
+from x402.schemas import PaymentPayload, PaymentRequirements
 
 from cheaptokens import inventory
 from cheaptokens.errors import Conflict
@@ -344,6 +347,27 @@ def test_an_emptied_wallet_ends_failed_without_a_key(kit, wallet):
     assert seen["status"] == "failed" and "no longer settles" in seen["reason"]
     assert seen["order"] is None
     assert money_in(kit) == 0 and live_keys(kit) == 0 and sold_cents(kit) == 0
+
+
+def test_a_nonce_spent_elsewhere_ends_failed_without_a_key(kit, wallet):
+    body = terms(kit)
+    req = required_of(kit.web.post(URL, json=body))["accepts"][0]
+    nonce = "0x" + secrets.token_hex(32)
+    r = kit.web.post(URL, json=body, headers={"PAYMENT-SIGNATURE": sign(wallet, req, nonce=nonce)})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    # The wallet signs the same nonce to someone else for 1 cent, and that one settles first.
+    someone = new_wallet()
+    elsewhere = {**req, "payTo": someone.address, "amount": "10000"}
+    header = sign(wallet, elsewhere, nonce=nonce)
+    payload = PaymentPayload.model_validate_json(base64.b64decode(header))
+    assert kit.shop.x402.settle(payload, PaymentRequirements.model_validate(elsewhere)).success
+    cheaper(kit)
+    assert fire(kit) == 0
+    seen = look(kit, made)
+    assert seen["status"] == "failed" and seen["order"] is None
+    assert money_in(kit) == 0 and live_keys(kit) == 0 and sold_cents(kit) == 0
+    assert balance(kit.sandbox, wallet.address) == Decimal("24.99")  # only the other payment
 
 
 def test_an_authorization_that_fails_to_settle_after_firing_leaves_no_key(kit, wallet):
