@@ -51,8 +51,8 @@ from cheaptokens.errors import (
     Conflict,
     InvalidInput,
     NotFound,
-    Refused,
     ServiceUnavailable,
+    ShopError,
     SoldOut,
 )
 from cheaptokens.models import Order, StandingOrder, X402Payment
@@ -235,6 +235,12 @@ def parse_terms(
                 "min_discount_percent must be at least 0 and below 100",
                 field="min_discount_percent",
             )
+    if key_models == "all" and credit < rules.all_models_min_order_cents:
+        raise InvalidInput(
+            f"a key for all models needs an order of at least "
+            f"{rules.all_models_min_order_cents} cents",
+            field="models",
+        )
     when = parse_expiry(expires_at, now=now)
     terms = Terms(credit, price, discount, when, key_models)
     if ceiling_cents(terms, list_cents=list_cents) < 1:
@@ -670,6 +676,8 @@ def fire_due(
         except PaymentProviderUnavailable:
             log.info("standing orders: the x402 facilitator is unreachable; next round")
             break
+        except Exception:  # one standing order's trouble must not keep the others waiting
+            log.exception("standing order %s: firing failed; it is tried again", candidate.id)
     return fired
 
 
@@ -744,7 +752,8 @@ def fire_one(
             )
     except SoldOut:  # another sale took the stock a moment ago: it waits on
         return False
-    except Refused as exc:  # the wallet may not buy today (its keys overspent)
+    except ShopError as exc:  # e.g. the wallet may not buy today (its keys overspent)
+        log.info("standing order %s cannot fire: %s", standing_id, exc.message)
         with db.begin() as session:
             _leave_waiting(
                 session, standing_id=standing_id, to=FAILED, reason=exc.message, now=clock()

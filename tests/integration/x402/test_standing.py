@@ -518,6 +518,9 @@ def test_one_wallet_cannot_leave_unbounded_standing_orders(kit, wallet):
         ({"max_price_per_dollar_cents": 42.5}, "max_price_per_dollar_cents"),
         ({"min_discount_percent": 50}, "max_price_per_dollar_cents"),
         ({"max_price_per_dollar_cents": None}, "max_price_per_dollar_cents"),
+        ({"models": "all"}, "models"),
+        ({"models": "some"}, "models"),
+        ({"webhook_url": "ftp://example.com/x"}, "webhook_url"),
     ],
 )
 def test_bad_input_names_the_field_and_changes_nothing(kit, change, field):
