@@ -750,7 +750,7 @@ def fire_one(
                 wallet=wallet,
                 now=clock(),
             )
-    except SoldOut:  # another sale took the stock a moment ago: it waits on
+    except (SoldOut, _Undo):  # another sale took the stock a moment ago: it waits on
         return False
     except ShopError as exc:  # e.g. the wallet may not buy today (its keys overspent)
         log.info("standing order %s cannot fire: %s", standing_id, exc.message)
@@ -759,6 +759,10 @@ def fire_one(
                 session, standing_id=standing_id, to=FAILED, reason=exc.message, now=clock()
             )
         return False
+
+
+class _Undo(Exception):
+    """Roll the firing transaction back (the claim with it)."""
 
 
 def _fireable(
@@ -803,10 +807,8 @@ def _claim_and_place(
     now: datetime,
 ) -> bool:
     row = session.get(StandingOrder, standing_id)
-    payment = session.scalar(
-        select(X402Payment).where(X402Payment.standing_id == standing_id).with_for_update()
-    )
-    if row is None or payment is None or payment.status != "authorized":
+    payment = session.scalar(select(X402Payment).where(X402Payment.standing_id == standing_id))
+    if row is None or payment is None:
         return False
     supply = quotes.open_day(session, rules=rules, now=now)
     params, _ = published.in_force(
@@ -830,6 +832,11 @@ def _claim_and_place(
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    # Rows are locked in one order everywhere: the standing order, then its authorization
+    # (cancel and expiry do the same), so a cancel racing a firing cannot deadlock.
+    session.refresh(payment, with_for_update=True)
+    if payment.status != "authorized":
+        raise _Undo("the authorization is no longer usable")
     quote = quotes.create_quote(
         session, rules=rules, credit_cents=credit, now=now, price_cents=amount
     )
