@@ -267,13 +267,15 @@ def test_another_token_sees_and_cancels_nothing(kit, wallet):
     assert look(kit, made)["status"] == "waiting"
 
 
-def race_cancel_and_fire(kit: Kit, made: dict[str, Any]) -> dict[str, Any]:
-    """Cancel and fire ``made`` at the same moment, on two threads."""
+def race_cancel_and_fire(kit: Kit, made: dict[str, Any], *, lag: float) -> dict[str, Any]:
+    """Cancel and fire ``made`` at the same moment, on two threads (the cancel ``lag``
+    seconds late: firing asks the facilitator first, so both get their turn to win)."""
     outcome: dict[str, Any] = {}
     start = threading.Barrier(2)
 
     def cancel() -> None:
         start.wait()
+        time.sleep(lag)
         try:
             outcome["cancel"] = standing.cancel(
                 db=kit.shop.db,
@@ -307,9 +309,9 @@ def race_cancel_and_fire(kit: Kit, made: dict[str, Any]) -> dict[str, Any]:
 
 def test_cancel_and_fire_at_once_exactly_one_wins(kit, wallet):
     cheaper(kit, a="0.45", beta="0")  # each firing takes a little of the stock
-    for _ in range(6):
+    for lag in (0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4):
         made = leave(kit, wallet, terms(kit, price="50"))
-        outcome = race_cancel_and_fire(kit, made)
+        outcome = race_cancel_and_fire(kit, made, lag=lag)
         kit.worker.drain()
         final = look(kit, made)
         if outcome["fire"]:
