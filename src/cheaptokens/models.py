@@ -427,6 +427,7 @@ class StandingOrder(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     wallet: Mapped[str] = mapped_column(String(42), index=True)
     day: Mapped[date] = mapped_column(Date)
+    #: the credit asked for, X (the authorization's amount is its X402Payment's amount_cents)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     #: the condition: price per $1 of credit in cents at most this (decimal text) …
     max_price_cents: Mapped[str | None] = mapped_column(String(32))
@@ -434,7 +435,8 @@ class StandingOrder(Base):
     min_discount_percent: Mapped[str | None] = mapped_column(String(32))
     valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
     key_models: Mapped[str] = mapped_column(String(8), default="private")
-    #: open | fired (an order was placed) | cancelled | expired | failed
+    #: waiting | fired (its order was placed) | cancelled | expired | failed (see
+    #: cheaptokens.orders.standing)
     status: Mapped[str] = mapped_column(String(16))
     payment_id: Mapped[str] = mapped_column(String(64), unique=True)
     order_id: Mapped[str | None] = mapped_column(String(40), unique=True)

@@ -10,6 +10,7 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
         llms = kit.web.get("/llms.txt")
         assert llms.status_code == 200 and llms.headers["content-type"].startswith("text/plain")
         assert "/api/buy" in llms.text and "/SKILL.md" in llms.text
+        assert "/api/standing-orders" in llms.text
         skill = kit.web.get("/SKILL.md")
         assert skill.status_code == 200 and skill.text.startswith("---\nname:")
         for needle in (
@@ -20,10 +21,17 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
             "price_changed",
             kit.shop.settings.x402_network,
             "/reissue",
+            "/api/standing-orders",
+            "max_price_per_dollar_cents",
+            "min_discount_percent",
+            "standing_token",
+            "authorization_too_short",
+            "too_many_waiting",
         ):
             assert needle in skill.text, needle
         page = kit.web.get("/docs/agents", headers={"Accept": "text/html"})
         assert page.status_code == 200 and "x402" in page.text
+        assert "/api/standing-orders" in page.text
         assert 'href="/docs/agents"' in kit.web.get("/docs/").text
         paths = kit.web.get("/openapi.json").json()["paths"]
         buy = paths["/api/buy"]["post"]["responses"]
@@ -32,3 +40,8 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
             assert {"200", "401", "402", "404"} <= set(paths[path]["get"]["responses"])
         reissue = paths["/api/wallet/orders/{order_id}/reissue"]["post"]["responses"]
         assert {"202", "400", "401", "402", "429"} <= set(reissue)
+        create = paths["/api/standing-orders"]["post"]["responses"]
+        assert {"201", "400", "402", "422", "429", "503"} <= set(create)
+        one = paths["/api/standing-orders/{standing_id}"]
+        assert {"200", "404"} <= set(one["get"]["responses"])
+        assert {"200", "404", "409"} <= set(one["delete"]["responses"])

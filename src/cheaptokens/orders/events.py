@@ -77,11 +77,20 @@ def new_event_id() -> str:
 
 
 # ----------------------------------------------------------------------------- webhooks
-def register(session: Session, *, order_id: str, url: str, box: SecretBox, now: datetime) -> str:
+def register(
+    session: Session,
+    *,
+    order_id: str,
+    url: str,
+    box: SecretBox,
+    now: datetime,
+    secret: str | None = None,
+) -> str:
     """Set the order's webhook to ``url`` (already checked) with a new signing secret, which
     is returned to be shown once; an earlier URL and secret are replaced. Events not yet
-    delivered go to the new URL, signed with the new secret."""
-    secret = new_secret()
+    delivered go to the new URL, signed with the new secret. ``secret``: one the buyer was
+    shown before (a standing order's, when it places its order)."""
+    secret = secret or new_secret()
     sealed = box.seal(secret, context=secret_context(order_id))
     row = session.get(OrderWebhook, order_id, with_for_update=True)
     if row is None:

@@ -156,9 +156,13 @@ def create_quote(
     now: datetime,
     client: str | None = None,
     account: str | None = None,
+    price_cents: int | None = None,
 ) -> Quote:
     """Lock a price for ``credit_cents`` for ``rules.quote_ttl`` and reserve the credit — on
-    the roomiest account, or on ``account`` only (a top-up of a key that lives there)."""
+    the roomiest account, or on ``account`` only (a top-up of a key that lives there).
+
+    ``price_cents``: a price fixed beforehand (a standing order's authorization, see
+    :mod:`cheaptokens.orders.standing`); never below the curve's price for the credit."""
     validate_amount(credit_cents, rules=rules)
     supply = open_day(session, rules=rules, now=now)
     if supply.remaining_cents < credit_cents:
@@ -192,7 +196,13 @@ def create_quote(
     if account is None:
         fresh = inventory.supply(session, day=now.date())
         raise unavailable(session, supply=fresh, credit_cents=credit_cents, now=now)
-    price = quote_price_cents(params, now=now, remaining_cents=remaining, credit_cents=credit_cents)
+    price = curve_price = quote_price_cents(
+        params, now=now, remaining_cents=remaining, credit_cents=credit_cents
+    )
+    if price_cents is not None:
+        if price_cents < price:
+            raise ValueError("a fixed price may not undercut the curve")
+        price = price_cents
     quote = Quote(
         id=new_quote_id(),
         created_at=now,
@@ -215,7 +225,13 @@ def create_quote(
         account=account,
         day=quote.day,
         credit_cents=credit_cents,
-        detail={"price_cents": price, "remaining_cents": remaining, "params_hash": digest},
+        detail={
+            "price_cents": price,
+            "remaining_cents": remaining,
+            "params_hash": digest,
+            # a fixed price (a standing order's authorization) next to the curve's
+            **({"curve_price_cents": curve_price} if price != curve_price else {}),
+        },
     )
     return quote
 

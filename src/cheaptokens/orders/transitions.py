@@ -10,6 +10,7 @@ This module is the one place that writes an order's status (see :func:`_set_stat
     payment_authorized awaiting_payment   -> paid              x402: credit sold, not settled
     payment_settled    paid                                    x402: the money moved
     payment_not_settled paid              -> cancelled         x402: it did not: credit back
+                                                               (its standing order: failed)
     begin_provisioning paid                                    the first key attempt is marked
     move_sale          paid                                    the sale moves to another account
     give_up            paid                                    no key by the deadline: refund queued
@@ -54,7 +55,7 @@ from cheaptokens.errors import (
     QuoteExpired,
     Refused,
 )
-from cheaptokens.models import Order, PoolKey, Quote
+from cheaptokens.models import Order, PoolKey, Quote, StandingOrder
 from cheaptokens.orders import abuse, events, topups
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_order_id, order_token
@@ -364,6 +365,12 @@ def payment_not_settled(
     _set_status(order, st.CANCELLED, now)
     _drop_hold(session, order)
     order.failure_reason = "the payment did not settle; nothing was charged"
+    # A standing order that placed this order ends failed with it (no key, nothing charged).
+    session.execute(
+        update(StandingOrder)
+        .where(StandingOrder.order_id == order.id, StandingOrder.status == "fired")
+        .values(status="failed", reason="the authorization did not settle", updated_at=now)
+    )
     ledger.record(
         session,
         kind="payment_not_settled",

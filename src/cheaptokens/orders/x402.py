@@ -305,7 +305,7 @@ def buy(
     auth = authorization_of(payload)
     try:
         with db.begin() as session:
-            if not _claim_payment(
+            if not claim_payment(
                 session,
                 pid=pid,
                 wallet=wallet,
@@ -406,7 +406,7 @@ def settlement_header(x402: X402Gateway, row: X402Payment) -> str:
     )
 
 
-def _claim_payment(
+def claim_payment(
     session: Session,
     *,
     pid: str,

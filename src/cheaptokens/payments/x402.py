@@ -146,10 +146,14 @@ class X402Gateway:
         return f"X402Gateway(network={self.terms.network!r}, pay_to={self.terms.pay_to!r})"
 
     # -------------------------------------------------------------------- requirements
-    def requirements(self, *, amount_cents: int, extra: dict[str, Any]) -> PaymentRequirements:
+    def requirements(
+        self, *, amount_cents: int, extra: dict[str, Any], timeout_seconds: int | None = None
+    ) -> PaymentRequirements:
         """What a payment of ``amount_cents`` must be. Built from the SDK's type by hand:
         the SDK's ``build_payment_requirements`` needs the facilitator's ``/supported`` first,
-        and the shop must be able to quote (answer the first 402) while it is unreachable."""
+        and the shop must be able to quote (answer the first 402) while it is unreachable.
+        ``timeout_seconds``: how long the authorization must stay valid (the SDK's client
+        signs ``validBefore = now + maxTimeoutSeconds``); default the terms' own."""
         t = self.terms
         return PaymentRequirements(
             scheme=SCHEME,
@@ -157,7 +161,7 @@ class X402Gateway:
             asset=t.asset,
             amount=str(cents_to_units(amount_cents)),
             pay_to=t.pay_to,
-            max_timeout_seconds=t.authorization_seconds,
+            max_timeout_seconds=timeout_seconds or t.authorization_seconds,
             extra={"name": t.asset_name, "version": t.asset_version, **extra},
         )
 

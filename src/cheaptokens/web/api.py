@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 from cheaptokens.errors import InvalidInput, NotFound, ShopError
 from cheaptokens.models import Order, Quote, Topup
-from cheaptokens.orders import flows, wallets
+from cheaptokens.orders import flows, standing, wallets
 from cheaptokens.orders import state as st
 from cheaptokens.orders import x402 as x402flow
 from cheaptokens.orders.ids import order_token
@@ -975,3 +975,249 @@ def wallet_reissue(order_id: OrderId, request: Request, shop: ShopDep) -> Any:
         return who
     wallets.reissue(shop.db, wallet=who, order_id=order_id, now=shop.clock())
     return get_order(order_id, shop, order_token(order_id, token_key=shop.token_key))
+
+
+# ----------------------------------------------------------------------------- standing orders
+#: A whole number or a decimal string (never a JSON float: money); checked by the use case,
+#: which names the field when it is neither.
+DecimalIn = Annotated[
+    Any,
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
+]
+
+
+class StandingIn(Strict):
+    credit_cents: StrictInt = Field(
+        description="Credit to buy at least, in cents ($1 = 100): X in the order."
+    )
+    max_price_per_dollar_cents: DecimalIn = Field(
+        default=None,
+        description="Fire when the price of $1 of credit (GET /api/pricing's "
+        "price_cents_per_dollar) is at most this many cents: a whole number or a decimal "
+        'string ("42.5"). Send this or min_discount_percent.',
+    )
+    min_discount_percent: DecimalIn = Field(
+        default=None,
+        description="Fire when the discount off list is at least this (percent, whole or a "
+        "decimal string with 2 decimals at most). Send this or max_price_per_dollar_cents.",
+    )
+    expires_at: StrictStr = Field(
+        description="Give up at this UTC time (ISO-8601, …Z): at most the next 00:00 UTC, at "
+        "least a minute ahead. The authorization must stay valid until then."
+    )
+    models: Literal["private", "all"] = Field(
+        default="private", description='Which models the key may call: "private" or "all".'
+    )
+    webhook_url: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL,
+        description="Optional: where the order's events go once it fires (key.ready first), "
+        "signed with webhook_secret (Standard Webhooks; the rules of POST /api/orders).",
+    )
+
+
+class StandingTermsOut(BaseModel):
+    credit_cents: int = Field(description="The least credit the key will hold (X).")
+    max_price_per_dollar_cents: str | None
+    min_discount_percent: str | None
+    expires_at: str
+    models: str
+    authorized_cents: int = Field(
+        description="What the authorization pays if it fires (X at the limit price, rounded "
+        "down). Fired at a lower price, the key holds the more credit that buys."
+    )
+
+
+class StandingOrderOut(BaseModel):
+    standing_id: str
+    status: str = Field(
+        description="waiting, fired (its order was placed: see `order`), cancelled, expired "
+        "(T passed: nothing charged) or failed (the authorization no longer settles: no key, "
+        "nothing charged)."
+    )
+    wallet: str
+    terms: StandingTermsOut
+    created_at: str
+    reason: str | None = Field(description="Why it ended (cancelled, expired, failed).")
+    order_id: str | None
+    order_token: str | None = Field(
+        description="Bearer token of the order it placed (GET /api/orders/{id})."
+    )
+    order: OrderStatusOut | None = Field(
+        description="The order it placed, as GET /api/orders/{id} shows it: the key until "
+        "you confirm receipt (POST /api/orders/{id}/received)."
+    )
+    standing_url: str
+
+
+class StandingCreatedOut(StandingOrderOut):
+    standing_token: str = Field(
+        description="Bearer token for GET and DELETE /api/standing-orders/{id}: shown here only."
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="The webhook's signing secret (whsec_…): shown here only."
+    )
+
+
+StandingId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="The standing order's id (so_...).")
+]
+
+
+def standing_out(shop: Shop, v: standing.View) -> StandingOrderOut:
+    s = v.standing
+    order = None
+    if v.order is not None and v.order_token is not None:
+        order = get_order(v.order.id, shop, v.order_token)
+    return StandingOrderOut(
+        standing_id=s.id,
+        status=s.status,
+        wallet=s.wallet,
+        terms=StandingTermsOut(
+            credit_cents=s.amount_cents,
+            max_price_per_dollar_cents=s.max_price_cents,
+            min_discount_percent=s.min_discount_percent,
+            expires_at=iso_z(s.valid_until),
+            models=s.key_models,
+            authorized_cents=v.amount_cents,
+        ),
+        created_at=iso_z(s.created_at),
+        reason=s.reason,
+        order_id=s.order_id,
+        order_token=v.order_token,
+        order=order,
+        standing_url=f"{shop.settings.public_url}/api/standing-orders/{s.id}",
+    )
+
+
+@router.post(
+    "/standing-orders",
+    response_model=StandingCreatedOut,
+    status_code=201,
+    responses={
+        402: {
+            "model": X402RequiredOut,
+            "description": "Sign an authorization of `accepts[0].amount` (X at your limit "
+            "price) valid until expires_at and send it in PAYMENT-SIGNATURE. It is verified, "
+            "not settled: nothing moves unless the order fires.",
+        },
+        **documented(400, 404, 413, 422, 429, 503),
+    },
+)
+def create_standing_order(
+    body: StandingIn,
+    request: Request,
+    shop: ShopDep,
+    payment_signature: Annotated[
+        str | None,
+        Header(
+            alias="PAYMENT-SIGNATURE",
+            max_length=16_000,
+            description="The x402 payment payload (base64 JSON), signed by the paying wallet.",
+        ),
+    ] = None,
+) -> Response:
+    """Leave a standing order: buy ``credit_cents`` of credit the first moment the price of
+    $1 is at most ``max_price_per_dollar_cents`` (or the discount at least
+    ``min_discount_percent``), before ``expires_at``. Paid by an x402 authorization that is
+    settled only if it fires; cancel it with DELETE while it waits."""
+    gateway = x402_gateway(shop)
+    limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
+    now = shop.clock()
+    list_cents = standing.list_cents_now(shop.db, rules=shop.rules, now=now)
+    terms = standing.parse_terms(
+        rules=shop.rules,
+        credit_cents=body.credit_cents,
+        max_price_per_dollar_cents=body.max_price_per_dollar_cents,
+        min_discount_percent=body.min_discount_percent,
+        expires_at=body.expires_at,
+        key_models=body.models,
+        list_cents=list_cents,
+        now=now,
+    )
+    if body.models == "all" and not shop.rules.allow_all_models:
+        raise InvalidInput(
+            'this shop sells keys for private models only: send "models": "private"',
+            field="models",
+        )
+    outcome = standing.create(
+        db=shop.db,
+        rules=shop.rules,
+        x402=gateway,
+        box=shop.box,
+        token_key=shop.token_key,
+        terms=terms,
+        list_cents=list_cents,
+        header=payment_signature,
+        url=f"{shop.settings.public_url}/api/standing-orders",
+        webhook_url=body.webhook_url,
+        webhook_policy=webhook_policy(shop),
+        now=now,
+    )
+    if isinstance(outcome, x402flow.PaymentNeeded):
+        return payment_required(outcome, gateway)
+    view = standing.view(
+        db=shop.db, token_key=shop.token_key, standing_id=outcome.standing.id, token=outcome.token
+    )
+    out = StandingCreatedOut(
+        **standing_out(shop, view).model_dump(),
+        standing_token=outcome.token,
+        webhook_secret=outcome.webhook_secret,
+    )
+    return JSONResponse(out.model_dump(), status_code=201)
+
+
+@router.get(
+    "/standing-orders/{standing_id}",
+    response_model=StandingOrderOut,
+    responses=documented(404, 422),
+)
+def get_standing_order(
+    standing_id: StandingId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
+) -> StandingOrderOut:
+    """The standing order (Bearer: its standing_token); once fired, its order and key."""
+    v = standing.view(db=shop.db, token_key=shop.token_key, standing_id=standing_id, token=token)
+    return standing_out(shop, v)
+
+
+@router.delete(
+    "/standing-orders/{standing_id}",
+    response_model=StandingOrderOut,
+    responses=documented(404, 409, 422),
+)
+def cancel_standing_order(
+    standing_id: StandingId, shop: ShopDep, token: Annotated[str, Depends(bearer)]
+) -> StandingOrderOut:
+    """Cancel a waiting standing order: its authorization is never settled. 409 once it has
+    fired (or ended otherwise); cancelling a cancelled one again changes nothing."""
+    v = standing.cancel(
+        db=shop.db, token_key=shop.token_key, standing_id=standing_id, token=token, now=shop.clock()
+    )
+    return standing_out(shop, v)
+
+
+class WalletStandingOut(StandingOrderOut):
+    standing_token: str = Field(description="Bearer token for GET and DELETE of this one.")
+
+
+class WalletStandingListOut(BaseModel):
+    wallet: str
+    standing_orders: list[WalletStandingOut]
+
+
+@router.get(
+    "/wallet/standing-orders", response_model=WalletStandingListOut, responses=SIWX_RESPONSES
+)
+def wallet_standing_orders(request: Request, shop: ShopDep) -> Any:
+    """The standing orders of the wallet that signs in (x402 sign-in-with-x), newest first,
+    each with its standing_token (lost the 201? this shows it again)."""
+    limiter(request).check("quote", client_id(request), shop.settings.quotes_per_minute)
+    who = signed_in(request, shop)
+    if isinstance(who, Response):
+        return who
+    out = []
+    for row in standing.of_wallet(shop.db, wallet=who):
+        token = standing.standing_token(row.id, token_key=shop.token_key)
+        v = standing.view(db=shop.db, token_key=shop.token_key, standing_id=row.id, token=token)
+        out.append(WalletStandingOut(**standing_out(shop, v).model_dump(), standing_token=token))
+    return WalletStandingListOut(wallet=who, standing_orders=out)

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.orders import flows, ops, topups, transitions
+from cheaptokens.orders import flows, ops, standing, topups, transitions
 from cheaptokens.orders import x402 as x402flow
 from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.retention import Retention
@@ -57,6 +57,8 @@ def _default_every() -> dict[str, float]:
         # key.expiring events; the watch again, sooner, for accounts with a key near a threshold
         "expiring": 15.0,
         "watch_near": 2.0,
+        # standing orders: fire those whose price has come (and expire those whose T passed)
+        "standing": 1.0,
     }
 
 
@@ -78,6 +80,8 @@ class Worker:
     #: x402 payments: settles an x402 order's authorization when the worker makes its key
     #: (a request that died, a standing order); None: such orders wait
     x402: X402Gateway | None = None
+    #: the key of order tokens (a standing order that fires places an order)
+    token_key: bytes = b""
     #: sends buyers' webhook events on threads of its own (None: events wait in the table)
     deliveries: Deliveries | None = None
     name: str = field(default_factory=_default_name)
@@ -115,6 +119,7 @@ class Worker:
             parallel=shop.settings.venice_parallel_accounts,
             repricing=shop.settings.repricing,
             x402=shop.x402,
+            token_key=shop.token_key,
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -238,6 +243,7 @@ class Worker:
             "prune": self.prune,
             "expiring": lambda: record_expiring(db=self.db, clock=self.clock),
             "watch_near": self.watch_near,
+            "standing": self.standing_orders,
         }
         mono = time.monotonic()
         every = {**_default_every(), **self.every}
@@ -287,6 +293,21 @@ class Worker:
         self._near = (self._near - set(self._near)) | set(report.near)
         return report
 
+    def standing_orders(self) -> int:
+        """Expire the standing orders whose T passed and fire those whose price has come
+        (every second, and right after the curve is re-planned); returns how many fired."""
+        standing.expire_due(db=self.db, now=self.clock())
+        if self.x402 is None or not self.token_key:  # no x402, or a worker without the shop's
+            return 0
+        return standing.fire_due(
+            db=self.db,
+            rules=self.rules,
+            x402=self.x402,
+            box=self.box,
+            token_key=self.token_key,
+            clock=self.clock,
+        )
+
     def prune(self) -> None:
         """Once a night (the first hourly look after 00:00 UTC), forget what retention says."""
         now = self.clock()
@@ -318,6 +339,7 @@ class Worker:
         upcoming = repricing.hour_start(now) + timedelta(hours=1)
         if upcoming - now <= repricing.PUBLISH_AHEAD:
             repricing.replan(db=self.db, rules=self.rules, forecast=self.forecast, now=upcoming)
+        self.standing_orders()  # a new curve may bring some standing orders' price
 
     # ------------------------------------------------------------------------- threads
     def run_jobs(self, stop: threading.Event, *, poll: float = 0.2) -> None:
