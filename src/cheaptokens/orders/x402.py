@@ -22,6 +22,12 @@ quote in ``extra.quote_id``). Sent again with the signed payment (``PAYMENT-SIGN
    or 202 (poll ``GET /api/orders/{id}``) if the key could not be made within
    ``x402_sync_seconds`` — the worker carries on.
 
+A ``webhook_url`` in the body is checked (:func:`cheaptokens.orders.webhooks.check`) on every
+call, the unpaid one too, so a URL the shop refuses is a 400 before anything is signed. The
+webhook and its signing secret are made in step 2's transaction, with the order: the secret is
+in that one answer (``Bought.webhook_secret``). A replayed payment is refused in step 2, so it
+never reaches a second secret, and no read of the order shows it.
+
 :func:`capture_payment` is the settle step, for the request and for the worker alike.
 """
 
@@ -42,10 +48,10 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.errors import QuoteExpired, ServiceUnavailable
+from cheaptokens.errors import InvalidInput, QuoteExpired, ServiceUnavailable
 from cheaptokens.models import Order, Quote, X402Payment
 from cheaptokens.money import format_usd
-from cheaptokens.orders import keymaking, quotes, transitions
+from cheaptokens.orders import events, keymaking, quotes, transitions, webhooks
 from cheaptokens.orders import state as st
 from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.rules import X402_PROVIDER, ShopRules
@@ -118,6 +124,8 @@ class Bought:
     token: str
     api_key: str | None
     payment_header: str | None
+    #: the order's webhook signing secret, in this answer only (None without a webhook)
+    webhook_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +250,15 @@ def buy(
     url: str,
     worker: str,
     sync_seconds: float,
+    webhook_url: str | None = None,
+    webhook_policy: webhooks.UrlPolicy | None = None,
 ) -> PaymentNeeded | Bought:
     """``POST /api/buy``: see the module docstring."""
     quotes.validate_amount(credit_cents, rules=rules)
+    if webhook_url is not None:
+        if webhook_policy is None:
+            raise InvalidInput("this shop does not take webhooks here", field="webhook_url")
+        webhooks.check(webhook_url, webhook_policy)
     if header is None:
         return offer(
             db=db,
@@ -330,6 +344,11 @@ def buy(
             row = session.get(X402Payment, pid)
             assert row is not None
             row.order_id = order_id
+            secret = (
+                events.register(session, order_id=order_id, url=webhook_url, box=box, now=clock())
+                if webhook_url is not None
+                else None
+            )
     except IntegrityError:  # the same authorization, at the same moment, in another request
         return _refuse("payment_replayed", requirement, x402, url, credit_cents)
     except QuoteExpired:  # another payment took this quote a moment ago
@@ -394,7 +413,7 @@ def buy(
         if order.status == st.FULFILLED and order.key_secret is not None:
             api_key = box.open(order.key_secret, context=order.id)
         header_out = settlement_header(x402, row) if row.status == "settled" else None
-        return Bought(order, token, api_key, header_out)
+        return Bought(order, token, api_key, header_out, webhook_secret=secret)
 
 
 def settlement_header(x402: X402Gateway, row: X402Payment) -> str:

@@ -723,6 +723,14 @@ class BuyIn(Strict):
     models: Literal["private", "all"] = Field(
         default="private", description='Which models the key may call: "private" or "all".'
     )
+    webhook_url: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL,
+        description="Optional: where the shop POSTs the order's events (key.ready, credit.low, "
+        "credit.exhausted, key.expiring, key.replaced), signed following the Standard Webhooks "
+        "specification with webhook_secret (in the paid answer only). The same rules as "
+        "POST /api/orders' webhook_url; checked on the unpaid call too (docs: /docs/alerts).",
+    )
 
 
 class BuyKeyOut(BaseModel):
@@ -741,6 +749,13 @@ class BuyOut(BaseModel):
     key: BuyKeyOut | None = Field(description="The key; null while it is made (202: poll).")
     message: str
     order_url: str
+    webhook_url: str | None = Field(default=None, description="Where events are sent.")
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The webhook's signing secret (whsec_…): in this answer only, never again "
+        "(not on a replayed payment, not in GET /api/orders/{id}). Lost? "
+        "PUT /api/orders/{id}/webhook sets a new one.",
+    )
 
 
 class X402RequiredOut(BaseModel):
@@ -826,6 +841,8 @@ def buy(
         url=f"{shop.settings.public_url}/api/buy",
         worker=request_worker(),
         sync_seconds=shop.settings.x402_sync_seconds,
+        webhook_url=body.webhook_url,
+        webhook_policy=webhook_policy(shop),
     )
     if isinstance(outcome, x402flow.PaymentNeeded):
         return payment_required(outcome, gateway)
@@ -847,6 +864,8 @@ def buy(
         else None,
         message=message_for(o),
         order_url=f"{shop.settings.public_url}/orders/{o.id}#token={outcome.token}",
+        webhook_url=body.webhook_url,
+        webhook_secret=outcome.webhook_secret,
     )
     headers = {"PAYMENT-RESPONSE": outcome.payment_header} if outcome.payment_header else {}
     return JSONResponse(out.model_dump(), status_code=200 if done else 202, headers=headers)
