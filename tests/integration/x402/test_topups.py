@@ -329,3 +329,24 @@ def test_the_openapi_documents_the_x402_variant(kit):
     assert {"200", "201", "202", "402", "409"} <= set(post["responses"])
     assert any(p["name"] == "PAYMENT-SIGNATURE" for p in post["parameters"])
     assert "payment" in spec["components"]["schemas"]["TopupIn"]["properties"]
+
+
+def test_the_worker_finishes_a_top_up_the_request_handed_back(tmp_path, db_url):
+    """The facilitator fails once and the request may not wait: 202, cap raised but unsettled;
+    the worker's own apply_topup job settles it and applies the top-up, charging once."""
+    with make_kit(tmp_path, database_url=db_url, x402_sync_seconds=0.01) as kit:
+        wallet = new_wallet()
+        fund(kit.sandbox, wallet.address, "25.00")
+        order = agent_post(kit, wallet, "/api/buy", {"credit_cents": 500}).json()
+        usdc = balance(kit.sandbox, wallet.address)
+        kit.sandbox.faults.add({"path": "/x402/settle", "count": 1, "status": 500})
+        r = pay(kit, order, sign(wallet, offer(kit, order)))
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "paid" and "PAYMENT-RESPONSE" not in r.headers
+        assert balance(kit.sandbox, wallet.address) == usdc  # not settled yet
+        kit.worker.drain()
+        [shown] = kit.status(order)["topups"]
+        assert shown["status"] == "applied"
+        assert venice_cap(kit, order) == Decimal("8.00")
+        assert balance(kit.sandbox, wallet.address) == usdc - Decimal(shown["price_cents"]) / 100
+        assert money_in(kit) == order["price_cents"] + shown["price_cents"]
