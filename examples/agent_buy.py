@@ -1,14 +1,15 @@
 """An agent buys Venice credit on its own with x402 (USDC), then uses the key.
 
     python examples/agent_buy.py [--shop http://127.0.0.1:8000] [--credit-cents 500]
-                                 [--sandbox http://127.0.0.1:8001]
+                                 [--topup-cents 200] [--sandbox http://127.0.0.1:8001]
 
 Against the offline shop (``make run``) it makes a throw-away wallet and funds it with $25 of
 the Venice sandbox's pretend USDC (``POST /_sandbox/x402/wallets``). It then does what any
 agent does: ``POST /api/buy`` through the x402 SDK's httpx client, which answers the 402 by
-signing the USDC authorization and sending it again; the 200 carries the key. It chats with
-the key (the ``openai`` SDK), signs in with the wallet to list its purchases, and prints one
-JSON line with the outcome (never the key itself).
+signing the USDC authorization and sending it again; the 200 carries the key. It tops the same
+key up the same way (``POST /api/orders/{id}/topups`` with the order token: 402, sign, 200),
+chats with the key (the ``openai`` SDK), signs in with the wallet to list its purchases, and
+prints one JSON line with the outcome (never the key itself).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ async def main() -> int:
     parser.add_argument("--shop", default="http://127.0.0.1:8000", help="the shop's URL")
     parser.add_argument("--sandbox", default="http://127.0.0.1:8001", help="the Venice sandbox")
     parser.add_argument("--credit-cents", type=int, default=500, help="credit to buy (500 = $5)")
+    parser.add_argument(
+        "--topup-cents", type=int, default=200, help="credit to add to the same key (0: none)"
+    )
     parser.add_argument("--model", default="llama-3.3-70b", help="Venice model to chat with")
     args = parser.parse_args()
 
@@ -77,6 +81,17 @@ async def main() -> int:
             print(json.dumps({"status": bought.status_code, "body": bought.json()}))
             return 1
         order = bought.json()
+        topup: dict[str, object] = {}
+        if args.topup_cents:  # more credit on the same key, paid the same way
+            added = await http.post(
+                f"/api/orders/{order['order_id']}/topups",
+                json={"credit_cents": args.topup_cents},
+                headers={"Authorization": f"Bearer {order['order_token']}"},
+            )
+            topup = added.json()
+            if added.status_code != 200:
+                print(json.dumps({"status": added.status_code, "body": topup}))
+                return 1
         mine = (await http.get("/api/wallet/orders")).json()
     async with httpx.AsyncClient(timeout=30) as plain_async:
         usdc = (
@@ -100,6 +115,9 @@ async def main() -> int:
                 "wallet_usdc_after": usdc["usdc"],
                 "wallet_orders": [o["order_id"] for o in mine["orders"]],
                 "settled": "PAYMENT-RESPONSE" in bought.headers,
+                "topup_status": topup.get("status"),
+                "topup_price_cents": topup.get("price_cents", 0),
+                "key_credit_cents": topup.get("key_credit_cents", key["credit_cents"]),
             }
         )
     )

@@ -391,6 +391,8 @@ class X402Payment(Base):
     nonce: Mapped[str] = mapped_column(String(66))
     order_id: Mapped[str | None] = mapped_column(String(40), index=True)
     standing_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    #: the top-up it pays for (its order is the top-up's; ``order_id`` stays None)
+    topup_id: Mapped[str | None] = mapped_column(String(40), index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     valid_before: Mapped[datetime] = mapped_column(UTCDateTime())
     #: the PaymentPayload and the PaymentRequirements it pays, as the facilitator wants them

@@ -89,7 +89,8 @@ def test_script_buys_five_dollars_from_a_fresh_default_shop(tmp_path):
 
 def test_an_agent_buys_with_x402_from_a_fresh_default_shop(tmp_path):
     """examples/agent_buy.py against a real ``cheaptokens serve``: the x402 SDK's client, a
-    throw-away wallet funded on the sandbox, one paid call, the key used, the wallet charged."""
+    throw-away wallet funded on the sandbox, one paid call, a top-up of the same key paid the
+    same way, the key used, the wallet charged exactly both prices."""
     port, sandbox_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -126,7 +127,8 @@ def test_an_agent_buys_with_x402_from_a_fresh_default_shop(tmp_path):
         assert result["status"] == "fulfilled" and result["settled"]
         assert result["completion_tokens"] > 0
         assert result["wallet_orders"] == [result["order_id"]]
-        paid = Decimal(result["price_cents"]) / 100
+        assert result["topup_status"] == "applied" and result["key_credit_cents"] == 700
+        paid = Decimal(result["price_cents"] + result["topup_price_cents"]) / 100
         assert Decimal(result["wallet_usdc_after"]) == Decimal("25.00") - paid
         logged = log.read_text()
         assert "VENICE_INFERENCE_KEY_" not in logged

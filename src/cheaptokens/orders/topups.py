@@ -4,6 +4,13 @@
           ├─declined/expired──▶ cancelled ──late payment (room on the key's account)──▶ paid
           └─────────────── paid, but no room, too late or the key is gone ──▶ refunded
                                                          (failed, if the refund fails)
+    paid (x402: authorized, not settled) ──did not settle, cap set back──▶ cancelled
+
+An x402 top-up (``provider`` x402) is *paid* when the facilitator verified the authorization
+(:func:`payment_authorized`: the credit is sold, nothing charged yet); the cap is raised, then
+the authorization settled (:func:`payment_settled`: the money is in), then it is applied. If
+it does not settle, :func:`not_settled` gives the claim and the credit back and the refund job
+sets Venice's cap back down; with no money to return it ends *cancelled*.
 
 The credit is reserved on the key's account when the top-up is placed (a key draws on one
 account), sold when it is paid, and added to the key's cap with ``PATCH /api_keys``. The new
@@ -30,7 +37,7 @@ from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_topup_id
 from cheaptokens.orders.quotes import create_quote
-from cheaptokens.orders.rules import ShopRules
+from cheaptokens.orders.rules import X402_PROVIDER, ShopRules
 from cheaptokens.payments import Checkout, PaymentEvent
 from cheaptokens.times import day_end, next_midnight
 
@@ -44,7 +51,7 @@ FAILED = "failed"
 ALLOWED: dict[str, frozenset[str]] = {
     AWAITING_PAYMENT: frozenset({PAID, CANCELLED}),
     CANCELLED: frozenset({PAID}),
-    PAID: frozenset({APPLIED, REFUNDED, FAILED}),
+    PAID: frozenset({APPLIED, REFUNDED, FAILED, CANCELLED}),  # cancelled: x402, never charged
     APPLIED: frozenset({REFUNDED, FAILED}),  # the whole order refunded (operator, pro rata)
     FAILED: frozenset({REFUNDED}),
     REFUNDED: frozenset(),
@@ -91,8 +98,10 @@ def place_topup(
     now: datetime,
     idempotency_key: str | None = None,
     client: str | None = None,
+    hold_until: datetime | None = None,
 ) -> PlacedTopup:
-    """Reserve ``credit_cents`` more on the key's own account, at the current price."""
+    """Reserve ``credit_cents`` more on the key's own account, at the current price, until
+    ``hold_until`` (default: a checkout's time)."""
     fingerprint = hashlib.sha256(f"topup|{credit_cents}".encode()).hexdigest()
     if idempotency_key is not None:
         existing = session.scalars(
@@ -129,7 +138,8 @@ def place_topup(
         room = dict(inventory.supply(session, day=now.date()).rooms).get(order.account, 0)
         raise NoRoomOnKeyAccount(
             f"the Venice account your key lives on has {max(0, room)} cents of credit left "
-            f"today, not {credit_cents}: top up by less, or buy a new key (POST /api/orders)"
+            f"today, not {credit_cents}: top up by less, or buy a new key (POST /api/orders, "
+            "or POST /api/buy with x402)"
             + (f"; {exc.available_cents} cents are for sale on other accounts"),
             field="credit_cents",
         ) from None
@@ -149,7 +159,7 @@ def place_topup(
         holds="reserved",
         created_at=now,
         updated_at=now,
-        checkout_expires_at=min(now + rules.checkout_ttl, next_midnight(now)),
+        checkout_expires_at=min(hold_until or now + rules.checkout_ttl, next_midnight(now)),
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         client=client,
@@ -264,6 +274,70 @@ def mark_paid(session: Session, *, topup: Topup, event: PaymentEvent, now: datet
     jobs.enqueue(session, kind=jobs.APPLY_TOPUP, order_id=topup.id, now=now)
 
 
+def payment_authorized(
+    session: Session, *, topup: Topup, payer: str, payment_ref: str, now: datetime
+) -> None:
+    """x402: the facilitator verified an authorization of the top-up's price. Its credit is
+    sold and the cap may be raised; the money moves when it settles (:func:`payment_settled`),
+    after the cap was raised. The caller queues (and holds) the ``apply_topup`` job."""
+    _set_status(topup, PAID, now)
+    topup.paid_at = now
+    topup.payment_ref = payment_ref
+    inventory.sell(session, account=topup.account, day=topup.day, credit_cents=topup.credit_cents)
+    topup.holds = "sold"
+    ledger.record(
+        session,
+        kind="payment_authorized",
+        now=now,
+        order_id=topup.order_id,
+        detail={"topup_id": topup.id, "payer": payer, "amount_cents": topup.price_cents},
+    )
+    ledger.record(
+        session,
+        kind="credit_sold",
+        now=now,
+        order_id=topup.order_id,
+        account=topup.account,
+        day=topup.day,
+        credit_cents=topup.credit_cents,
+        detail={"topup_id": topup.id},
+    )
+
+
+def payment_settled(
+    session: Session, *, topup: Topup, amount_cents: int, transaction: str | None, now: datetime
+) -> None:
+    """x402: the top-up's authorization was settled: the money is the operator's."""
+    if topup.paid_cents is not None:
+        return
+    topup.paid_cents = amount_cents
+    topup.updated_at = now
+    ledger.record(
+        session,
+        kind="payment_received",
+        now=now,
+        order_id=topup.order_id,
+        money_cents=amount_cents,
+        detail={"topup_id": topup.id, "transaction": transaction, "currency": "usdc"},
+    )
+
+
+def not_settled(session: Session, *, topup_id: str, now: datetime) -> None:
+    """x402: the authorization did not settle after the cap was raised: the claim and the
+    credit go back, and the refund job sets Venice's cap back down (nothing to refund)."""
+    topup = session.get(Topup, topup_id, with_for_update=True)
+    if topup is None or topup.status != PAID or topup.paid_cents is not None:
+        return
+    order = session.get(Order, topup.order_id, with_for_update=True)
+    refund_due(
+        session,
+        topup=topup,
+        reason="the payment did not settle; nothing was charged",
+        now=now,
+        order=order,
+    )
+
+
 # ----------------------------------------------------------------------------- applied
 @dataclass(frozen=True, slots=True)
 class CapPlan:
@@ -271,6 +345,8 @@ class CapPlan:
     order_id: str
     account: str
     key_id: str
+    #: an x402 authorization still to settle before the top-up counts as applied
+    unsettled: bool = False
 
 
 def begin_apply(
@@ -309,7 +385,8 @@ def begin_apply(
             credit_cents=topup.credit_cents,
             detail={"topup_id": topup.id, "cap_cents": order.key_credit_cents},
         )
-    return CapPlan(topup.id, order.id, order.account, order.key_id)
+    unsettled = topup.payment_provider == X402_PROVIDER and topup.paid_cents is None
+    return CapPlan(topup.id, order.id, order.account, order.key_id, unsettled)
 
 
 def cap_of(session: Session, *, order_id: str) -> int | None:
@@ -401,7 +478,18 @@ def refunded(
 ) -> None:
     """The top-up's payment went back (all of it, or ``amount_cents`` of it)."""
     topup = session.get(Topup, topup_id, with_for_update=True)
-    if topup is None or topup.status == REFUNDED:
+    if topup is None or topup.status in (REFUNDED, CANCELLED):
+        return
+    if topup.paid_cents is None and topup.payment_provider == X402_PROVIDER:
+        # An x402 authorization that never settled: nothing came in, nothing goes back.
+        _set_status(topup, CANCELLED, now)
+        ledger.record(
+            session,
+            kind="topup_cancelled",
+            now=now,
+            order_id=topup.order_id,
+            detail={"topup_id": topup.id, "reason": topup.failure_reason},
+        )
         return
     _set_status(topup, REFUNDED, now)
     topup.refund_ref = refund_ref

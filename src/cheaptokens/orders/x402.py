@@ -22,6 +22,12 @@ quote in ``extra.quote_id``). Sent again with the signed payment (``PAYMENT-SIGN
    or 202 (poll ``GET /api/orders/{id}``) if the key could not be made within
    ``x402_sync_seconds`` — the worker carries on.
 
+A ``webhook_url`` in the body is checked (:func:`cheaptokens.orders.webhooks.check`) on every
+call, the unpaid one too, so a URL the shop refuses is a 400 before anything is signed. The
+webhook and its signing secret are made in step 2's transaction, with the order: the secret is
+in that one answer (``Bought.webhook_secret``). A replayed payment is refused in step 2, so it
+never reaches a second secret, and no read of the order shows it.
+
 :func:`capture_payment` is the settle step, for the request and for the worker alike.
 """
 
@@ -42,11 +48,12 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.errors import QuoteExpired, ServiceUnavailable
-from cheaptokens.models import Order, Quote, X402Payment
+from cheaptokens.errors import InvalidInput, QuoteExpired, ServiceUnavailable
+from cheaptokens.models import Order, Quote, Topup, X402Payment
 from cheaptokens.money import format_usd
-from cheaptokens.orders import keymaking, quotes, transitions
+from cheaptokens.orders import events, keymaking, quotes, topups, transitions, webhooks
 from cheaptokens.orders import state as st
+from cheaptokens.orders.ids import is_topup_id
 from cheaptokens.orders.keymaking import Captured
 from cheaptokens.orders.rules import X402_PROVIDER, ShopRules
 from cheaptokens.payments.errors import PaymentProviderUnavailable
@@ -66,6 +73,9 @@ log = logging.getLogger(__name__)
 
 #: x402's reason for a nonce the token contract has seen (the SDK's ERR_NONCE_ALREADY_USED).
 NONCE_USED = "invalid_exact_evm_nonce_already_used"
+
+#: A top-up whose cap could not be raised (the key went away, moved, or its day ended).
+NOT_APPLIED = "topup_not_applied"
 
 #: Why a payment was refused, in words an agent can act on (x402's codes and the shop's).
 REASONS: dict[str, str] = {
@@ -93,6 +103,10 @@ REASONS: dict[str, str] = {
     "invalid_version": "only x402 version 2 payments are taken",
     "payer_mismatch": "the facilitator names another payer than the authorization",
     "not_settled": "the payment did not settle; the key made for it was deleted",
+    NOT_APPLIED: (
+        "the key's cap could not be raised (the key is no longer live, moved, or its day "
+        "ended): the authorization will not be settled; nothing was charged"
+    ),
 }
 
 
@@ -118,6 +132,8 @@ class Bought:
     token: str
     api_key: str | None
     payment_header: str | None
+    #: the order's webhook signing secret, in this answer only (None without a webhook)
+    webhook_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +258,15 @@ def buy(
     url: str,
     worker: str,
     sync_seconds: float,
+    webhook_url: str | None = None,
+    webhook_policy: webhooks.UrlPolicy | None = None,
 ) -> PaymentNeeded | Bought:
     """``POST /api/buy``: see the module docstring."""
     quotes.validate_amount(credit_cents, rules=rules)
+    if webhook_url is not None:
+        if webhook_policy is None:
+            raise InvalidInput("this shop does not take webhooks here", field="webhook_url")
+        webhooks.check(webhook_url, webhook_policy)
     if header is None:
         return offer(
             db=db,
@@ -330,6 +352,11 @@ def buy(
             row = session.get(X402Payment, pid)
             assert row is not None
             row.order_id = order_id
+            secret = (
+                events.register(session, order_id=order_id, url=webhook_url, box=box, now=clock())
+                if webhook_url is not None
+                else None
+            )
     except IntegrityError:  # the same authorization, at the same moment, in another request
         return _refuse("payment_replayed", requirement, x402, url, credit_cents)
     except QuoteExpired:  # another payment took this quote a moment ago
@@ -394,7 +421,7 @@ def buy(
         if order.status == st.FULFILLED and order.key_secret is not None:
             api_key = box.open(order.key_secret, context=order.id)
         header_out = settlement_header(x402, row) if row.status == "settled" else None
-        return Bought(order, token, api_key, header_out)
+        return Bought(order, token, api_key, header_out, webhook_secret=secret)
 
 
 def settlement_header(x402: X402Gateway, row: X402Payment) -> str:
@@ -417,6 +444,7 @@ def claim_payment(
     valid_before: datetime,
     now: datetime,
     standing_id: str | None = None,
+    topup_id: str | None = None,
 ) -> bool:
     """Record the authorization for a new order; False if it is already one order's (or a
     standing order's). An authorization the shop voided (never settled: its verify failed or
@@ -433,6 +461,7 @@ def claim_payment(
         "reason": None,
         "order_id": None,
         "standing_id": standing_id,
+        "topup_id": topup_id,
         "settle_attempts": 0,
         "settle_unknown": False,
         "created_at": now,
@@ -515,16 +544,18 @@ def _stored(row: X402Payment) -> tuple[PaymentPayload, PaymentRequirements]:
 
 
 def capture_payment(*, db: Database, x402: X402Gateway, clock: Clock, order_id: str) -> Captured:
-    """Settle the order's authorized payment (idempotent: the authorization can move the
-    money once; a settled or voided one is not sent again).
+    """Settle the authorized payment of the order (or top-up: ``order_id`` is then a top-up
+    id) (idempotent: the authorization can move the money once; a settled or voided one is
+    not sent again).
 
     A settle call whose answer was lost leaves the outcome unknown: the next call sends the
     same authorization again. If the token contract then says its nonce is used, the first
     call moved the money — the authorization pays only the operator's address (its signer
     could also have cancelled it on chain in between; docs/payments.md, "x402")."""
     with db.begin() as session:
+        column = X402Payment.topup_id if is_topup_id(order_id) else X402Payment.order_id
         row = session.scalars(
-            select(X402Payment).where(X402Payment.order_id == order_id).with_for_update()
+            select(X402Payment).where(column == order_id).with_for_update()
         ).first()
         if row is None or row.status == "void":
             return Captured.REFUSED
@@ -564,6 +595,17 @@ def capture_payment(*, db: Database, x402: X402Gateway, clock: Clock, order_id: 
 def _settled(session: Session, *, row: X402Payment, now: datetime) -> None:
     row.status = "settled"
     row.settled_at = row.settled_at or now
+    if row.topup_id is not None:
+        topup = session.get(Topup, row.topup_id, with_for_update=True)
+        if topup is not None:
+            topups.payment_settled(
+                session,
+                topup=topup,
+                amount_cents=row.amount_cents,
+                transaction=row.transaction,
+                now=now,
+            )
+        return
     if row.order_id is None:
         return
     order = session.get(Order, row.order_id, with_for_update=True)

@@ -220,6 +220,21 @@ class X402Gateway:
                 ) from exc
             self._ready = True
 
+    @property
+    def ready(self) -> bool:
+        """The facilitator's ``/supported`` has been fetched."""
+        return self._ready
+
+    def warm(self) -> bool:
+        """Fetch the facilitator's ``/supported`` (and open its connection) now, so the first
+        paid request does not pay for it; False if the facilitator cannot be reached (the
+        first request tries again)."""
+        try:
+            self._initialize()
+        except PaymentProviderUnavailable:
+            return False
+        return True
+
     def verify(self, payload: PaymentPayload, requirements: PaymentRequirements) -> Verdict:
         """Ask the facilitator whether the payment would settle (changes nothing)."""
         self._initialize()

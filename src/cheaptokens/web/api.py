@@ -19,6 +19,7 @@ from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.orders import flows, standing, wallets
 from cheaptokens.orders import state as st
 from cheaptokens.orders import x402 as x402flow
+from cheaptokens.orders import x402_topups as x402topups
 from cheaptokens.orders.ids import order_token
 from cheaptokens.payments import siwx
 from cheaptokens.pricing.curve import params_to_dict
@@ -169,6 +170,13 @@ class KeyOut(BaseModel):
 
 class TopupIn(Strict):
     credit_cents: StrictInt = Field(description="More credit for the same key, in cents.")
+    payment: Literal["checkout", "x402"] | None = Field(
+        default=None,
+        description='How to pay: "checkout" (a card or sandbox checkout_url) or "x402" (USDC: '
+        "402 with x402 payment requirements, then the same request with PAYMENT-SIGNATURE). "
+        "Default: x402 for an order bought with x402 or a request carrying PAYMENT-SIGNATURE, "
+        "else checkout.",
+    )
 
 
 class TopupOut(BaseModel):
@@ -184,6 +192,10 @@ class TopupOut(BaseModel):
     checkout_expires_at: str
     applied_at: str | None
     failure_reason: str | None
+    key_credit_cents: int | None = Field(
+        default=None,
+        description="x402 top-ups: the key's cap after this top-up, in cents (the 200 answer).",
+    )
 
 
 class ReplacementOut(BaseModel):
@@ -570,11 +582,38 @@ def topup_out(t: Topup) -> TopupOut:
     )
 
 
+class X402RequiredOut(BaseModel):
+    """x402 (version 2) payment requirements; the same, base64, in ``PAYMENT-REQUIRED``."""
+
+    model_config = ConfigDict(extra="allow")
+    x402Version: int = 2
+    error: str | None = Field(default=None, description="Why the payment was refused: code: words.")
+    reason: str | None = Field(default=None, description="The refusal's machine code alone.")
+    accepts: list[dict[str, Any]] = Field(description="What to pay: scheme, network, amount, …")
+    resource: dict[str, Any] | None = None
+
+
+TOPUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": TopupOut,
+        "description": "x402: paid and applied, the key's cap is raised; the settlement is in "
+        "PAYMENT-RESPONSE.",
+    },
+    202: {"model": TopupOut, "description": "x402: paid; the cap is being raised: poll the order."},
+    402: {
+        "model": X402RequiredOut,
+        "description": "x402: sign one of `accepts` (the price of credit_cents more, reserved on "
+        "the key's account) and send the same request with PAYMENT-SIGNATURE. After a refused "
+        "payment `reason` says why and nothing was charged.",
+    },
+}
+
+
 @router.post(
     "/orders/{order_id}/topups",
     response_model=TopupOut,
     status_code=201,
-    responses=documented(400, 404, 409, 413, 422, 429, 503),
+    responses={**TOPUP_RESPONSES, **documented(400, 404, 409, 413, 422, 429, 503)},
 )
 def create_topup(
     order_id: OrderId,
@@ -586,14 +625,31 @@ def create_topup(
         str | None,
         Header(
             pattern=r"^[ -~]{1,200}$",
-            description="A random UUID, new for each top-up: a retry returns the same top-up.",
+            description="A random UUID, new for each top-up: a retry returns the same top-up "
+            "(checkout only: an x402 payment is its own key, one authorization pays once).",
         ),
     ] = None,
-) -> TopupOut:
-    """More credit on the same key: pay the current price for ``credit_cents`` more at
-    ``checkout_url``; once paid the key's cap rises by that much (same key, same expiry).
-    The credit must fit on the Venice account the key lives on: if it does not, the answer
-    is ``409 no_room_on_key_account`` and a new key (``POST /api/orders``) is the way."""
+    payment_signature: Annotated[
+        str | None,
+        Header(
+            alias="PAYMENT-SIGNATURE",
+            max_length=16_000,
+            description="x402: the payment payload (base64 JSON), signed by the paying wallet.",
+        ),
+    ] = None,
+) -> Any:
+    """More credit on the same key: pay the current price for ``credit_cents`` more; once paid
+    the key's cap rises by that much (same key, same expiry). By checkout: the answer is 201
+    with ``checkout_url``. With x402 (an order bought with x402, ``"payment": "x402"``, or a
+    PAYMENT-SIGNATURE header): 402 with the payment requirements, then, with the signed
+    payment, 200 once the cap is raised and the payment settled — if it does not settle, the
+    cap is set back and the answer is 402; nothing is charged. The credit must fit on the
+    Venice account the key lives on: if it does not, the answer is
+    ``409 no_room_on_key_account`` and a new key (``POST /api/orders`` or ``POST /api/buy``)
+    is the way."""
+    order = flows.order_for(db=shop.db, order_id=order_id, token=token)
+    if x402topups.wants_x402(order, header=payment_signature, payment=body.payment):
+        return x402_topup(order_id, body, request, shop, token, payment_signature)
     limiter(request).check("order", client_id(request), shop.settings.orders_per_minute)
     placed = flows.new_topup(
         db=shop.db,
@@ -608,6 +664,45 @@ def create_topup(
         client=client_id(request),
     )
     return topup_out(placed.topup)
+
+
+def x402_topup(
+    order_id: str,
+    body: TopupIn,
+    request: Request,
+    shop: Shop,
+    token: str,
+    header: str | None,
+) -> Response:
+    gateway = x402_gateway(shop)
+    kind = "quote" if header is None else "order"
+    per_minute = (
+        shop.settings.quotes_per_minute if kind == "quote" else shop.settings.orders_per_minute
+    )
+    limiter(request).check(kind, client_id(request), per_minute)
+    outcome = x402topups.topup(
+        db=shop.db,
+        rules=shop.rules,
+        gateways=shop.gateways,
+        x402=gateway,
+        clock=shop.clock,
+        order_id=order_id,
+        token=token,
+        credit_cents=body.credit_cents,
+        header=header,
+        client=client_id(request),
+        url=f"{shop.settings.public_url}/api/orders/{order_id}/topups",
+        worker=request_worker(),
+        sync_seconds=shop.settings.x402_sync_seconds,
+    )
+    if isinstance(outcome, x402flow.PaymentNeeded):
+        return payment_required(outcome, gateway)
+    out = topup_out(outcome.topup)
+    done = outcome.topup.status == "applied"
+    if done:
+        out.key_credit_cents = outcome.order.key_cap_cents
+    headers = {"PAYMENT-RESPONSE": outcome.payment_header} if outcome.payment_header else {}
+    return JSONResponse(out.model_dump(), status_code=200 if done else 202, headers=headers)
 
 
 @router.post(
@@ -723,6 +818,14 @@ class BuyIn(Strict):
     models: Literal["private", "all"] = Field(
         default="private", description='Which models the key may call: "private" or "all".'
     )
+    webhook_url: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_WEBHOOK_URL,
+        description="Optional: where the shop POSTs the order's events (key.ready, credit.low, "
+        "credit.exhausted, key.expiring, key.replaced), signed following the Standard Webhooks "
+        "specification with webhook_secret (in the paid answer only). The same rules as "
+        "POST /api/orders' webhook_url; checked on the unpaid call too (docs: /docs/alerts).",
+    )
 
 
 class BuyKeyOut(BaseModel):
@@ -741,17 +844,13 @@ class BuyOut(BaseModel):
     key: BuyKeyOut | None = Field(description="The key; null while it is made (202: poll).")
     message: str
     order_url: str
-
-
-class X402RequiredOut(BaseModel):
-    """x402 (version 2) payment requirements; the same, base64, in ``PAYMENT-REQUIRED``."""
-
-    model_config = ConfigDict(extra="allow")
-    x402Version: int = 2
-    error: str | None = Field(default=None, description="Why the payment was refused: code: words.")
-    reason: str | None = Field(default=None, description="The refusal's machine code alone.")
-    accepts: list[dict[str, Any]] = Field(description="What to pay: scheme, network, amount, …")
-    resource: dict[str, Any] | None = None
+    webhook_url: str | None = Field(default=None, description="Where events are sent.")
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The webhook's signing secret (whsec_…): in this answer only, never again "
+        "(not on a replayed payment, not in GET /api/orders/{id}). Lost? "
+        "PUT /api/orders/{id}/webhook sets a new one.",
+    )
 
 
 X402_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -826,6 +925,8 @@ def buy(
         url=f"{shop.settings.public_url}/api/buy",
         worker=request_worker(),
         sync_seconds=shop.settings.x402_sync_seconds,
+        webhook_url=body.webhook_url,
+        webhook_policy=webhook_policy(shop),
     )
     if isinstance(outcome, x402flow.PaymentNeeded):
         return payment_required(outcome, gateway)
@@ -847,6 +948,8 @@ def buy(
         else None,
         message=message_for(o),
         order_url=f"{shop.settings.public_url}/orders/{o.id}#token={outcome.token}",
+        webhook_url=body.webhook_url,
+        webhook_secret=outcome.webhook_secret,
     )
     headers = {"PAYMENT-RESPONSE": outcome.payment_header} if outcome.payment_header else {}
     return JSONResponse(out.model_dump(), status_code=200 if done else 202, headers=headers)

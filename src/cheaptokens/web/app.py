@@ -165,6 +165,8 @@ def create_app(shop: Shop, *, background: Background | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = None
+        if shop.x402 is not None:  # the first paid request should not wait for /supported
+            threading.Thread(target=shop.x402.warm, name="x402-warm-up", daemon=True).start()
         if background is not None:
             thread = threading.Thread(
                 target=background, args=(stop,), name="cheaptokens-worker", daemon=True

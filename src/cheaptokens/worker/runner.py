@@ -161,6 +161,7 @@ class Worker:
                 rules=self.rules,
                 clock=self.clock,
                 topup_id=order_id,
+                capture=self._capture,
             )
         elif kind == jobs.REFUND_TOPUP:
             refund_topup(
@@ -176,6 +177,7 @@ class Worker:
             raise ValueError(f"unknown job kind {kind!r}")
 
     def _capture(self, order_id: str) -> Captured:
+        """Settle the x402 payment of an order or a top-up (by its id)."""
         if self.x402 is None:
             return Captured.UNKNOWN
         return x402flow.capture_payment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import openai
@@ -37,3 +38,26 @@ def test_an_agent_buys_a_key_in_one_call_and_uses_it(kit):
         model="llama-3.3-70b", messages=[{"role": "user", "content": "hi"}]
     )
     assert chat.usage.completion_tokens > 0
+
+
+def test_the_app_asks_the_facilitator_for_supported_at_start_not_at_the_first_sale(kit):
+    from fastapi.testclient import TestClient
+
+    from cheaptokens.web.app import create_app
+
+    assert not kit.shop.x402.ready
+    with TestClient(create_app(kit.shop)):
+        deadline = time.monotonic() + 10
+        while not kit.shop.x402.ready and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert kit.shop.x402.ready
+
+
+def test_a_facilitator_down_at_start_is_asked_again_by_the_first_sale(kit):
+    kit.sandbox.faults.add({"path": "/x402/supported", "status": 500, "count": 1})
+    assert kit.shop.x402.warm() is False and not kit.shop.x402.ready
+    wallet = new_wallet()
+    fund(kit.sandbox, wallet.address, "25.00")
+    r = agent_post(kit, wallet, "/api/buy", {"credit_cents": 500})
+    assert r.status_code == 200, r.text
+    assert kit.shop.x402.ready
