@@ -49,8 +49,8 @@ from cheaptokens.orders.rules import X402_PROVIDER, ShopRules
 from cheaptokens.orders.x402 import (
     NOT_APPLIED,
     PaymentNeeded,
-    _claim_payment,
     capture_payment,
+    claim_payment,
     payment_id,
     reason_text,
     settlement_header,
@@ -263,7 +263,7 @@ def topup(
     auth = authorization_of(payload)
     try:
         with db.begin() as session:
-            if not _claim_payment(
+            if not claim_payment(
                 session,
                 pid=pid,
                 wallet=wallet,
