@@ -31,7 +31,12 @@ EXAMPLES = 100  # per operation and mode: about 600 requests per mode, a few sec
 # the field, which the static schema cannot express.
 EXCLUDED = ["positive_data_acceptance"]
 # (The wallet's list reads only its sign-in header, which tests/integration/x402 attacks.)
-NO_INPUT = {"GET /api/pricing", "GET /api/supply", "GET /api/wallet/orders"}
+NO_INPUT = {
+    "GET /api/pricing",
+    "GET /api/supply",
+    "GET /api/wallet/orders",
+    "GET /api/wallet/standing-orders",
+}
 # An endless server-sent-event stream takes no input and has no body to validate.
 SKIPPED = {"GET /api/pricing/stream"}
 
