@@ -97,6 +97,13 @@ def in_force(
     return params, publish(session, params=params, now=now)
 
 
+def published_at(session: Session, digest: str) -> datetime | None:
+    """When the set ``digest`` was first published (None: never)."""
+    return session.scalar(
+        select(PricingParamsRow.published_at).where(PricingParamsRow.hash == digest)
+    )
+
+
 def is_published(session: Session, *, valid_from: datetime, valid_until: datetime) -> bool:
     """Has a parameter set for exactly ``[valid_from, valid_until)`` been published?"""
     return (

@@ -13,6 +13,8 @@ Learning (pure functions, floats — estimates, not money):
 
 * :func:`estimate_arrivals`: Gamma-Poisson posterior mean of ``n`` after seeing ``count``
   requests while ``exposure`` (the share of the day's expected arrivals) has elapsed;
+* :func:`estimate_log_size`: normal posterior of the log-mean request size from the credit
+  each request asked for (so the day's credit demanded is arrivals × mean size);
 * :func:`estimate_willingness`: MAP of ``ln v`` under a normal prior from accept/decline
   outcomes (a probit likelihood: a buyer accepts iff ``w >= price``);
 * :func:`refit_forecast`: the nightly job — refit ``n``, ``v``, ``q_med``, ``q_sigma`` from a
@@ -69,7 +71,8 @@ class QuoteRecord:
     at: datetime
     requested_cents: int
     price_fraction: Decimal
-    accepted: bool
+    #: None: the outcome is not known yet (the quote is still open)
+    accepted: bool | None
 
 
 def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float) -> float:
@@ -80,6 +83,15 @@ def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float
     day's requests that should have arrived by now.
     """
     return (prior_n * weight + count) / (weight + max(0.0, exposure))
+
+
+def estimate_log_size(prior_mu: float, weight: float, count: int, log_sum: float) -> float:
+    """Posterior mean of the log-mean of request sizes (their log-sd taken as known).
+
+    Normal prior at ``prior_mu`` worth ``weight`` requests; ``count`` requests seen whose
+    ``ln(cents)`` add up to ``log_sum``.
+    """
+    return (prior_mu * weight + log_sum) / (weight + count)
 
 
 def _phi(u: float) -> float:
@@ -158,7 +170,7 @@ def refit_forecast(
     for r in records:
         h = 24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)
         p = float(r.price_fraction)
-        if p > 0:
+        if p > 0 and r.accepted is not None:
             obs.append((math.log(p) - math.log(g_float(h)), r.accepted))
     log_v = estimate_willingness(math.log(base.v), 0.5, base.sigma, obs, iterations=25)
 

@@ -313,6 +313,7 @@ class Worker:
             return
         now = self.clock()
         repricing.replan(db=self.db, rules=self.rules, forecast=self.forecast, now=now)
+        repricing.replan_on_drift(db=self.db, rules=self.rules, forecast=self.forecast, now=now)
         # Publish the next hour's curve a little ahead, so no moment falls back to the
         # day's default curve while the workers get round to it.
         upcoming = repricing.hour_start(now) + timedelta(hours=1)
