@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.money import dollars_to_cents_up, format_usd
 from cheaptokens.orders import (
     events,
+    forecasts,
     published,
     quotes,
     retention,
@@ -542,6 +543,16 @@ def dashboard(*, db: Database, rules: ShopRules, now: datetime) -> Dashboard:
             orders=views.recent_orders(session),
             alerts=views.recent_alerts(session),
             keys=views.key_counts(session),
+        )
+
+
+def forecast_days(
+    *, db: Database, settings: Settings, today: date, days: int = 14
+) -> list[forecasts.ForecastDay]:
+    """The dashboard's forecast-against-actual table for the last ``days`` days."""
+    with db.read() as session:
+        return forecasts.forecast_vs_actual(
+            session, configured=forecasts.configured(settings), today=today, days=days
         )
 
 

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from cheaptokens.config import Settings
 from cheaptokens.db import Database
-from cheaptokens.orders import published, quotes, views
+from cheaptokens.orders import forecasts, published, quotes, views
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.pricing.curve import PricingParams
 from cheaptokens.pricing.engine import EngineConfig, PricingEngine, plan_drift
-from cheaptokens.pricing.forecast import Forecast, refit_forecast
+from cheaptokens.pricing.forecast import Forecast, QuoteRecord, refit_forecast
 from cheaptokens.times import day_start
 
 log = logging.getLogger(__name__)
@@ -39,20 +41,100 @@ def hour_start(now: datetime) -> datetime:
 
 
 def forecast_of(settings: Settings) -> Forecast:
-    """The operator's forecast of a day's demand, from the settings."""
-    return Forecast(
-        n=float(settings.forecast_arrivals),
-        v=float(settings.forecast_willingness),
-        q_med_cents=float(settings.forecast_request_cents),
-    )
+    """The operator's configured forecast of a day's demand, from the settings."""
+    return forecasts.configured(settings)
 
 
-def refit(*, db: Database, forecast: Forecast, now: datetime, days: int = 7) -> Forecast:
-    """The nightly refit: the configured forecast moved towards the last ``days`` days."""
-    end = day_start(now)
+#: days of history the nightly refit learns from (its cost does not grow with the history)
+REFIT_DAYS = 28
+
+
+@dataclass(frozen=True)
+class ForecastInForce:
+    """The forecast the engine uses today, and where it came from."""
+
+    forecast: Forecast
+    #: the stored version (None: the configured forecast, CHEAPTOKENS_FORECAST_*)
+    version: int | None
+    pinned: bool
+
+
+def forecast_in_force(
+    db: Database, *, configured: Forecast, learning: bool = True
+) -> ForecastInForce:
+    """The operator's pinned version, else the newest learned one (if ``learning``), else
+    the configured forecast (a fresh shop starts from it)."""
     with db.read() as session:
-        records = views.settled_quotes(session, since=end - timedelta(days=days), until=end)
-    return refit_forecast(records, forecast)
+        found = forecasts.pinned(session)
+        if found is None and learning:
+            found = forecasts.latest(session)
+    if found is None:
+        return ForecastInForce(configured, None, False)
+    return ForecastInForce(found.forecast, found.version, found.pinned)
+
+
+def refit(
+    *, db: Database, forecast: Forecast, now: datetime, days: int = REFIT_DAYS
+) -> tuple[Forecast, dict[str, Any]]:
+    """Learn a forecast from the last ``days`` whole days before ``now`` (one indexed query
+    per day), starting from ``forecast``; the forecast and the data it used."""
+    end = day_start(now).date()
+    records: list[QuoteRecord] = []
+    actuals: list[forecasts.DayActual] = []
+    with db.read() as session:
+        first = forecasts.first_quote_day(session)
+        start = end - timedelta(days=days)
+        if first is not None:
+            start = max(start, first)
+        day = start
+        while day < end:
+            lo = datetime.combine(day, time(0), tzinfo=UTC)
+            records += views.settled_quotes(session, since=lo, until=lo + timedelta(days=1))
+            actuals.append(forecasts.day_actual(session, day))
+            day += timedelta(days=1)
+    learned = refit_forecast(records, forecast, days=len(actuals), learn_shape=True)
+    data = {
+        "window": [start.isoformat(), end.isoformat()],
+        "days": [a.to_dict() for a in actuals],
+        "settled_quotes": len(records),
+        "declined_quotes": sum(1 for r in records if r.accepted is False),
+        "prior": forecast.to_dict(),
+    }
+    return learned, data
+
+
+def nightly_refit(
+    *, db: Database, forecast: Forecast, now: datetime, days: int = REFIT_DAYS
+) -> int | None:
+    """Once a day: learn from the last ``days`` days and store it as a new version (its
+    number); None if today's refit is done already or there is no history yet."""
+    end = day_start(now).date()
+    with db.read() as session:
+        if forecasts.fitted_for(session, end) or forecasts.first_quote_day(session) in (None, end):
+            return None
+    learned, data = refit(db=db, forecast=forecast, now=now, days=days)
+    if not data["days"]:
+        return None
+    with db.begin() as session:
+        if forecasts.fitted_for(session, end):  # another worker got there first
+            return None
+        version = forecasts.store(
+            session,
+            forecast=learned,
+            window_start=date.fromisoformat(data["window"][0]),
+            window_end=end,
+            data=data,
+            now=now,
+        )
+    log.info(
+        "learned forecast v%d from %d days: %.0f requests/day, willingness %.3f, median %.0f¢",
+        version,
+        len(data["days"]),
+        learned.n,
+        learned.v,
+        learned.q_med_cents,
+    )
+    return version
 
 
 def _aware(when: datetime) -> datetime:
