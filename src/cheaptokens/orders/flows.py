@@ -31,6 +31,7 @@ from cheaptokens.money import dollars_to_cents_up, format_usd
 from cheaptokens.orders import (
     events,
     forecasts,
+    history,
     published,
     quotes,
     retention,
@@ -554,6 +555,29 @@ def forecast_days(
         return forecasts.forecast_vs_actual(
             session, configured=forecasts.configured(settings), today=today, days=days
         )
+
+
+_HISTORY: dict[int, tuple[Database, date, dict[int, list[history.HistoryDay]]]] = {}
+
+
+def pricing_history(*, db: Database, today: date, days: int) -> list[history.HistoryDay]:
+    """Past days' curves, sets and sell-outs (days before ``today``), computed once per
+    database, day and ``days`` (past days do not change; a public page must not cost a
+    month of queries per request)."""
+    if not 1 <= days <= history.MAX_DAYS:
+        raise InvalidInput(f"days must be between 1 and {history.MAX_DAYS}", field="days")
+    entry = _HISTORY.get(id(db))
+    if entry is None or entry[0] is not db or entry[1] != today:
+        if len(_HISTORY) > 8:
+            _HISTORY.clear()
+        entry = (db, today, {})
+        _HISTORY[id(db)] = entry
+    found = entry[2].get(days)
+    if found is None:
+        with db.read() as session:
+            found = history.past_days(session, today=today, days=days)
+        entry[2][days] = found
+    return found
 
 
 def retention_of(settings: Settings) -> retention.Retention:

@@ -59,6 +59,11 @@ def _parse(digest: str, body: dict[str, object]) -> PricingParams:
     return params
 
 
+def from_stored(digest: str, body: dict[str, object]) -> PricingParams:
+    """A stored set's parameters (parsed once per process)."""
+    return _parse(digest, body)
+
+
 def by_hash(session: Session, digest: str) -> PricingParams | None:
     row = session.get(PricingParamsRow, digest)
     if row is None:
