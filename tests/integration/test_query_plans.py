@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cheaptokens import migrate
 from cheaptokens.db import open_database
 from cheaptokens.inventory import keyroom, pool, supply
-from cheaptokens.orders import abuse, live_keys, published, quotes, views
+from cheaptokens.orders import abuse, forecasts, history, live_keys, published, quotes, views
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 GROWING = ("quotes", "orders", "ledger", "pricing_params", "pool_keys", "account_days", "alerts")
@@ -37,6 +37,11 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
     "held by a client": lambda s: quotes.held_by(s, client="c", now=NOW),
     "strikes of a client": lambda s: abuse.strikes(s, client="c", since=NOW - timedelta(hours=1)),
     "past days": lambda s: views.past_days(s, today=date(2026, 11, 25)),
+    "a day's actuals (nightly refit)": lambda s: forecasts.day_actual(s, date(2026, 11, 24)),
+    "first quote day (refit window)": lambda s: forecasts.first_quote_day(s),
+    "a day's published curve (price history)": lambda s: history.history_day(
+        s, date(2026, 11, 24)
+    ),
 }
 
 
