@@ -73,10 +73,11 @@ def test_nightly_refit_learns_from_yesterdays_quotes(tmp_path):
         kit.worker.upkeep(force=True)
         kit.sandbox.clock.advance(24 * 3600)
         prior = repricing.forecast_of(kit.shop.settings)
-        fitted = repricing.refit(db=kit.shop.db, forecast=prior, now=kit.now(), days=1)
+        fitted, data = repricing.refit(db=kit.shop.db, forecast=prior, now=kit.now(), days=1)
+        assert data["settled_quotes"] == 20 and data["declined_quotes"] == 20
         assert fitted.n < prior.n  # fewer requests than forecast
         assert fitted.v < prior.v  # everyone said no at these prices
-        unchanged = repricing.refit(db=kit.shop.db, forecast=prior, now=T, days=1)
+        unchanged, _ = repricing.refit(db=kit.shop.db, forecast=prior, now=T, days=1)
         assert unchanged == prior  # no history: unchanged
 
 
