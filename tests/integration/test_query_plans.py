@@ -39,9 +39,7 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
     "past days": lambda s: views.past_days(s, today=date(2026, 11, 25)),
     "a day's actuals (nightly refit)": lambda s: forecasts.day_actual(s, date(2026, 11, 24)),
     "first quote day (refit window)": lambda s: forecasts.first_quote_day(s),
-    "a day's published curve (price history)": lambda s: history.history_day(
-        s, date(2026, 11, 24)
-    ),
+    "a day's published curve (price history)": lambda s: history.history_day(s, date(2026, 11, 24)),
 }
 
 
