@@ -32,12 +32,16 @@ DAY0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Scenario:
+    """Truth (n, v, q_med, shape) and what the engine is told (forecast_n, forecast_v)."""
+
     k: int
     name: str
     n: float
     v: float
     forecast_n: float
     forecast_v: float
+    q_med: float = 10.0  # true median request, credits (the forecast always says 10)
+    shape: str = "default"  # true arrival shape (the forecast always says "default")
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -48,6 +52,22 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(4, "arrivals -30%", 140, 0.75, 200, 0.75),
     Scenario(5, "willingness -30%", 200, 0.525, 200, 0.75),
 )
+
+#: the stress set: demand that differs from the (base) forecast the engine is given;
+#: scenario k draws from ``default_rng([k + offset, d])`` like the main set (k = 10..19)
+STRESS: tuple[Scenario, ...] = (
+    Scenario(10, "arrivals x2", 400, 0.75, 200, 0.75),
+    Scenario(11, "arrivals x0.5", 100, 0.75, 200, 0.75),
+    Scenario(12, "request size x10", 200, 0.75, 200, 0.75, q_med=100.0),
+    Scenario(13, "request size x5", 200, 0.75, 200, 0.75, q_med=50.0),
+    Scenario(14, "request size x0.1", 200, 0.75, 200, 0.75, q_med=1.0),
+    Scenario(15, "willingness +50%", 200, 1.125, 200, 0.75),
+    Scenario(16, "willingness -50%", 200, 0.375, 200, 0.75),
+    Scenario(17, "shape: Asian peak", 200, 0.75, 200, 0.75, shape="asia"),
+    Scenario(18, "shape: flat", 200, 0.75, 200, 0.75, shape="flat"),
+    Scenario(19, "arrivals x2, size x5", 400, 0.75, 200, 0.75, q_med=50.0),
+)
+ALL_SCENARIOS: dict[int, Scenario] = {sc.k: sc for sc in SCENARIOS + STRESS}
 
 #: published check numbers (dev days): mean hindsight per day and posted-price bound
 CHECK_HINDSIGHT = (644.0, 975.0, 1276.0, 1076.0, 845.0, 685.0)
@@ -73,6 +93,20 @@ _RAW = (
 MINUTE_PMF = _RAW / _RAW.sum()
 CDF = np.cumsum(MINUTE_PMF)
 
+_SHAPES_RAW = {
+    "default": _RAW,
+    # most buyers in the (UTC) night and morning, few in the evening
+    "asia": 0.25
+    + 1.4 * _bump(MINUTE_MID, 2, 3)
+    + 1.0 * _bump(MINUTE_MID, 8, 2.5)
+    + 0.5 * _bump(MINUTE_MID, 15, 2.5),
+    "flat": np.ones_like(MINUTE_MID),
+}
+#: minute pmf and cdf of each true arrival shape
+SHAPES: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]] = {
+    name: (raw / raw.sum(), np.cumsum(raw / raw.sum())) for name, raw in _SHAPES_RAW.items()
+}
+
 
 @dataclass(frozen=True)
 class Day:
@@ -81,16 +115,18 @@ class Day:
     w: NDArray[np.float64]  # willingness per credit (fraction of list)
 
 
-def generate_day(k: int, d: int, n_mean: float, v: float) -> Day:
+def generate_day(
+    k: int, d: int, n_mean: float, v: float, *, q_med: float = Q_MED, shape: str = "default"
+) -> Day:
     """Day ``d`` of scenario (seed family) ``k``: the draws in the defined order."""
     rng = np.random.default_rng([k, d])
     n = int(rng.poisson(n_mean))
     u = rng.random(n)
-    minute = np.searchsorted(CDF, u)
+    minute = np.searchsorted(SHAPES[shape][1], u)
     j = rng.random(n)
     t = np.sort((minute + j) / 60.0)
     z = rng.standard_normal(n)
-    q = Q_MED * np.exp(Q_SIGMA * z)
+    q = q_med * np.exp(Q_SIGMA * z)
     z2 = rng.standard_normal(n)
     w = v * g(24.0 - t) * np.exp(SIGMA * z2)
     return Day(t=t, q=q, w=np.asarray(w, dtype=np.float64))
@@ -116,10 +152,16 @@ def normal_sf(z: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def posted_price_bound(
-    n: float, v: float, capacity: float = CAPACITY, *, price_step: float = 0.0001
+    n: float,
+    v: float,
+    capacity: float = CAPACITY,
+    *,
+    price_step: float = 0.0001,
+    q_med: float = Q_MED,
+    shape: str = "default",
 ) -> float:
     """min_μ μ·C + Σ_minutes λ·E[q]·max_p (p − μ)·P(w >= p), p on [0.01, 1]."""
-    lam = n * MINUTE_PMF * Q_MED * math.exp(Q_SIGMA**2 / 2.0)
+    lam = n * SHAPES[shape][0] * q_med * math.exp(Q_SIGMA**2 / 2.0)
     m = v * np.asarray(g(24.0 - MINUTE_MID))
     prices = np.linspace(P_MIN, P_MAX, round((P_MAX - P_MIN) / price_step) + 1)
     surv = normal_sf(np.log(prices[None, :] / m[:, None]) / SIGMA)
@@ -146,6 +188,7 @@ def posted_price_bound(
 class Policy(Protocol):
     def start_day(self, day_start: datetime, capacity_cents: int, forecast: Forecast) -> None: ...
     def hourly(self, now: datetime) -> None: ...
+    def tick(self, now: datetime, remaining_cents: int) -> None: ...
     def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal: ...
     def observe(
         self, now: datetime, requested_cents: int, price_fraction: Decimal, accepted: bool
@@ -164,6 +207,9 @@ class EnginePolicy:
     def hourly(self, now: datetime) -> None:
         self.engine.replan(now)
 
+    def tick(self, now: datetime, remaining_cents: int) -> None:
+        self.engine.tick(now, remaining_cents)
+
     def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal:
         return self.engine.price(now, requested_cents, remaining_cents)
 
@@ -179,6 +225,16 @@ class LazyEnginePolicy(EnginePolicy):
     def hourly(self, now: datetime) -> None:
         pass
 
+    def tick(self, now: datetime, remaining_cents: int) -> None:
+        pass
+
+
+class HourlyEnginePolicy(EnginePolicy):
+    """The engine with its hourly job only (no re-plan inside the hour)."""
+
+    def tick(self, now: datetime, remaining_cents: int) -> None:
+        pass
+
 
 class ClockPolicy:
     """Baseline: a price that depends on the clock only (fixed 50 %, or a time decay)."""
@@ -191,6 +247,9 @@ class ClockPolicy:
         self.day_start = day_start
 
     def hourly(self, now: datetime) -> None:
+        pass
+
+    def tick(self, now: datetime, remaining_cents: int) -> None:
         pass
 
     def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal:
@@ -217,7 +276,11 @@ POLICIES: dict[str, Callable[[EngineConfig | None], Policy]] = {
     "fixed50": lambda cfg: ClockPolicy(fixed_half),
     "clock-decay": lambda cfg: ClockPolicy(clock_decay),
     "engine-lazy": lambda cfg: LazyEnginePolicy(cfg),
+    "engine-hourly": lambda cfg: HourlyEnginePolicy(cfg),
 }
+
+#: how often the simulated worker runs the engine's drift check (the shop's upkeep timer)
+TICK_MINUTES = 5
 
 
 # ---------------------------------------------------------------------------- simulator
@@ -231,6 +294,7 @@ class ScenarioResult:
     hindsight: float = 0.0
     quote_ns: list[int] = field(default_factory=list)
     replan_ns: list[int] = field(default_factory=list)
+    tick_ns: list[int] = field(default_factory=list)
 
 
 def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResult) -> float:
@@ -239,7 +303,9 @@ def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResu
     remaining = CAPACITY
     revenue = 0.0
     hour_done = -1
-    clock = time.perf_counter_ns
+    tick_done = -1
+    per_hour = 60 // TICK_MINUTES
+    clock = time.thread_time_ns  # CPU time of this thread: the shared machine's load is not counted
     for t, q, w in zip(day.t.tolist(), day.q.tolist(), day.w.tolist(), strict=True):
         hour = int(t)
         if hour > hour_done:  # the hourly job, scheduled at the top of the hour
@@ -247,6 +313,13 @@ def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResu
             policy.hourly(DAY0 + timedelta(hours=hour))
             res.replan_ns.append(clock() - c0)
             hour_done = hour
+            tick_done = hour * per_hour
+        tick = int(t * per_hour)
+        if tick > tick_done:  # the worker's drift check, on its timer (last boundary passed)
+            c0 = clock()
+            policy.tick(DAY0 + timedelta(minutes=tick * TICK_MINUTES), round(remaining * 100))
+            res.tick_ns.append(clock() - c0)
+            tick_done = tick
         now = DAY0 + timedelta(microseconds=round(t * 3_600_000_000))
         q_cents = max(1, round(q * 100))
         c0 = clock()
@@ -260,6 +333,11 @@ def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResu
             remaining -= fill
         policy.observe(now, q_cents, p, bought)
     return revenue
+
+
+def bound_for(sc: Scenario) -> float:
+    """The posted-price bound of a scenario under its true demand."""
+    return posted_price_bound(sc.n, sc.v, q_med=sc.q_med, shape=sc.shape)
 
 
 def forecast_for(sc: Scenario) -> Forecast:
@@ -277,12 +355,12 @@ def run_scenario(
     seed_offset: int = 0,
 ) -> ScenarioResult:
     """Simulate ``days`` of scenario ``k`` (seed family ``k + seed_offset``)."""
-    sc = SCENARIOS[k]
+    sc = ALL_SCENARIOS[k]
     pol = POLICIES[policy](config)
     fc = forecast_for(sc)
     res = ScenarioResult(k=k, days=len(days))
     for d in days:
-        day = generate_day(k + seed_offset, d, sc.n, sc.v)
+        day = generate_day(k + seed_offset, d, sc.n, sc.v, q_med=sc.q_med, shape=sc.shape)
         res.hindsight += hindsight(day)
         res.revenue += simulate_day(pol, day, fc, res)
     return res

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     forecast_arrivals: Decimal = Field(default=Decimal(100), ge=0)  # quote requests a day
     forecast_willingness: Decimal = Field(default=Decimal("0.75"), gt=0, le=1)
     forecast_request_cents: int = Field(default=500, gt=0)  # median request size
+    # learn the forecast each night from the shop's own quotes and sales (the newest learned
+    # version is used unless the operator pins one); False: always the settings above
+    forecast_learning: bool = True
 
     # Payments
     payments: Literal["sandbox", "stripe"] = "sandbox"

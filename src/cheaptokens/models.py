@@ -113,6 +113,21 @@ class PricingParamsRow(Base):
     __table_args__ = (Index("ix_pricing_params_valid", "valid_from", "valid_until"),)
 
 
+class PricingForecastRow(Base):
+    """A demand forecast the nightly refit learned from the shop's own quotes and sales,
+    with the data it used; ``pinned_at`` set: the operator pinned this version."""
+
+    __tablename__ = "pricing_forecasts"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the days it learned from: [window_start, window_end)
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date, index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Quote(Base):
     __tablename__ = "quotes"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 from cheaptokens import migrate
 from cheaptokens.db import open_database
 from cheaptokens.inventory import keyroom, pool, supply
-from cheaptokens.orders import abuse, live_keys, published, quotes, standing, views
+from cheaptokens.orders import (
+    abuse,
+    forecasts,
+    history,
+    live_keys,
+    published,
+    quotes,
+    standing,
+    views,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 GROWING = (
@@ -47,6 +56,9 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
     "strikes of a client": lambda s: abuse.strikes(s, client="c", since=NOW - timedelta(hours=1)),
     "past days": lambda s: views.past_days(s, today=date(2026, 11, 25)),
     "waiting standing orders": lambda s: standing.candidates(s, now=NOW, list_cents=100),
+    "a day's actuals (nightly refit)": lambda s: forecasts.day_actual(s, date(2026, 11, 24)),
+    "first quote day (refit window)": lambda s: forecasts.first_quote_day(s),
+    "a day's published curve (price history)": lambda s: history.history_day(s, date(2026, 11, 24)),
 }
 
 

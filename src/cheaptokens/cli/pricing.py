@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from cheaptokens.cli._common import open_shop
+from cheaptokens.orders import forecasts
+from cheaptokens.pricing.forecast import Forecast
 
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "pricing",
-        help="show the price curve, re-plan it, or refit the demand forecast",
+        help="show the price curve, re-plan it, or learn, pin and show the demand forecast",
         description="The published price curve and the engine behind it (docs/pricing.md).",
     )
     sub = p.add_subparsers(dest="pricing_command", metavar="ACTION", required=True)
@@ -29,12 +32,37 @@ def register(subparsers: Any) -> None:
     rp.set_defaults(func=_replan)
     rf = sub.add_parser(
         "refit",
-        help="suggest a demand forecast from the last days' quotes",
-        description="The nightly refit: move the configured forecast towards what the last "
-        "DAYS days of settled quotes showed, and print it as CHEAPTOKENS_FORECAST_* settings.",
+        help="learn the demand forecast from the last days' quotes and sales",
+        description="The nightly refit (workers run it after 00:00 UTC): learn the forecast "
+        "from the last DAYS whole days of quotes and sales, store it as a new version (in "
+        "force from then on unless one is pinned) and print it. --dry-run only prints.",
     )
-    rf.add_argument("--days", type=int, default=7, help="days of quotes to learn from (7)")
+    rf.add_argument(
+        "--days", type=int, default=28, help="days of history to learn from (28, at most 90)"
+    )
+    rf.add_argument("--dry-run", action="store_true", help="print the forecast, store nothing")
     rf.set_defaults(func=_refit)
+    pin = sub.add_parser(
+        "pin",
+        help="keep a stored forecast version in force",
+        description="Pin a learned forecast version (default: the newest): the engine uses it "
+        "until `cheaptokens pricing unpin`, whatever the nightly refit learns.",
+    )
+    pin.add_argument("version", type=int, nargs="?", help="the version to pin (newest)")
+    pin.set_defaults(func=_pin)
+    unpin = sub.add_parser(
+        "unpin",
+        help="go back to the newest learned forecast",
+        description="Lift the pin: the engine uses the newest learned forecast again.",
+    )
+    unpin.set_defaults(func=_unpin)
+    fc = sub.add_parser(
+        "forecast",
+        help="the demand forecast in force and where it came from",
+        description="Print the forecast the engine uses today: a pinned or learned version, "
+        "or the configured CHEAPTOKENS_FORECAST_* values.",
+    )
+    fc.set_defaults(func=_forecast)
 
 
 def _show(_args: argparse.Namespace) -> int:
@@ -69,17 +97,82 @@ def _replan(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_forecast(f: Forecast) -> None:
+    shares = f.shape.hour_shares()
+    peak = max(range(24), key=lambda h: shares[h])
+    print(f"requests/day  {f.n:.1f}")
+    print(f"willingness   {f.v:.3f} of list for 24-h credit (log-sd {f.sigma:.2f})")
+    print(f"request size  median {f.q_med_cents:.0f}¢ (log-sd {f.q_sigma:.2f})")
+    print(f"daily shape   busiest hour {peak:02d}:00 UTC ({shares[peak]:.1%} of requests)")
+
+
 def _refit(args: argparse.Namespace) -> int:
     from cheaptokens.worker import repricing
 
+    if not 1 <= args.days <= 90:
+        print("error: --days must be between 1 and 90", file=sys.stderr)
+        return 2
     with open_shop() as shop:
-        f = repricing.refit(
-            db=shop.db,
-            forecast=repricing.forecast_of(shop.settings),
-            now=shop.clock(),
-            days=args.days,
+        configured = repricing.forecast_of(shop.settings)
+        now = shop.clock()
+        if args.dry_run:
+            learned, data = repricing.refit(
+                db=shop.db, forecast=configured, now=now, days=args.days
+            )
+            print(f"learned from {len(data['days'])} days (not stored)")
+            _print_forecast(learned)
+            return 0
+        version = repricing.nightly_refit(db=shop.db, forecast=configured, now=now, days=args.days)
+        if version is None:
+            print("nothing stored: today's forecast is learned already, or there is no history")
+            return 0
+        with shop.db.read() as session:
+            stored = forecasts.get(session, version)
+        assert stored is not None
+        print(
+            f"stored forecast version {version} (days {stored.window_start}..{stored.window_end})"
         )
-        print(f"CHEAPTOKENS_FORECAST_ARRIVALS={f.n:.0f}")
-        print(f"CHEAPTOKENS_FORECAST_WILLINGNESS={f.v:.3f}")
-        print(f"CHEAPTOKENS_FORECAST_REQUEST_CENTS={f.q_med_cents:.0f}")
+        _print_forecast(stored.forecast)
+    return 0
+
+
+def _pin(args: argparse.Namespace) -> int:
+    with open_shop() as shop:
+        with shop.db.begin() as session:
+            version = args.version
+            if version is None:
+                newest = forecasts.latest(session)
+                if newest is None:
+                    print("error: no learned forecast to pin yet", file=sys.stderr)
+                    return 1
+                version = newest.version
+            if not forecasts.pin(session, version, now=shop.clock()):
+                print(f"error: no forecast version {version}", file=sys.stderr)
+                return 1
+        print(f"pinned forecast version {version}")
+    return 0
+
+
+def _unpin(_args: argparse.Namespace) -> int:
+    with open_shop() as shop:
+        with shop.db.begin() as session:
+            lifted = forecasts.unpin(session)
+        print("unpinned: the newest learned forecast is in force" if lifted else "nothing pinned")
+    return 0
+
+
+def _forecast(_args: argparse.Namespace) -> int:
+    from cheaptokens.worker import repricing
+
+    with open_shop() as shop:
+        found = repricing.forecast_in_force(
+            shop.db,
+            configured=repricing.forecast_of(shop.settings),
+            learning=shop.settings.forecast_learning,
+        )
+        if found.version is None:
+            print("source        configured (CHEAPTOKENS_FORECAST_*)")
+        else:
+            print(f"source        version {found.version}{' (pinned)' if found.pinned else ''}")
+        _print_forecast(found.forecast)
     return 0

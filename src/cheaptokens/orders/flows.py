@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy.orm import Session
@@ -30,6 +30,8 @@ from cheaptokens.models import Order, Quote, Topup
 from cheaptokens.money import dollars_to_cents_up, format_usd
 from cheaptokens.orders import (
     events,
+    forecasts,
+    history,
     published,
     quotes,
     retention,
@@ -543,6 +545,39 @@ def dashboard(*, db: Database, rules: ShopRules, now: datetime) -> Dashboard:
             alerts=views.recent_alerts(session),
             keys=views.key_counts(session),
         )
+
+
+def forecast_days(
+    *, db: Database, settings: Settings, today: date, days: int = 14
+) -> list[forecasts.ForecastDay]:
+    """The dashboard's forecast-against-actual table for the last ``days`` days."""
+    with db.read() as session:
+        return forecasts.forecast_vs_actual(
+            session, configured=forecasts.configured(settings), today=today, days=days
+        )
+
+
+_HISTORY: dict[int, tuple[Database, date, dict[int, list[history.HistoryDay]]]] = {}
+
+
+def pricing_history(*, db: Database, today: date, days: int) -> list[history.HistoryDay]:
+    """Past days' curves, sets and sell-outs (days before ``today``), computed once per
+    database, day and ``days`` (past days do not change; a public page must not cost a
+    month of queries per request)."""
+    if not 1 <= days <= history.MAX_DAYS:
+        raise InvalidInput(f"days must be between 1 and {history.MAX_DAYS}", field="days")
+    entry = _HISTORY.get(id(db))
+    if entry is None or entry[0] is not db or entry[1] != today:
+        if len(_HISTORY) > 8:
+            _HISTORY.clear()
+        entry = (db, today, {})
+        _HISTORY[id(db)] = entry
+    found = entry[2].get(days)
+    if found is None:
+        with db.read() as session:
+            found = history.past_days(session, today=today, days=days)
+        entry[2][days] = found
+    return found
 
 
 def retention_of(settings: Settings) -> retention.Retention:

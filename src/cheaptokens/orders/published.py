@@ -59,6 +59,11 @@ def _parse(digest: str, body: dict[str, object]) -> PricingParams:
     return params
 
 
+def from_stored(digest: str, body: dict[str, object]) -> PricingParams:
+    """A stored set's parameters (parsed once per process)."""
+    return _parse(digest, body)
+
+
 def by_hash(session: Session, digest: str) -> PricingParams | None:
     row = session.get(PricingParamsRow, digest)
     if row is None:
@@ -95,6 +100,13 @@ def in_force(
         floor=rules.price_floor,
     )
     return params, publish(session, params=params, now=now)
+
+
+def published_at(session: Session, digest: str) -> datetime | None:
+    """When the set ``digest`` was first published (None: never)."""
+    return session.scalar(
+        select(PricingParamsRow.published_at).where(PricingParamsRow.hash == digest)
+    )
 
 
 def is_published(session: Session, *, valid_from: datetime, valid_until: datetime) -> bool:

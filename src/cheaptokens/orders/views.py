@@ -207,9 +207,13 @@ def recent_alerts(session: Session, *, limit: int = 50) -> list[AlertRow]:
 
 
 # ----------------------------------------------------------------------------- demand
-def settled_quotes(session: Session, *, since: datetime, until: datetime) -> list[QuoteRecord]:
+def settled_quotes(
+    session: Session, *, since: datetime, until: datetime, pending: bool = False
+) -> list[QuoteRecord]:
     """Quotes in ``[since, until)`` whose outcome is known: accepted if they became a paid
-    order, declined if they lapsed or their checkout was declined or expired."""
+    order, declined if they lapsed or their checkout was declined or expired. With
+    ``pending`` the quotes still open (or awaiting payment) come too, ``accepted=None``:
+    they count as requests (arrival and size) but say nothing of willingness yet."""
     rows = session.execute(
         select(Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status, Order.status)
         .outerjoin(Order, Order.quote_id == Quote.id)
@@ -218,14 +222,17 @@ def settled_quotes(session: Session, *, since: datetime, until: datetime) -> lis
     ).all()
     records = []
     for created_at, credit, price, quote_status, order_status in rows:
-        if quote_status == "open" or order_status == st.AWAITING_PAYMENT or not credit:
+        if not credit:
+            continue
+        settled = quote_status != "open" and order_status != st.AWAITING_PAYMENT
+        if not settled and not pending:
             continue  # not settled yet
         records.append(
             QuoteRecord(
                 at=created_at,
                 requested_cents=credit,
                 price_fraction=Decimal(price) / Decimal(credit),
-                accepted=order_status in ACCEPTED_STATUSES,
+                accepted=order_status in ACCEPTED_STATUSES if settled else None,
             )
         )
     return records

@@ -1,16 +1,26 @@
-"""The pricing engine: re-plans every hour from the live state and learns during the day.
+"""The pricing engine: re-plans every hour (and within the hour on drift), learning all day.
 
-At 00:00 UTC and at the top of every hour the engine
+At 00:00 UTC, at the top of every hour, and within the hour when sales drift far from plan,
+the engine
 
 1. corrects the forecast with what the day has shown so far — the number of quote requests
-   against the forecast's expected count (arrival rate, Gamma-Poisson) and the accepted /
+   against the forecast's expected count (arrival rate, Gamma-Poisson), the credit each
+   request asked for (request size, a normal posterior on its log-mean) and the accepted /
    declined quotes (willingness level, probit MAP) — see :mod:`cheaptokens.pricing.forecast`;
+   the expected credit demanded is arrivals × mean request size;
 2. re-solves the fluid bid-price problem for the rest of the day from the unsold credit
    (:mod:`cheaptokens.pricing.fluid`);
-3. publishes that hour's :class:`~cheaptokens.pricing.curve.PricingParams`: ``a`` and ``b``
-   are the least-squares fit of the optimal price path by ``a + b·g(h)`` (weighted by expected
-   sales), the plan is the expected unsold credit along the optimal path, ``β`` and the floor
-   come from :class:`EngineConfig`.
+3. publishes a :class:`~cheaptokens.pricing.curve.PricingParams` valid from then to the next
+   top of the hour: ``a`` and ``b`` are the least-squares fit of the optimal price path by
+   ``a + b·g(h)`` (weighted by expected sales), the plan is the expected unsold credit along
+   the optimal path (anchored so the scarcity factor is 1 at the moment of the re-plan),
+   ``β`` and the floor come from :class:`EngineConfig`.
+
+A re-plan inside the hour (:meth:`PricingEngine.tick`, the worker's job, never the quote
+path) happens only when at least ``replan_every_minutes`` have passed since the last one and
+either the unsold credit or the estimated credit demand has moved more than ``replan_drift``
+(in log terms) from what the set in force planned (:func:`plan_drift`). Each re-plan is a new
+published parameter set with its own hash; one set is in force at a time.
 
 Every price the engine gives is ``price_fraction(published params, now, remaining)``: the
 published formula reproduces every quote. Floats are used only inside the optimisation.
@@ -20,23 +30,26 @@ Interface for a simulator or the shop (times are aware UTC datetimes, amounts in
     engine = PricingEngine()
     engine.start_day(day_start, capacity_cents, forecast)
     engine.replan(now)                  # optional: the hourly job; price() does it lazily
+    engine.tick(now, remaining_cents)   # the frequent job: re-plans on drift (or None)
     p = engine.price(now, requested_cents, remaining_cents)     # Decimal fraction of list
-    engine.observe(now, requested_cents, p, accepted)
+    engine.observe(now, requested_cents, p, accepted)           # accepted None: not settled
     engine.current_params(now)          # the PricingParams in force (publish its hash)
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from cheaptokens.pricing import fluid
-from cheaptokens.pricing.curve import PricingParams, price_fraction
+from cheaptokens.pricing.curve import PricingParams, planned_remaining_cents, price_fraction
 from cheaptokens.pricing.forecast import (
     Forecast,
     estimate_arrivals,
+    estimate_log_size,
     estimate_willingness,
     g_float,
 )
@@ -56,14 +69,30 @@ class EngineConfig:
     willingness_prior_sd: float = 0.3
     #: shade the fluid bid price (1 = the deterministic solution)
     bid_price_scale: float = 1.0
+    #: requests' worth of evidence the forecast's median request size counts for
+    size_prior_count: float = 4.0
+    #: at least this long between two re-plans inside an hour
+    replan_every_minutes: float = 10.0
+    #: re-plan inside the hour when |ln(planned unsold / unsold)| or |ln(demand estimate /
+    #: demand planned for)| exceeds this
+    replan_drift: float = 0.15
 
 
 def _q6(x: float) -> Decimal:
     return Decimal(f"{x:.6f}")
 
 
+def plan_drift(params: PricingParams, *, now: datetime, remaining_cents: int) -> float:
+    """``|ln(X̂(now) / x)|``: how far the unsold credit is from the plan in force."""
+    planned = float(planned_remaining_cents(params, now=now))
+    x = max(1, remaining_cents)
+    if planned <= 0:
+        return math.inf if remaining_cents > 0 else 0.0
+    return abs(math.log(planned / x))
+
+
 class PricingEngine:
-    """Hourly re-solved curve × scarcity with in-day learning (see module docstring)."""
+    """Re-solved curve × scarcity with in-day learning (see module docstring)."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -72,10 +101,14 @@ class PricingEngine:
         self._forecast = Forecast()
         self._params: PricingParams | None = None
         self._hour = -1
-        self._count = 0
+        self._planned_at: datetime | None = None
+        self._plan_volume = 0.0
+        self._times: list[float] = []
+        self._log_cum: list[float] = [0.0]  # prefix sums of ln(requested cents)
         self._obs: list[tuple[float, bool]] = []
         self._log_v = 0.0
         self._n_hat = 0.0
+        self._q_hat = 0.0
         self._remaining = 0
         self._plan: list[Decimal] = []
 
@@ -92,10 +125,14 @@ class PricingEngine:
         self._forecast = forecast
         self._params = None
         self._hour = -1
-        self._count = 0
+        self._planned_at = None
+        self._plan_volume = 0.0
+        self._times = []
+        self._log_cum = [0.0]
         self._obs = []
         self._log_v = math.log(forecast.v)
         self._n_hat = forecast.n
+        self._q_hat = forecast.mean_request_cents
         self._remaining = capacity_cents
         self._plan = [Decimal(1)] * 25
 
@@ -105,22 +142,67 @@ class PricingEngine:
         return self._n_hat
 
     @property
+    def request_size_estimate(self) -> float:
+        """Current estimate of the mean credit a request asks for (cents)."""
+        return self._q_hat
+
+    @property
+    def volume_estimate(self) -> float:
+        """Current estimate of the day's credit demanded (cents): arrivals × mean size."""
+        return self._n_hat * self._q_hat
+
+    @property
     def willingness_estimate(self) -> float:
         """Current estimate of the willingness level v (fraction of list for 24 h credit)."""
         return math.exp(self._log_v)
 
-    def _hour_of(self, now: datetime) -> int:
+    def _offset_hours(self, now: datetime) -> float:
         if self._day_start is None:
             raise RuntimeError("start_day() first")
         offset = now - self._day_start
         if offset < timedelta(0) or offset >= timedelta(days=1):
             raise ValueError("now is outside the current selling day")
-        return int(offset.total_seconds() // 3600)
+        return offset.total_seconds() / 3600.0
+
+    def _hour_of(self, now: datetime) -> int:
+        return min(23, int(self._offset_hours(now)))
+
+    def demand_estimate(self, now: datetime) -> tuple[float, float]:
+        """(arrivals, mean request size in cents) learned from the requests before ``now``."""
+        t = self._offset_hours(now)
+        fc, cfg = self._forecast, self.config
+        seen = bisect.bisect_left(self._times, t)
+        n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), cfg.arrival_prior_days)
+        mu = estimate_log_size(
+            math.log(fc.q_med_cents), cfg.size_prior_count, seen, self._log_cum[seen]
+        )
+        return n_hat, math.exp(mu + fc.q_sigma**2 / 2.0)
 
     # --------------------------------------------------------------------- replan
 
+    def should_replan(self, now: datetime, remaining_cents: int) -> bool:
+        """Is a re-plan due at ``now``: a new hour, or drift beyond the threshold?"""
+        hour = self._hour_of(now)
+        if self._params is None or hour != self._hour or self._planned_at is None:
+            return True
+        cfg = self.config
+        if now - self._planned_at < timedelta(minutes=cfg.replan_every_minutes):
+            return False
+        if plan_drift(self._params, now=now, remaining_cents=remaining_cents) > cfg.replan_drift:
+            return True
+        n_hat, q_hat = self.demand_estimate(now)
+        volume = n_hat * q_hat
+        return abs(math.log(max(volume, 1e-9) / max(self._plan_volume, 1e-9))) > cfg.replan_drift
+
+    def tick(self, now: datetime, remaining_cents: int) -> PricingParams | None:
+        """The frequent job: re-plan if :meth:`should_replan`; the new set, or None."""
+        if not self.should_replan(now, remaining_cents):
+            return None
+        return self.replan(now, remaining_cents=remaining_cents)
+
     def replan(self, now: datetime, remaining_cents: int | None = None) -> PricingParams:
-        """Re-solve and publish the parameters of ``now``'s hour (the hourly job)."""
+        """Re-solve and publish parameters valid from ``now`` to the next top of the hour."""
+        t = self._offset_hours(now)
         hour = self._hour_of(now)
         assert self._day_start is not None
         if remaining_cents is not None:
@@ -129,8 +211,7 @@ class PricingEngine:
         fc = self._forecast
         cfg = self.config
 
-        exposure = fc.shape.cdf(float(hour))
-        self._n_hat = estimate_arrivals(fc.n, self._count, exposure, cfg.arrival_prior_days)
+        self._n_hat, self._q_hat = self.demand_estimate(now)
         if self._obs:
             self._log_v = estimate_willingness(
                 math.log(fc.v), cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v
@@ -138,9 +219,11 @@ class PricingEngine:
         v = math.exp(self._log_v)
 
         mass, gs = fluid.slot_grid(fc.shape)
-        j0 = hour * fluid.SLOTS_PER_HOUR
-        scale = self._n_hat * fc.mean_request_cents
-        demand = [scale * mj for mj in mass[j0:]]
+        per = fluid.SLOTS_PER_HOUR
+        j0 = min(fluid.SLOTS - 1, int(t * per))
+        scale = self._n_hat * self._q_hat
+        first = max(0.0, fc.shape.cdf((j0 + 1) / per) - fc.shape.cdf(t))
+        demand = [scale * first] + [scale * mj for mj in mass[j0 + 1 :]]
         g_rest = gs[j0:]
         m = [v * g for g in g_rest]
         sol = fluid.solve(
@@ -159,11 +242,19 @@ class PricingEngine:
         total = sum(sol.sales)
         # the plan never runs out before 00:00: expected sales beyond x are scaled down
         squeeze = left / total if total > left > 0 else 1.0
-        plan[hour] = _q6(min(1.0, left / cap))
         for k in range(hour + 1, 25):
-            lo = (k - 1 - hour) * fluid.SLOTS_PER_HOUR
-            left -= squeeze * sum(sol.sales[lo : lo + fluid.SLOTS_PER_HOUR])
+            lo = max(0, (k - 1) * per - j0)
+            hi = k * per - j0
+            left -= squeeze * sum(sol.sales[lo:hi])
             plan[k] = _q6(min(1.0, max(0.0, left / cap)))
+        # anchor: the plan interpolated at now is the unsold credit (scarcity factor 1)
+        frac = t - hour
+        now_share = min(1.0, float(x) / cap)
+        if frac <= 0:
+            plan[hour] = _q6(now_share)
+        else:
+            nxt = float(plan[hour + 1])
+            plan[hour] = _q6(min(1.0, max(0.0, (now_share - frac * nxt) / (1.0 - frac))))
         start = self._day_start + timedelta(hours=hour)
         self._params = PricingParams(
             a=_q6(a),
@@ -172,11 +263,13 @@ class PricingEngine:
             floor=cfg.floor,
             plan=tuple(plan),
             capacity_cents=self._capacity,
-            valid_from=start,
+            valid_from=now if frac > 0 else start,
             valid_until=start + timedelta(hours=1),
             list_cents=cfg.list_cents,
         )
         self._hour = hour
+        self._planned_at = now
+        self._plan_volume = scale
         return self._params
 
     @staticmethod
@@ -197,7 +290,8 @@ class PricingEngine:
         """The parameter set in force at ``now`` (re-planning first if the hour changed)."""
         hour = self._hour_of(now)
         if self._params is None or hour != self._hour:
-            return self.replan(now)
+            assert self._day_start is not None
+            return self.replan(self._day_start + timedelta(hours=hour))
         return self._params
 
     def price(self, now: datetime, requested_cents: int, remaining_cents: int) -> Decimal:
@@ -207,17 +301,28 @@ class PricingEngine:
         return price_fraction(params, now=now, remaining_cents=remaining_cents)
 
     def observe(
-        self, now: datetime, requested_cents: int, price_fraction: Decimal, accepted: bool
+        self,
+        now: datetime,
+        requested_cents: int,
+        price_fraction: Decimal,
+        accepted: bool | None,
     ) -> None:
-        """Record a buyer's decision on a quote (one call per quote request)."""
-        self._hour_of(now)  # validates now
+        """Record a quote request and, once known, the buyer's decision.
+
+        Every request counts as an arrival and its size (``requested_cents``) feeds the
+        request-size estimate; ``accepted`` True/False also feeds the willingness estimate
+        (None: the outcome is not known yet). Calls come in time order.
+        """
+        t = self._offset_hours(now)
         assert self._day_start is not None
-        self._count += 1
-        if self._remaining <= 0:
+        if self._times and t < self._times[-1]:
+            raise ValueError("observations must come in time order")
+        self._times.append(t)
+        self._log_cum.append(self._log_cum[-1] + math.log(max(1, requested_cents)))
+        if accepted is None or self._remaining <= 0:
             return
-        h = 24.0 - (now - self._day_start).total_seconds() / 3600.0
         p = float(price_fraction)
         if p > 0:
-            self._obs.append((math.log(p) - math.log(g_float(h)), accepted))
+            self._obs.append((math.log(p) - math.log(g_float(24.0 - t)), accepted))
         if accepted:
             self._remaining -= min(requested_cents, self._remaining)

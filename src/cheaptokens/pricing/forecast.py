@@ -13,6 +13,8 @@ Learning (pure functions, floats — estimates, not money):
 
 * :func:`estimate_arrivals`: Gamma-Poisson posterior mean of ``n`` after seeing ``count``
   requests while ``exposure`` (the share of the day's expected arrivals) has elapsed;
+* :func:`estimate_log_size`: normal posterior of the log-mean request size from the credit
+  each request asked for (so the day's credit demanded is arrivals × mean size);
 * :func:`estimate_willingness`: MAP of ``ln v`` under a normal prior from accept/decline
   outcomes (a probit likelihood: a buyer accepts iff ``w >= price``);
 * :func:`refit_forecast`: the nightly job — refit ``n``, ``v``, ``q_med``, ``q_sigma`` from a
@@ -61,6 +63,29 @@ class Forecast:
         """E[q] = q_med · e^(q_σ²/2)."""
         return self.q_med_cents * math.exp(self.q_sigma**2 / 2.0)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (what the shop stores with each learned version)."""
+        return {
+            "n": self.n,
+            "v": self.v,
+            "sigma": self.sigma,
+            "q_med_cents": self.q_med_cents,
+            "q_sigma": self.q_sigma,
+            "shape": self.shape.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> Forecast:
+        shape = raw.get("shape")
+        return cls(
+            n=float(raw["n"]),  # type: ignore[arg-type]
+            v=float(raw["v"]),  # type: ignore[arg-type]
+            sigma=float(raw["sigma"]),  # type: ignore[arg-type]
+            q_med_cents=float(raw["q_med_cents"]),  # type: ignore[arg-type]
+            q_sigma=float(raw["q_sigma"]),  # type: ignore[arg-type]
+            shape=ArrivalShape.from_dict(shape) if isinstance(shape, dict) else DEFAULT_SHAPE,
+        )
+
 
 @dataclass(frozen=True)
 class QuoteRecord:
@@ -69,7 +94,8 @@ class QuoteRecord:
     at: datetime
     requested_cents: int
     price_fraction: Decimal
-    accepted: bool
+    #: None: the outcome is not known yet (the quote is still open)
+    accepted: bool | None
 
 
 def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float) -> float:
@@ -80,6 +106,15 @@ def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float
     day's requests that should have arrived by now.
     """
     return (prior_n * weight + count) / (weight + max(0.0, exposure))
+
+
+def estimate_log_size(prior_mu: float, weight: float, count: int, log_sum: float) -> float:
+    """Posterior mean of the log-mean of request sizes (their log-sd taken as known).
+
+    Normal prior at ``prior_mu`` worth ``weight`` requests; ``count`` requests seen whose
+    ``ln(cents)`` add up to ``log_sum``.
+    """
+    return (prior_mu * weight + log_sum) / (weight + count)
 
 
 def _phi(u: float) -> float:
@@ -140,25 +175,47 @@ def refit_forecast(
     prior: Forecast | None = None,
     *,
     prior_days: float = 7.0,
+    days: int | None = None,
+    learn_shape: bool = False,
 ) -> Forecast:
     """Nightly refit: move ``prior`` towards what the logged days showed.
 
-    ``n`` is the Gamma-Poisson posterior mean over the logged days (``prior_days`` of prior
-    weight), ``v`` the probit MAP over every outcome (prior sd 0.5 in log space), and the size
-    parameters the log-normal moments of the requested amounts, shrunk like ``n``.
+    ``n`` is the Gamma-Poisson posterior mean over the logged days (``days`` of them, empty
+    ones included; default: the days that have a quote) with ``prior_days`` of prior weight,
+    ``v`` the probit MAP over every settled outcome — a declined quote is censored demand,
+    the buyer's willingness was below that price — (prior sd 0.5 in log space), and the size
+    parameters the log-normal moments of the requested amounts, shrunk like ``n``. With
+    ``learn_shape`` the daily shape becomes a per-hour histogram: the logged requests per UTC
+    hour plus the prior's hourly shares worth ``prior_days`` days.
     """
     base = prior if prior is not None else Forecast()
     records = list(quote_log)
     if not records:
         return base
-    days = {r.at.date() for r in records}
-    n = estimate_arrivals(base.n, len(records), float(len(days)), prior_days)
+    n_days = days if days is not None else len({r.at.date() for r in records})
+    n = estimate_arrivals(base.n, len(records), float(max(1, n_days)), prior_days)
+    shape = base.shape
+    if learn_shape:
+        counts = [0.0] * 24
+        for r in records:
+            counts[r.at.hour] += 1.0
+        weight = prior_days * max(base.n, 1.0)
+        prior_shares = base.shape.hour_shares()
+        total = len(records) + weight
+        shape = ArrivalShape(
+            base=0.0,
+            bumps=(),
+            hourly=tuple(
+                round((c + weight * s) / total, 6)
+                for c, s in zip(counts, prior_shares, strict=True)
+            ),
+        )
 
     obs: list[tuple[float, bool]] = []
     for r in records:
         h = 24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)
         p = float(r.price_fraction)
-        if p > 0:
+        if p > 0 and r.accepted is not None:
             obs.append((math.log(p) - math.log(g_float(h)), r.accepted))
     log_v = estimate_willingness(math.log(base.v), 0.5, base.sigma, obs, iterations=25)
 
@@ -170,4 +227,4 @@ def refit_forecast(
         k = len(logs) / (len(logs) + prior_days * max(base.n, 1.0))
         q_med = math.exp((1 - k) * math.log(base.q_med_cents) + k * mean)
         q_sigma = math.sqrt((1 - k) * base.q_sigma**2 + k * var)
-    return replace(base, n=n, v=math.exp(log_v), q_med_cents=q_med, q_sigma=q_sigma)
+    return replace(base, n=n, v=math.exp(log_v), q_med_cents=q_med, q_sigma=q_sigma, shape=shape)

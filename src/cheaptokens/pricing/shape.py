@@ -20,7 +20,9 @@ MINUTES_PER_DAY = 1440
 
 @dataclass(frozen=True)
 class ArrivalShape:
-    """``base`` plus ``bumps`` given as ``(weight, centre_hour, width_hours)``."""
+    """``base`` plus ``bumps`` given as ``(weight, centre_hour, width_hours)``, plus an
+    optional per-hour histogram ``hourly`` (24 weights, one per UTC hour: what the nightly
+    refit learns from the shop's own requests)."""
 
     base: float = 0.25
     bumps: tuple[tuple[float, float, float], ...] = (
@@ -28,16 +30,48 @@ class ArrivalShape:
         (1.0, 11.0, 3.0),
         (1.4, 18.5, 3.0),
     )
+    hourly: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.base < 0 or any(w < 0 or s <= 0 for w, _, s in self.bumps):
             raise ValueError("shape weights must be >= 0 and widths > 0")
-        if self.base == 0 and not any(w > 0 for w, _, _ in self.bumps):
+        if self.hourly and (len(self.hourly) != 24 or any(h < 0 for h in self.hourly)):
+            raise ValueError("hourly must be 24 weights >= 0")
+        if (
+            self.base == 0
+            and not any(w > 0 for w, _, _ in self.bumps)
+            and not any(h > 0 for h in self.hourly)
+        ):
             raise ValueError("shape must have some mass")
 
     def raw(self, t: float) -> float:
         """Unnormalised arrival intensity at hour ``t``."""
-        return self.base + sum(w * math.exp(-0.5 * ((t - c) / s) ** 2) for w, c, s in self.bumps)
+        bumps = sum(w * math.exp(-0.5 * ((t - c) / s) ** 2) for w, c, s in self.bumps)
+        hist = self.hourly[min(23, max(0, int(t)))] if self.hourly else 0.0
+        return self.base + bumps + hist
+
+    def hour_shares(self) -> tuple[float, ...]:
+        """Share of the day's arrivals in each UTC hour."""
+        cdf = self.cdf_at_hours()
+        return tuple(cdf[h + 1] - cdf[h] for h in range(24))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "base": self.base,
+            "bumps": [list(b) for b in self.bumps],
+            "hourly": list(self.hourly),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> ArrivalShape:
+        bumps = raw.get("bumps", [])
+        hourly = raw.get("hourly", [])
+        assert isinstance(bumps, list) and isinstance(hourly, list)
+        return cls(
+            base=float(raw.get("base", 0.0)),  # type: ignore[arg-type]
+            bumps=tuple((float(w), float(c), float(s)) for w, c, s in bumps),
+            hourly=tuple(float(h) for h in hourly),
+        )
 
     @cached_property
     def minute_pmf(self) -> tuple[float, ...]:

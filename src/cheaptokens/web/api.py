@@ -10,13 +10,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 from cheaptokens.errors import InvalidInput, NotFound, ShopError
 from cheaptokens.models import Order, Quote, Topup
-from cheaptokens.orders import flows, standing, wallets
+from cheaptokens.orders import flows, history, standing, wallets
 from cheaptokens.orders import state as st
 from cheaptokens.orders import x402 as x402flow
 from cheaptokens.orders import x402_topups as x402topups
@@ -38,6 +38,7 @@ from cheaptokens.web.deps import (
 )
 from cheaptokens.web.errors import documented
 from cheaptokens.web.pricecache import PriceCache
+from cheaptokens.web.pricehistory import PricingHistoryOut, history_out
 
 router = APIRouter(prefix="/api", tags=["shop"])
 
@@ -365,6 +366,17 @@ def pricing_params(
 ) -> dict[str, Any]:
     """A published parameter set, to recompute any quote made with it."""
     return flows.params_body(db=db, digest=params_hash)
+
+
+@router.get("/pricing/history", response_model=PricingHistoryOut, responses=documented(422))
+def pricing_history(
+    db: DbDep,
+    now: NowDep,
+    days: Annotated[int, Query(ge=1, le=history.MAX_DAYS, description="How many past days.")] = 14,
+) -> PricingHistoryOut:
+    """Past days' published curves (the price at each hour), when each day sold out or how
+    much went unsold, and the parameter sets in force (each recomputable by its hash)."""
+    return history_out(flows.pricing_history(db=db, today=now.date(), days=days))
 
 
 @router.get("/supply", response_model=SupplyOut)

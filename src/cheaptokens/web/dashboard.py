@@ -313,6 +313,7 @@ def dashboard(request: Request, shop: ShopDep, done: str | None = None) -> Respo
         keys=board.keys,
         past=board.past,
         bars=charts.past_chart(board.past),
+        forecast_days=flows.forecast_days(db=shop.db, settings=shop.settings, today=now.date()),
         usd=format_usd,
         session=session,
         sessions=operators.live_sessions(

@@ -30,6 +30,7 @@ from cheaptokens.shop import Shop
 from cheaptokens.times import iso_z, next_midnight
 from cheaptokens.web import charts, csrf
 from cheaptokens.web.deps import ShopDep, client_id, limiter, place_order
+from cheaptokens.web.pricehistory import history_out
 from cheaptokens.web.render import HERE, render, templates
 
 router = APIRouter(include_in_schema=False)
@@ -182,6 +183,19 @@ def home(
         notice = "Checkout was cancelled: nothing was charged. Pick an amount to try again."
     return _page(
         request, shop, "home.html", notice=notice, picked=picked(amount), **_home_context(shop)
+    )
+
+
+@router.get("/pricing/history", response_class=HTMLResponse)
+def pricing_history_page(request: Request, shop: ShopDep) -> Response:
+    """Past days' published curves, sell-outs and parameter sets (GET /api/pricing/history)."""
+    days = flows.pricing_history(db=shop.db, today=shop.clock().date(), days=14)
+    return _page(
+        request,
+        shop,
+        "pricing_history.html",
+        days=[d.model_dump() for d in history_out(days).days],
+        usd=format_usd,
     )
 
 

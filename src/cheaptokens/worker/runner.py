@@ -77,6 +77,8 @@ class Worker:
     catalogue: ModelCatalogue | None = None
     #: re-plan the curve every hour (False keeps the default curve)
     repricing: bool = True
+    #: learn the forecast each night from the shop's history (False: the configured one)
+    forecast_learning: bool = True
     #: x402 payments: settles an x402 order's authorization when the worker makes its key
     #: (a request that died, a standing order); None: such orders wait
     x402: X402Gateway | None = None
@@ -118,6 +120,7 @@ class Worker:
             retention=flows.retention_of(shop.settings),
             parallel=shop.settings.venice_parallel_accounts,
             repricing=shop.settings.repricing,
+            forecast_learning=shop.settings.forecast_learning,
             x402=shop.x402,
             token_key=shop.token_key,
             **kwargs,  # type: ignore[arg-type]
@@ -335,12 +338,18 @@ class Worker:
         if not self.repricing:
             return
         now = self.clock()
-        repricing.replan(db=self.db, rules=self.rules, forecast=self.forecast, now=now)
+        if self.forecast_learning:  # the nightly refit (a no-op once today's is stored)
+            repricing.nightly_refit(db=self.db, forecast=self.forecast, now=now)
+        forecast = repricing.forecast_in_force(
+            self.db, configured=self.forecast, learning=self.forecast_learning
+        ).forecast
+        repricing.replan(db=self.db, rules=self.rules, forecast=forecast, now=now)
+        repricing.replan_on_drift(db=self.db, rules=self.rules, forecast=forecast, now=now)
         # Publish the next hour's curve a little ahead, so no moment falls back to the
         # day's default curve while the workers get round to it.
         upcoming = repricing.hour_start(now) + timedelta(hours=1)
         if upcoming - now <= repricing.PUBLISH_AHEAD:
-            repricing.replan(db=self.db, rules=self.rules, forecast=self.forecast, now=upcoming)
+            repricing.replan(db=self.db, rules=self.rules, forecast=forecast, now=upcoming)
         self.standing_orders()  # a new curve may bring some standing orders' price
 
     # ------------------------------------------------------------------------- threads

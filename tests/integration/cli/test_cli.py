@@ -77,6 +77,8 @@ def test_every_command_has_help():
         ["orders", "refund", "--help"],
         ["pricing", "--help"],
         ["pricing", "refit", "--help"],
+        ["pricing", "pin", "--help"],
+        ["pricing", "forecast", "--help"],
     ):
         out = cli(env, *args).stdout
         assert "usage: cheaptokens" in out
@@ -98,7 +100,15 @@ def test_operator_commands(tmp_path, db_url, sandbox_url):
     assert "price per $1" in cli(env, "pricing", "show").stdout
     assert len(cli(env, "pricing", "replan").stdout.strip()) == 64  # the new set's hash
     refit = cli(env, "pricing", "refit", "--days", "3").stdout
-    assert "CHEAPTOKENS_FORECAST_ARRIVALS=" in refit
+    assert "nothing stored" in refit  # a fresh shop: no history to learn from
+    assert "requests/day" in cli(env, "pricing", "refit", "--dry-run").stdout
+    assert "configured" in cli(env, "pricing", "forecast").stdout
+    bad = cli(env, "pricing", "refit", "--days", "0", ok=False)
+    assert bad.returncode == 2 and "--days" in bad.stderr
+    no_pin = cli(env, "pricing", "pin", ok=False)
+    assert no_pin.returncode == 1 and "no learned forecast" in no_pin.stderr
+    assert cli(env, "pricing", "pin", "7", ok=False).returncode == 1
+    assert "nothing pinned" in cli(env, "pricing", "unpin").stdout
 
     # A paid order, made the way the web would, then handled from the command line.
     from cheaptokens.config import Settings

@@ -73,10 +73,11 @@ def test_nightly_refit_learns_from_yesterdays_quotes(tmp_path):
         kit.worker.upkeep(force=True)
         kit.sandbox.clock.advance(24 * 3600)
         prior = repricing.forecast_of(kit.shop.settings)
-        fitted = repricing.refit(db=kit.shop.db, forecast=prior, now=kit.now(), days=1)
+        fitted, data = repricing.refit(db=kit.shop.db, forecast=prior, now=kit.now(), days=1)
+        assert data["settled_quotes"] == 20 and data["declined_quotes"] == 20
         assert fitted.n < prior.n  # fewer requests than forecast
         assert fitted.v < prior.v  # everyone said no at these prices
-        unchanged = repricing.refit(db=kit.shop.db, forecast=prior, now=T, days=1)
+        unchanged, _ = repricing.refit(db=kit.shop.db, forecast=prior, now=T, days=1)
         assert unchanged == prior  # no history: unchanged
 
 
@@ -89,3 +90,45 @@ def test_the_next_hours_curve_is_published_ahead(tmp_path):
         body = kit.web.get("/api/pricing").json()
         assert body["params"]["valid_from"].startswith("2026-11-25T10:00:00")
         assert body["next_change_at"] == "2026-11-25T11:00:00Z"
+
+
+def test_sales_far_ahead_of_plan_re_plan_within_the_hour(tmp_path, db_url):
+    import json
+
+    with make_kit(tmp_path, database_url=db_url, now=T, repricing=True) as kit:
+        kit.worker.upkeep(force=True)
+        hourly = kit.web.get("/api/pricing").json()
+        assert hourly["params"]["valid_from"].startswith("2026-11-25T09:00:00")
+        kit.sandbox.clock.advance(5 * 60)
+        kit.worker.upkeep(force=True)  # on plan: no new set
+        assert kit.web.get("/api/pricing").json()["params_hash"] == hourly["params_hash"]
+
+        capacity = hourly["params"]["capacity_cents"]
+        for _ in range(3):  # a third of the day's credit sold in minutes: far ahead of plan
+            kit.buy(capacity // 9)
+        kit.sandbox.clock.advance(2 * 60)
+        kit.worker.upkeep(force=True)  # drifted, but within 10 minutes of the last plan
+        assert kit.web.get("/api/pricing").json()["params_hash"] == hourly["params_hash"]
+        kit.sandbox.clock.advance(10 * 60)
+        kit.worker.upkeep(force=True)
+        now = kit.now()
+        replanned = kit.web.get("/api/pricing").json()
+        assert replanned["params_hash"] != hourly["params_hash"]
+        assert replanned["params"]["valid_from"] == now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert replanned["next_change_at"] == "2026-11-25T10:00:00Z"
+        kit.sandbox.clock.advance(60)
+        kit.worker.upkeep(force=True)  # rate-limited: one curve at a time, no flicker
+        assert kit.web.get("/api/pricing").json()["params_hash"] == replanned["params_hash"]
+
+        # the new set is published under its hash and reproduces the quote
+        quote = kit.web.post("/api/quotes", json={"credit_cents": 1000}).json()
+        assert quote["params_hash"] == replanned["params_hash"]
+        body = kit.web.get(f"/api/pricing/params/{quote['params_hash']}").json()
+        params = params_from_json(json.dumps(body))
+        when = datetime.fromisoformat(quote["created_at"].replace("Z", "+00:00"))
+        assert (
+            quote_price_cents(
+                params, now=when, remaining_cents=quote["remaining_cents"], credit_cents=1000
+            )
+            == quote["price_cents"]
+        )
