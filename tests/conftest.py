@@ -83,3 +83,26 @@ def fake_stripe(localstripe: Any) -> Iterator[Any]:
 
     with FakeStripe(upstream=localstripe.base_url, api_key=TEST_API_KEY) as fake:
         yield fake
+
+
+@pytest.fixture(autouse=True)
+def _close_stripe_http_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every HTTP client the stripe SDK made during the test.
+
+    A ``StripeClient`` offers no way to close the ``httpx``/``requests`` client it holds; left
+    to the garbage collector, its socket's ResourceWarning fails whichever test runs then
+    (warnings are errors), so each test closes what it opened."""
+    import stripe
+
+    made: list[Any] = []
+    for cls in (stripe.HTTPXClient, stripe.RequestsClient):
+        original = cls.__init__
+
+        def init(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", init)
+    yield
+    for client in made:
+        client.close()
