@@ -250,7 +250,8 @@ class WebhookEvent(Base):
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     provider: Mapped[str] = mapped_column(String(16))
     order_id: Mapped[str | None] = mapped_column(String(40))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: indexed: the nightly prune forgets events past the provider's retry window
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class Alert(Base):

@@ -18,10 +18,30 @@ from sqlalchemy.orm import Session
 from cheaptokens import migrate
 from cheaptokens.db import open_database
 from cheaptokens.inventory import keyroom, pool, supply
-from cheaptokens.orders import abuse, live_keys, published, quotes, views
+from cheaptokens.orders import (
+    abuse,
+    live_keys,
+    published,
+    quotes,
+    retention,
+    topups,
+    transitions,
+    views,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-GROWING = ("quotes", "orders", "ledger", "pricing_params", "pool_keys", "account_days", "alerts")
+GROWING = (
+    "quotes",
+    "orders",
+    "ledger",
+    "pricing_params",
+    "pool_keys",
+    "account_days",
+    "alerts",
+    "webhook_events",
+    "jobs",
+    "topups",
+)
 
 QUERIES: dict[str, Callable[[Session], Any]] = {
     "price in force": lambda s: published.find_in_force(s, now=NOW),
@@ -37,6 +57,13 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
     "held by a client": lambda s: quotes.held_by(s, client="c", now=NOW),
     "strikes of a client": lambda s: abuse.strikes(s, client="c", since=NOW - timedelta(hours=1)),
     "past days": lambda s: views.past_days(s, today=date(2026, 11, 25)),
+    "lapsed holds": lambda s: (
+        transitions.sweep_expired(s, now=NOW) + topups.sweep_expired(s, now=NOW)
+    ),
+    "keys due to expire": lambda s: live_keys.due_for_expiry(s, now=NOW),
+    "the nightly prune": lambda s: retention.prune_batch(
+        s, policy=retention.Retention(7, 7, 7, 7, 90, 7), now=NOW, dry_run=True
+    ),
 }
 
 
