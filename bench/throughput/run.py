@@ -130,8 +130,9 @@ def profiler(pid: int, args: argparse.Namespace, name: str) -> subprocess.Popen 
         return None
     spy = shutil.which("py-spy") or str(pathlib.Path(sys.executable).with_name("py-spy"))
     args.profile.mkdir(parents=True, exist_ok=True)
+    # --gil: only the thread holding the GIL, i.e. Python's own CPU, not threads waiting
     cmd = [spy, "record", "-p", str(pid), "-d", str(args.seconds), "-r", "250", "-f", "raw"]
-    cmd += ["--nonblocking", "-o", str(args.profile / f"{name}.txt")]
+    cmd += ["--gil", "--nonblocking", "-o", str(args.profile / f"{name}.txt")]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
