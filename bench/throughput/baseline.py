@@ -4,8 +4,9 @@
 shop's app (in this process, against the benchmark's database) and records every statement
 the driver receives, with its parameters (SQLAlchemy's ``before_cursor_execute`` event).
 :func:`replay` then runs those statements through ``sqlite3`` or ``psycopg`` directly, in
-``procs`` processes for ``seconds``, one transaction per quote (or order) as the shop does:
-what the database can do with the same work and no Python web stack in front of it.
+``procs`` processes for ``seconds``, one transaction per quote (or order) as the shop does,
+on one connection and on several at once (the better of the two is the baseline): what the
+database can do with the same work and no Python web stack in front of it.
 
 Each replay gives the quote and order ids it inserts fresh values, so unique keys hold; every
 other parameter (times, amounts, the conditional capacity ``UPDATE``) is the captured one.
@@ -17,6 +18,7 @@ import multiprocessing
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,10 +92,9 @@ def _connect(url: str) -> tuple[Any, str]:
     return psycopg.connect(dsn), "postgres"
 
 
-def _worker(url: str, statements: list[tuple[str, Any]], seconds: float, q: Any) -> None:
+def _one_connection(url: str, statements: list[tuple[str, Any]], end: float) -> int:
     conn, kind = _connect(url)
     done = 0
-    end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         ids: dict[str, str] = {}
         if kind == "sqlite":
@@ -110,16 +111,35 @@ def _worker(url: str, statements: list[tuple[str, Any]], seconds: float, q: Any)
             conn.commit()
         done += 1
     conn.close()
-    q.put(done)
+    return done
 
 
-def replay(url: str, statements: list[tuple[str, Any]], *, procs: int, seconds: float) -> float:
-    """Transactions a second: ``statements`` as one transaction, over and over, in ``procs``
-    processes at once."""
+def _worker(
+    url: str, statements: list[tuple[str, Any]], seconds: float, connections: int, q: Any
+) -> None:
+    """One process: ``connections`` threads, each with its connection (the drivers release
+    the GIL while the database works, as the shop's thread pool does)."""
+    end = time.perf_counter() + seconds
+    with ThreadPoolExecutor(connections) as pool:
+        counts = [pool.submit(_one_connection, url, statements, end) for _ in range(connections)]
+        q.put(sum(c.result() for c in counts))
+
+
+def replay(
+    url: str,
+    statements: list[tuple[str, Any]],
+    *,
+    procs: int,
+    seconds: float,
+    connections: int = 1,
+) -> float:
+    """Transactions a second: ``statements`` as one transaction, over and over, on
+    ``connections`` connections in each of ``procs`` processes at once."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     workers = [
-        ctx.Process(target=_worker, args=(url, statements, seconds, q)) for _ in range(procs)
+        ctx.Process(target=_worker, args=(url, statements, seconds, connections, q))
+        for _ in range(procs)
     ]
     for w in workers:
         w.start()
