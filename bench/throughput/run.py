@@ -3,6 +3,7 @@ live price stream held open by many clients.
 
     .venv/bin/python bench/throughput/run.py [--db sqlite|postgres] [--procs 1|2]
                                              [--seconds 10] [--connections 32] [--sse 1000]
+                                             [--profile DIR] [--no-baseline]
 
 Starts the Venice sandbox and ``--procs`` ``cheaptokens serve --no-worker`` processes as
 separate OS processes on this machine, then loads them with ``wrk`` (Debian package; the
@@ -10,6 +11,13 @@ script says so if it is missing: ``apt-get install wrk``) from the same machine,
 load generator shares the cores with the servers. Rate limits are lifted for the run.
 With ``--sse N`` (one process only) it opens N streams of ``/api/pricing/stream`` for 20 s
 and reports the server's resident memory and CPU time per client.
+
+Then the baseline (``baseline.py``): the SQL of one real quote and one real order, captured
+from the shop, replayed through the bare driver (``sqlite3`` / ``psycopg``), one transaction
+each, in ``--procs`` processes for ``--seconds``, on 1 and on 8 connections per process (the
+better counts); quotes/s and orders/s are also given as a share of it. ``--profile DIR``
+samples the first server with ``py-spy`` (``pip install py-spy``) while quotes and orders run
+and prints where the time goes.
 Prints a table and one JSON line.
 """
 
@@ -29,6 +37,10 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+
+sys.path.insert(0, str(ROOT / "bench" / "throughput"))
+
+import baseline  # noqa: E402
 
 from support.databases import postgres_database  # noqa: E402
 from support.procs import cheaptokens, free_port, process, run, sandbox, wait_http  # noqa: E402
@@ -102,6 +114,97 @@ async def hold_streams(port: int, clients: int, seconds: float) -> int:
     return seen
 
 
+#: where a sample's innermost frame lies, by path (first match wins)
+PLACES = (
+    ("price maths", ("cheaptokens/pricing/",)),
+    ("the shop's own code", ("cheaptokens/",)),
+    ("SQLAlchemy", ("sqlalchemy/",)),
+    ("database driver", ("sqlite3/", "psycopg/", "psycopg_binary/", "<built-in", "_sqlite3")),
+    ("pydantic / FastAPI / Starlette", ("pydantic", "fastapi/", "starlette/")),
+    ("event loop, threads, uvicorn, h11", ("asyncio/", "anyio/", "threading", "uvicorn/", "h11/")),
+)
+
+
+def profiler(pid: int, args: argparse.Namespace, name: str) -> subprocess.Popen | None:
+    """py-spy sampling the server while wrk runs (``--profile DIR``); None without it."""
+    if args.profile is None:
+        return None
+    spy = shutil.which("py-spy") or str(pathlib.Path(sys.executable).with_name("py-spy"))
+    args.profile.mkdir(parents=True, exist_ok=True)
+    # --gil: only the thread holding the GIL, i.e. Python's own CPU, not threads waiting
+    cmd = [spy, "record", "-p", str(pid), "-d", str(args.seconds), "-r", "250", "-f", "raw"]
+    cmd += ["--gil", "--nonblocking", "-o", str(args.profile / f"{name}.txt")]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_summary(path: pathlib.Path, top: int = 12) -> dict:
+    """Shares of the samples: by where the innermost frame is, and the functions most often
+    on the stack (collapsed stacks as py-spy's ``raw`` format writes them)."""
+    places: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        leaf = frames[-1]
+        place = next((p for p, marks in PLACES if any(m in leaf for m in marks)), "other")
+        places[place] = places.get(place, 0) + n
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+    share = {k: round(v / total, 3) for k, v in sorted(places.items(), key=lambda kv: -kv[1])}
+    hot = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    ours = [(f, v) for f, v in hot if "cheaptokens/" in f or "sqlalchemy/orm" in f][:top]
+    return {
+        "samples": total,
+        "innermost_frame_in": share,
+        "on_stack": {f: round(v / total, 3) for f, v in ours},
+    }
+
+
+#: connections per process the bare replay tries (one serial connection leaves PostgreSQL
+#: waiting on each commit's flush; several let it group commits, as the shop's pool does)
+BARE_CONNECTIONS = (1, 8)
+
+
+def bare_driver(db_url: str, tmp: pathlib.Path, venice: str, args: argparse.Namespace) -> dict:
+    """Quotes and orders a second through the bare driver (:mod:`baseline`), ``--procs``
+    processes for ``--seconds``, on the same database."""
+    from cheaptokens.config import Settings
+    from cheaptokens.shop import build_shop
+    from cheaptokens.web.app import create_app
+
+    settings = Settings(
+        database_url=db_url,
+        data_dir=tmp,
+        venice_base_url=venice,
+        venice_admin_keys=f"main={ADMIN}",
+        quotes_per_minute=100_000_000,
+        orders_per_minute=100_000_000,
+        max_order_cents=100_000,
+    )
+    shop = build_shop(settings)
+    try:
+        captured = baseline.capture(shop, create_app(shop))
+    finally:
+        shop.close()
+    out: dict = {
+        "statements_per_quote": len(captured.quote),
+        "statements_per_order": len(captured.order),
+    }
+    for name, statements in (("quotes", captured.quote), ("orders", captured.order)):
+        rates = {
+            n: baseline.replay(
+                db_url, statements, procs=args.procs, seconds=args.seconds, connections=n
+            )
+            for n in BARE_CONNECTIONS
+        }
+        out[f"{name}_by_connections"] = {n: round(r, 1) for n, r in rates.items()}
+        out[name] = round(max(rates.values()), 1)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
@@ -109,6 +212,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--sse", type=int, default=0, help="SSE clients to hold (one process only)")
+    ap.add_argument(
+        "--profile",
+        type=pathlib.Path,
+        help="sample the (first) server with py-spy during quotes and orders; stacks go here",
+    )
+    ap.add_argument(
+        "--no-baseline", action="store_true", help="skip the bare-driver replay of the same SQL"
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -169,8 +280,12 @@ def main() -> int:
                 results["pricing_vs_trivial"] = round(
                     results["pricing"]["rps"] / results["trivial"]["rps"], 3
                 )
-                results["quotes"] = wrk([f"{u}/api/quotes" for u in base], lua=POST_LUA, **kw)
-                results["orders"] = wrk([f"{u}/api/orders" for u in base], lua=POST_LUA, **kw)
+                for name, path in (("quotes", "/api/quotes"), ("orders", "/api/orders")):
+                    spy = profiler(first.pid, args, name)
+                    results[name] = wrk([f"{u}{path}" for u in base], lua=POST_LUA, **kw)
+                    if spy is not None:
+                        spy.wait()
+                        results[f"{name}_profile"] = profile_summary(args.profile / f"{name}.txt")
                 if args.sse and args.procs == 1:
                     time.sleep(1)
                     rss0, cpu0 = proc_stats(first.pid)
@@ -189,6 +304,12 @@ def main() -> int:
                             (cpu1 - cpu0) * 1000 / args.sse * 60 / hold, 2
                         ),
                     }
+            if not args.no_baseline:  # the servers have stopped: the cores are the driver's
+                results["baseline"] = bare_driver(db_url, tmp, venice, args)
+                for name in ("quotes", "orders"):
+                    results[name]["share_of_bare"] = round(
+                        results[name]["rps"] / results["baseline"][name], 3
+                    )
     print(
         f"{args.db}, {args.procs} process(es), {args.connections} connections, "
         f"{args.seconds} s each"
@@ -199,6 +320,24 @@ def main() -> int:
             f"  {name:8} {r['rps']:9.1f} req/s   p99 {r['p99_ms']:8.2f} ms   non-2xx {r['non_2xx']}"
         )
     print(f"  pricing / trivial = {results['pricing_vs_trivial']}")
+    if "baseline" in results:
+        b = results["baseline"]
+        print(
+            f"  bare driver, same SQL ({b['statements_per_quote']} statements a quote, "
+            f"{b['statements_per_order']} an order, best of {BARE_CONNECTIONS} connections): "
+            f"{b['quotes']:.1f} quotes/s, {b['orders']:.1f} orders/s"
+        )
+        for name in ("quotes", "orders"):
+            print(f"  {name} share of bare driver: {results[name]['share_of_bare']:.1%}")
+    for name in ("quotes", "orders"):
+        prof = results.get(f"{name}_profile")
+        if prof:
+            print(f"  profile of {name} ({prof['samples']} samples), innermost frame in:")
+            for place, share in prof["innermost_frame_in"].items():
+                print(f"    {share:6.1%}  {place}")
+            print("  on the stack (the shop's functions and the ORM's):")
+            for frame, share in prof["on_stack"].items():
+                print(f"    {share:6.1%}  {frame}")
     if "sse" in results:
         s = results["sse"]
         print(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from cheaptokens.models import LedgerEntry
+from cheaptokens.models import LedgerEntry, table_of
 
 
 def record(
@@ -24,18 +24,22 @@ def record(
     money_cents: int = 0,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    # A plain INSERT, not an ORM object: the ledger is write-only here, and this skips the
-    # unit of work's bookkeeping on every sale.
+    # One Core INSERT built once, not an ORM object nor an ORM-enabled insert: the ledger is
+    # write-only here, and this skips the ORM's bookkeeping on every quote and sale.
     session.execute(
-        insert(LedgerEntry).values(
-            at=now,
-            kind=kind,
-            order_id=order_id,
-            quote_id=quote_id,
-            account=account,
-            day=day,
-            credit_cents=credit_cents,
-            money_cents=money_cents,
-            detail=detail,
-        )
+        _INSERT,
+        {
+            "at": now,
+            "kind": kind,
+            "order_id": order_id,
+            "quote_id": quote_id,
+            "account": account,
+            "day": day,
+            "credit_cents": credit_cents,
+            "money_cents": money_cents,
+            "detail": detail,
+        },
     )
+
+
+_INSERT = insert(table_of(LedgerEntry))

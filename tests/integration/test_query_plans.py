@@ -25,7 +25,10 @@ from cheaptokens.orders import (
     live_keys,
     published,
     quotes,
+    retention,
     standing,
+    topups,
+    transitions,
     views,
 )
 
@@ -39,6 +42,9 @@ GROWING = (
     "account_days",
     "alerts",
     "standing_orders",
+    "webhook_events",
+    "jobs",
+    "topups",
 )
 
 QUERIES: dict[str, Callable[[Session], Any]] = {
@@ -59,6 +65,13 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
     "a day's actuals (nightly refit)": lambda s: forecasts.day_actual(s, date(2026, 11, 24)),
     "first quote day (refit window)": lambda s: forecasts.first_quote_day(s),
     "a day's published curve (price history)": lambda s: history.history_day(s, date(2026, 11, 24)),
+    "lapsed holds": lambda s: (
+        transitions.sweep_expired(s, now=NOW) + topups.sweep_expired(s, now=NOW)
+    ),
+    "keys due to expire": lambda s: live_keys.due_for_expiry(s, now=NOW),
+    "the nightly prune": lambda s: retention.prune_batch(
+        s, policy=retention.Retention(7, 7, 7, 7, 90, 7), now=NOW, dry_run=True
+    ),
 }
 
 
@@ -100,3 +113,28 @@ def test_uses_an_index(name: str, db: Any) -> None:
                 if d.startswith("SCAN ") and d.split()[1] in GROWING and "USING" not in d
             ]
             assert full_scans == [], (name, details)
+
+
+def test_past_days_read_only_their_days(db: Any) -> None:
+    """The dashboard's last 14 days find their sold orders by status *and* day: by status
+    alone they would read every sold order ever made (still a "SEARCH", not a scan)."""
+    database, engines = db
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+        if "FROM orders" in statement:
+            seen.append((statement, params))
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with database.read() as session:
+            views.past_days(session, today=date(2026, 11, 25))
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+    assert len(seen) == 1
+    with engines[0].connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]).all()
+    details = " | ".join(row[-1] for row in plan)
+    assert "day>" in details, details

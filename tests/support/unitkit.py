@@ -233,7 +233,7 @@ def place(
                 cancel_url="http://testserver/cancel",
                 expires_at=order.checkout_expires_at,
             )
-            transitions.attach_checkout(order, checkout=made, now=env.now)
+            transitions.attach_checkout(s, order, checkout=made, now=env.now)
     return placed
 
 

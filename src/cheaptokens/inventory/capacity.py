@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cheaptokens.db import upsert_insert
-from cheaptokens.models import Account, AccountDay
+from cheaptokens.models import Account, AccountDay, table_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +120,29 @@ def capacity(session: Session, *, day: date, sell_fraction: Decimal) -> Capacity
     return Capacity(len(rows), sum(a for a, _ in rows), sellable, sum(c for _, c in rows))
 
 
+_DAYS = table_of(AccountDay).c
+#: built once: every quote and order runs these two
+_SUPPLY = select(
+    _DAYS.account,
+    _DAYS.capacity_cents,
+    _DAYS.sold_cents,
+    _DAYS.reserved_cents,
+    _DAYS.withheld_cents,
+).where(_DAYS.day == bindparam("day"))
+_RESERVE = (
+    update(table_of(AccountDay))
+    .where(
+        _DAYS.account == bindparam("on_account"),
+        _DAYS.day == bindparam("on_day"),
+        bindparam("credit")
+        <= _DAYS.capacity_cents - _DAYS.sold_cents - _DAYS.reserved_cents - _DAYS.withheld_cents,
+    )
+    .values(reserved_cents=_DAYS.reserved_cents + bindparam("credit"))
+)
+
+
 def supply(session: Session, *, day: date) -> Supply:
-    rows = session.execute(
-        select(
-            AccountDay.account,
-            AccountDay.capacity_cents,
-            AccountDay.sold_cents,
-            AccountDay.reserved_cents,
-            AccountDay.withheld_cents,
-        ).where(AccountDay.day == day)
-    ).all()
+    rows = session.execute(_SUPPLY, {"day": day}).all()
     rooms = sorted(
         ((r[0], r[1] - r[2] - r[3] - r[4]) for r in rows), key=lambda ar: (-ar[1], ar[0])
     )
@@ -169,9 +182,7 @@ def reserve(
         ).all()
     for name in candidates:
         result = session.execute(
-            update(AccountDay)
-            .where(AccountDay.account == name, AccountDay.day == day, credit_cents <= ROOM)
-            .values(reserved_cents=AccountDay.reserved_cents + credit_cents)
+            _RESERVE, {"on_account": name, "on_day": day, "credit": credit_cents}
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return name

@@ -242,10 +242,8 @@ def new_order(
             "the payment provider could not open a checkout; nothing was charged, try again"
         ) from exc
     with db.begin() as session:
-        o = session.get(Order, order_id)
-        assert o is not None
-        transitions.attach_checkout(o, checkout=checkout, now=clock())
-    return transitions.Placed(o, placed.token, placed.created, webhook_secret=secret)
+        transitions.attach_checkout(session, order, checkout=checkout, now=clock())
+    return transitions.Placed(order, placed.token, placed.created, webhook_secret=secret)
 
 
 def apply_payment_event(*, db: Database, provider: str, event: PaymentEvent, now: datetime) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cheaptokens.db import upsert_insert
-from cheaptokens.models import PricingParamsRow
+from cheaptokens.models import PricingParamsRow, table_of
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.pricing.curve import (
     PricingParams,
@@ -65,20 +65,28 @@ def from_stored(digest: str, body: dict[str, object]) -> PricingParams:
 
 
 def by_hash(session: Session, digest: str) -> PricingParams | None:
+    parsed = _PARSED.get(digest)  # a published set never changes under its hash
+    if parsed is not None:
+        return parsed
     row = session.get(PricingParamsRow, digest)
     if row is None:
         return None
     return _parse(digest, row.body)
 
 
+_PARAMS = table_of(PricingParamsRow).c
+#: built once: it runs on every price, quote and order
+_IN_FORCE = (
+    select(_PARAMS.hash, _PARAMS.body)
+    .where(_PARAMS.valid_from <= bindparam("now"), _PARAMS.valid_until > bindparam("now"))
+    .order_by(_PARAMS.valid_from.desc(), _PARAMS.published_at.desc())
+    .limit(1)
+)
+
+
 def find_in_force(session: Session, *, now: datetime) -> tuple[PricingParams, str] | None:
     """The latest parameter set valid at ``now``, if one was published (read-only)."""
-    row = session.execute(
-        select(PricingParamsRow.hash, PricingParamsRow.body)
-        .where(PricingParamsRow.valid_from <= now, PricingParamsRow.valid_until > now)
-        .order_by(PricingParamsRow.valid_from.desc(), PricingParamsRow.published_at.desc())
-        .limit(1)
-    ).first()
+    row = session.execute(_IN_FORCE, {"now": now}).first()
     if row is None:
         return None
     return _parse(row.hash, row.body), row.hash

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from cheaptokens import inventory, ledger
 from cheaptokens.errors import HeldOut, HoldLimit, InvalidInput, SoldOut
-from cheaptokens.models import Order, Quote
+from cheaptokens.models import Order, Quote, table_of
 from cheaptokens.money import format_usd
 from cheaptokens.orders import published
 from cheaptokens.orders import state as st
@@ -91,22 +91,32 @@ def earliest_hold_end(session: Session, *, day: date, now: datetime) -> datetime
     return min(ends) if ends else None
 
 
+# Statements of every quote and order, built once (Core, on the tables): building them per
+# call was a good part of a quote's CPU (bench/README.md, "Throughput").
+_QUOTES = table_of(Quote).c
+_ORDERS = table_of(Order).c
+_QUOTES_HELD = select(
+    func.coalesce(func.sum(_QUOTES.credit_cents), 0), func.min(_QUOTES.valid_until)
+).where(
+    _QUOTES.client == bindparam("client"),
+    _QUOTES.status == "open",
+    _QUOTES.valid_until > bindparam("now"),
+)
+_ORDERS_HELD = select(
+    func.coalesce(func.sum(_ORDERS.credit_cents), 0), func.min(_ORDERS.checkout_expires_at)
+).where(
+    _ORDERS.client == bindparam("client"),
+    _ORDERS.status == st.AWAITING_PAYMENT,
+    _ORDERS.checkout_expires_at > bindparam("now"),
+)
+_INSERT_QUOTE = insert(table_of(Quote))
+
+
 def held_by(session: Session, *, client: str, now: datetime) -> tuple[int, datetime | None]:
     """Credit ``client`` holds in open quotes and unpaid checkouts, and when the first lapses."""
-    quotes_held, quotes_end = session.execute(
-        select(func.coalesce(func.sum(Quote.credit_cents), 0), func.min(Quote.valid_until)).where(
-            Quote.client == client, Quote.status == "open", Quote.valid_until > now
-        )
-    ).one()
-    orders_held, orders_end = session.execute(
-        select(
-            func.coalesce(func.sum(Order.credit_cents), 0), func.min(Order.checkout_expires_at)
-        ).where(
-            Order.client == client,
-            Order.status == st.AWAITING_PAYMENT,
-            Order.checkout_expires_at > now,
-        )
-    ).one()
+    args = {"client": client, "now": now}
+    quotes_held, quotes_end = session.execute(_QUOTES_HELD, args).one()
+    orders_held, orders_end = session.execute(_ORDERS_HELD, args).one()
     ends = [e for e in (quotes_end, orders_end) if e is not None]
     return int(quotes_held) + int(orders_held), (min(ends) if ends else None)
 
@@ -203,20 +213,24 @@ def create_quote(
         if price_cents < price:
             raise ValueError("a fixed price may not undercut the curve")
         price = price_cents
-    quote = Quote(
-        id=new_quote_id(),
-        created_at=now,
-        valid_until=min(now + rules.quote_ttl, next_midnight(now)),
-        day=now.date(),
-        account=account,
-        credit_cents=credit_cents,
-        price_cents=price,
-        remaining_cents=remaining,
-        params_hash=digest,
-        status="open",
-        client=client,
-    )
-    session.add(quote)
+    row = {
+        "id": new_quote_id(),
+        "created_at": now,
+        "valid_until": min(now + rules.quote_ttl, next_midnight(now)),
+        "day": now.date(),
+        "account": account,
+        "credit_cents": credit_cents,
+        "price_cents": price,
+        "remaining_cents": remaining,
+        "params_hash": digest,
+        "status": "open",
+        "client": client,
+    }
+    # A Core INSERT: the returned Quote is a plain value, not tracked by the session (the
+    # unit of work's flush cost more than the rest of the quote). Later changes to the quote
+    # go through UPDATE statements (place_order, release_quote loads it first).
+    session.execute(_INSERT_QUOTE, row)
+    quote = Quote(**row)
     ledger.record(
         session,
         kind="quote_reserved",

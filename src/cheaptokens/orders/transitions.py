@@ -44,8 +44,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cheaptokens import inventory, jobs, ledger
 from cheaptokens.errors import (
@@ -55,7 +56,7 @@ from cheaptokens.errors import (
     QuoteExpired,
     Refused,
 )
-from cheaptokens.models import Order, PoolKey, Quote, StandingOrder
+from cheaptokens.models import Order, PoolKey, Quote, StandingOrder, table_of
 from cheaptokens.orders import abuse, events, topups
 from cheaptokens.orders import state as st
 from cheaptokens.orders.ids import new_order_id, order_token
@@ -174,34 +175,37 @@ def place_order(
             field="models",
         )
     # Move the reservation from the quote to the order, atomically with the status change.
-    claimed = session.execute(
-        update(Quote).where(Quote.id == quote.id, Quote.status == "open").values(status="ordered")
-    )
+    claimed = session.execute(_CLAIM_QUOTE, {"quote_id": quote.id})
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise QuoteExpired("this quote was already used; ask for a new one", field="quote_id")
+    set_committed_value(quote, "status", "ordered")  # what the UPDATE wrote (not dirty)
     order_id = new_order_id()
     token = order_token(order_id, token_key=token_key)
-    order = Order(
-        id=order_id,
-        token_hash=hash_token(token),
-        status=st.AWAITING_PAYMENT,
-        quote_id=quote.id,
-        day=quote.day,
-        account=quote.account,
-        credit_cents=quote.credit_cents,
-        price_cents=quote.price_cents,
-        currency=rules.currency,
-        holds="reserved",
-        created_at=now,
-        updated_at=now,
-        checkout_expires_at=min(now + rules.checkout_ttl, next_midnight(now)),
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        client=client,
-        payment_provider=provider,
-        key_models=key_models,
-    )
-    session.add(order)
+    row = {
+        "id": order_id,
+        "token_hash": hash_token(token),
+        "status": st.AWAITING_PAYMENT,
+        "quote_id": quote.id,
+        "day": quote.day,
+        "account": quote.account,
+        "credit_cents": quote.credit_cents,
+        "price_cents": quote.price_cents,
+        "currency": rules.currency,
+        "holds": "reserved",
+        "created_at": now,
+        "updated_at": now,
+        "checkout_expires_at": min(now + rules.checkout_ttl, next_midnight(now)),
+        "idempotency_key": idempotency_key,
+        "request_hash": fingerprint,
+        "client": client,
+        "payment_provider": provider,
+        "key_models": key_models,
+        "spent_before_cents": 0,
+    }
+    # A Core INSERT, as for the quote: the returned Order is a plain value, not tracked by
+    # this session; every later change loads the order and goes through this module.
+    session.execute(_INSERT_ORDER, row)
+    order = Order(**row)
     ledger.record(
         session,
         kind="order_placed",
@@ -216,10 +220,28 @@ def place_order(
     return Placed(order, token, created=True)
 
 
-def attach_checkout(order: Order, *, checkout: Checkout, now: datetime) -> None:
-    order.payment_reference = checkout.reference
-    order.checkout_url = checkout.checkout_url
-    order.updated_at = now
+def attach_checkout(session: Session, order: Order, *, checkout: Checkout, now: datetime) -> None:
+    """The provider's checkout for a placed order (``order``, as :func:`place_order` gave
+    it, is kept in step)."""
+    values = {
+        "payment_reference": checkout.reference,
+        "checkout_url": checkout.checkout_url,
+        "updated_at": now,
+    }
+    session.execute(_ATTACH_CHECKOUT, {"order_id": order.id, **values})
+    for name, value in values.items():
+        set_committed_value(order, name, value)
+
+
+# Built once: every order runs them.
+_QUOTES = table_of(Quote).c
+_CLAIM_QUOTE = (
+    update(table_of(Quote))
+    .where(_QUOTES.id == bindparam("quote_id"), _QUOTES.status == "open")
+    .values(status="ordered")
+)
+_INSERT_ORDER = insert(table_of(Order))
+_ATTACH_CHECKOUT = update(table_of(Order)).where(table_of(Order).c.id == bindparam("order_id"))
 
 
 # ----------------------------------------------------------------------------- cancelled
