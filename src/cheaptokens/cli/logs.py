@@ -45,8 +45,7 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"(?i)\b([\w-]*(?:token|session_id|secret|password|passwd|api_key|private_key"
-            r"|refund_key))="
-            + _VALUE
+            r"|refund_key))=" + _VALUE
         ),
         rf"\1={REDACTED}",
     ),
