@@ -7,6 +7,7 @@ facilitator verifies and settles over its pretend USDC contract. On SQLite and P
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from cheaptokens.models import Alert, LedgerEntry, Order
+from cheaptokens.payments.errors import PaymentProviderUnavailable
 from cheaptokens.payments.x402_refunds import X402Refund, X402Refunder
 from cheaptokens.sandbox.x402 import REFUND_WALLET
 from cheaptokens.venice.types import ConsumptionLimit
@@ -234,6 +236,34 @@ def test_the_same_refund_sent_again_moves_nothing(kit):
     # another refund is another nonce
     assert refunder.refund(to=wallet.address, amount_cents=1, refund_id="refund-y|x402:a")
     assert usdc(kit, wallet.address) - before == Decimal("1.24")
+
+
+def test_the_same_refund_raced_by_four_workers_moves_money_once(kit):
+    """Four workers sending one refund at the same moment (a lease that lapsed mid-call)."""
+    wallet, _ = bought(kit)
+    refunder = kit.shop.x402_refunds
+    before = usdc(kit, wallet.address)
+    start = threading.Barrier(4)
+    results: list[X402Refund] = []
+    later_again: list[PaymentProviderUnavailable] = []  # "try later": the job would retry
+
+    def send() -> None:
+        start.wait()
+        try:
+            results.append(
+                refunder.refund(to=wallet.address, amount_cents=250, refund_id="refund-r|x402:b")
+            )
+        except PaymentProviderUnavailable as exc:
+            later_again.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) + len(later_again) == 4 and len({r.nonce for r in results}) == 1
+    assert sum(r.transaction is not None for r in results) == 1
+    assert usdc(kit, wallet.address) - before == Decimal("2.50")
 
 
 def test_a_lost_settle_answer_pays_once(kit):
