@@ -8,6 +8,7 @@ sandbox and sandbox payments. Production sets at least ``CHEAPTOKENS_VENICE_MODE
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import pathlib
 import re
@@ -34,6 +35,11 @@ SANDBOX_X402_USDC_NAME = "USDC"
 SANDBOX_X402_USDC_VERSION = "2"
 SANDBOX_X402_PAY_TO = "0xC4Ea900000000000000000000000000000000001"
 SANDBOX_X402_FACILITATOR = "0xFAC1000000000000000000000000000000000001"
+#: The sandbox's refund wallet: a key anyone can read here (it holds only pretend USDC on the
+#: pretend chain, which the Venice sandbox funds at start), refused with live Venice.
+SANDBOX_X402_REFUND_KEY = (
+    "0x" + hashlib.sha256(b"cheaptokens sandbox x402 refund wallet").hexdigest()
+)
 #: x402 networks that carry no real money (refused with live Venice): the sandbox's, Base
 #: Sepolia, Ethereum Sepolia and Holesky, the Optimism / Arbitrum / Polygon test networks and
 #: Avalanche Fuji.
@@ -197,6 +203,10 @@ class Settings(BaseSettings):
     x402_authorization_seconds: int = Field(default=300, ge=30, le=3600)
     #: how long ``POST /api/buy`` works on a paid request before answering 202 (poll then)
     x402_sync_seconds: float = Field(default=15.0, gt=0, le=60)
+    #: the refund wallet's private key (0x + 64 hex): x402 refunds are USDC transfers it signs
+    #: to the paying wallet. Default: the sandbox's refund wallet offline, none in live mode
+    #: (x402 refunds are then handed to the operator). A secret: never logged.
+    x402_refund_key: SecretStr = SecretStr("")
     #: how long a sign-in-with-x challenge is valid
     siwx_seconds: int = Field(default=300, ge=30, le=3600)
 
@@ -261,6 +271,16 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
             raise ValueError("must be an EVM address: 0x and 40 hexadecimal digits")
         return value
+
+    @field_validator("x402_refund_key")
+    @classmethod
+    def _private_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().strip()
+        if key and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", key):
+            raise ValueError(
+                "CHEAPTOKENS_X402_REFUND_KEY must be a private key: 0x and 64 hexadecimal digits"
+            )
+        return SecretStr(key)
 
     @field_validator("x402_network")
     @classmethod
@@ -352,6 +372,15 @@ class Settings(BaseSettings):
             return self.venice_base_url.removesuffix("/api/v1") + "/x402"
         return f"{self.sandbox_url}/x402"
 
+    @property
+    def refund_key(self) -> str | None:
+        """The x402 refund wallet's private key: the setting, or the sandbox's offline; None
+        in live mode without one (x402 refunds are then the operator's). Never log it."""
+        key = self.x402_refund_key.get_secret_value()
+        if key:
+            return key
+        return SANDBOX_X402_REFUND_KEY if self.venice_mode == "sandbox" else None
+
     def account_keys(self) -> dict[str, str]:
         """Account name -> ADMIN key. Never log the values."""
         raw = self.venice_admin_keys.get_secret_value().strip()
@@ -430,5 +459,11 @@ class Settings(BaseSettings):
         if self.x402_pay_to.lower() == SANDBOX_X402_PAY_TO.lower():
             problems.append(
                 "CHEAPTOKENS_X402_PAY_TO is the sandbox's made-up address: set the operator's"
+            )
+        key = self.x402_refund_key.get_secret_value().lower().removeprefix("0x")
+        if key and key == SANDBOX_X402_REFUND_KEY.removeprefix("0x"):
+            problems.append(
+                "CHEAPTOKENS_X402_REFUND_KEY is the sandbox's refund wallet (its key is public): "
+                "set your refund wallet's key, or unset it to pay x402 refunds by hand"
             )
         return problems

@@ -18,6 +18,7 @@ from cheaptokens.db import Database, open_database
 from cheaptokens.orders.rules import ShopRules
 from cheaptokens.payments import PaymentProvider, SandboxPayments
 from cheaptokens.payments.x402 import X402Gateway, X402Terms
+from cheaptokens.payments.x402_refunds import X402Refunder
 from cheaptokens.secretbox import SecretBox, load_data_key
 from cheaptokens.times import Clock, utcnow
 from cheaptokens.venice.catalogue import ModelCatalogue
@@ -40,6 +41,8 @@ class Shop:
     buyer_base_url: str = ""
     #: x402 payments (``POST /api/buy``, standing orders); None when switched off
     x402: X402Gateway | None = None
+    #: pays x402 refunds from the refund wallet; None without x402 or a refund key
+    x402_refunds: X402Refunder | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -102,8 +105,11 @@ def build_shop(
             for name, key in settings.account_keys().items()
         }
     x402 = build_x402(settings, x402_http)
+    refunder = None
     if x402 is not None:
         closers.append(x402.close)
+        key = settings.refund_key
+        refunder = X402Refunder(x402, key) if key else None
     return Shop(
         settings=settings,
         rules=ShopRules.from_settings(settings),
@@ -115,5 +121,6 @@ def build_shop(
         clock=clock,
         buyer_base_url=settings.venice_url,
         x402=x402,
+        x402_refunds=refunder,
         closers=closers,
     )

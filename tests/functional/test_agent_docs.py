@@ -27,11 +27,14 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
             "standing_token",
             "authorization_too_short",
             "too_many_waiting",
+            "Refunds arrive as USDC to the wallet that paid",
         ):
             assert needle in skill.text, needle
         page = kit.web.get("/docs/agents", headers={"Accept": "text/html"})
         assert page.status_code == 200 and "x402" in page.text
         assert "/api/standing-orders" in page.text
+        assert "as USDC to the wallet that paid" in page.text
+        assert "arrive as USDC to the wallet that paid" in llms.text
         assert 'href="/docs/agents"' in kit.web.get("/docs/").text
         paths = kit.web.get("/openapi.json").json()["paths"]
         buy = paths["/api/buy"]["post"]["responses"]

@@ -7,10 +7,12 @@ are started as OS processes and killed with SIGKILL by the failpoints in
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 import uuid
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -21,7 +23,9 @@ from cheaptokens.config import Settings
 from cheaptokens.models import LedgerEntry, Order
 from cheaptokens.orders import flows
 from cheaptokens.shop import build_shop
+from cheaptokens.web.app import create_app
 from cheaptokens.worker.watch import watch
+from support.agents import agent_client, new_wallet
 from support.procs import cheaptokens, free_port, process, run, sandbox, wait_http
 from support.shopkit import paid_order as pay
 from support.shopkit import refresh, request_refund
@@ -252,5 +256,49 @@ def test_web_killed_during_checkout_and_payment(point, db_url, tmp_path, venice_
             )
         assert payments == 1
         assert_exactly_one_key_or_refund(shop, venice_url, admin, body["order_id"])
+    finally:
+        shop.close()
+
+
+@pytest.mark.parametrize("point", failpoints.REFUND_POINTS)
+def test_worker_killed_during_an_x402_refund_pays_the_wallet_once(
+    point, db_url, tmp_path, venice_url
+):
+    """An agent's x402 purchase refunded by a worker SIGKILLed at each step: the USDC goes back
+    to the paying wallet once (the refund wallet's nonce is the refund's own)."""
+    admin = new_account(venice_url)
+    env = shop_env(db_url, tmp_path, venice_url, admin)
+    shop = in_process_shop(env)
+    wallets = f"{venice_url.removesuffix('/api/v1')}/_sandbox/x402/wallets"
+    try:
+        refresh(shop)
+        wallet = new_wallet()
+        assert httpx.post(wallets, json={"address": wallet.address, "usdc": "25.00"}).is_success
+
+        async def buy() -> httpx.Response:
+            transport = httpx.ASGITransport(app=create_app(shop))
+            async with agent_client(wallet, transport, "http://testserver") as client:
+                return await client.post("/api/buy", json={"credit_cents": 300})
+
+        r = asyncio.run(buy())
+        assert r.status_code in (200, 202), r.text
+        order_id = r.json()["order_id"]
+        worker_until_settled(env, shop, order_id)
+        before = Decimal(httpx.get(f"{wallets}/{wallet.address}").json()["usdc"])
+        request_refund(shop, order_id)
+        killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        worker_until_settled(env, shop, order_id)
+        order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
+        assert order.status == "refunded" and order.refund_ref and order.paid_cents
+        after = Decimal(httpx.get(f"{wallets}/{wallet.address}").json()["usdc"])
+        assert after - before == Decimal(order.paid_cents) / 100
+        with shop.db.read() as s:
+            refunds = s.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.order_id == order_id, LedgerEntry.kind == "refunded")
+            )
+        assert refunds == 1
     finally:
         shop.close()

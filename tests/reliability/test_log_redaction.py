@@ -8,12 +8,14 @@ access, error and root loggers and their handlers.
 The main test runs a real ``cheaptokens serve`` (the offline default: in-process Venice
 sandbox and worker, SQLite) at DEBUG, drives purchases through the API and the no-JavaScript
 form, makes the usual mistakes (a token in a query or a path, an API key in a query), logs the
-operator in and out and refunds an order — then searches the run's whole output for every
-secret the run created.
+operator in and out and refunds an order, an agent pays with x402 and the operator refunds
+it (the x402 refund wallet signs the refund with its key) — then searches the run's whole
+output for every secret the run created.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -23,8 +25,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from eth_account import Account
 
 from cheaptokens.cli import logs
+from support.agents import agent_client, new_wallet
 from support.procs import cheaptokens, free_port, process, wait_http
 
 PASSWORD = "log-redaction-password-01"
@@ -61,6 +65,9 @@ SHAPES = [
     ("(b'sign-in-with-x', b'eyJkb21haW4iOiJ4In0=')", "eyJkb21haW4iOiJ4In0="),
     ("X-PAYMENT=eyJsZWdhY3kiOjF9", "eyJsZWdhY3kiOjF9"),
     ('{"signature": "0xdeadbeefcafe", "nonce": "0x01"}', "0xdeadbeefcafe"),
+    ("CHEAPTOKENS_X402_REFUND_KEY=0x" + "4f" * 32, "4f" * 32),
+    ('{"x402_refund_key": "0x' + "5e" * 32 + '"}', "5e" * 32),
+    ("wallet private_key=" + "6d" * 32, "6d" * 32),
 ]
 
 
@@ -102,9 +109,13 @@ def test_the_filter_keeps_uvicorns_access_record_shape(caplog):
 
 
 # ------------------------------------------------------------------------ a real server
+REFUND_KEY = "0x" + os.urandom(32).hex()
+
+
 def run_shop(tmp_path: Any) -> tuple[str, dict[str, str], Any]:
     port, sandbox_port = free_port(), free_port()
     env = {
+        "CHEAPTOKENS_X402_REFUND_KEY": REFUND_KEY,
         **os.environ,
         "CHEAPTOKENS_DATA_DIR": str(tmp_path),
         "CHEAPTOKENS_PORT": str(port),
@@ -116,6 +127,19 @@ def run_shop(tmp_path: Any) -> tuple[str, dict[str, str], Any]:
     for name in ("CHEAPTOKENS_DATABASE_URL", "DATABASE_URL", "CHEAPTOKENS_VENICE_BASE_URL"):
         env.pop(name, None)
     return f"http://127.0.0.1:{port}", env, tmp_path / "serve.log"
+
+
+def agent_buy(wallet: Any, base: str) -> dict[str, Any]:
+    """The SDK's client buys a key from the running shop, paying with ``wallet``."""
+
+    async def go() -> httpx.Response:
+        async with agent_client(wallet, httpx.AsyncHTTPTransport(), base) as client:
+            return await client.post("/api/buy", json={"credit_cents": 100})
+
+    r = asyncio.run(go())
+    assert r.status_code in (200, 202), r.text
+    body: dict[str, Any] = r.json()
+    return body
 
 
 def wait_for(check: Any, what: str, seconds: float = 60) -> Any:
@@ -130,7 +154,10 @@ def wait_for(check: Any, what: str, seconds: float = 60) -> Any:
 
 def test_a_real_servers_whole_log_holds_none_of_the_runs_secrets(tmp_path):
     base, env, log = run_shop(tmp_path)
-    secrets: dict[str, str] = {"admin password": PASSWORD}
+    secrets: dict[str, str] = {
+        "admin password": PASSWORD,
+        "x402 refund key": REFUND_KEY.removeprefix("0x"),
+    }
     command = cheaptokens("serve", "--log-level", "debug")
     with (
         process(command, env=env, log=log) as proc,
@@ -197,6 +224,28 @@ def test_a_real_servers_whole_log_holds_none_of_the_runs_secrets(tmp_path):
             lambda: http.get(f"/api/orders/{oid}", headers=auth).json()["status"] == "refunded",
             "the refund",
         )
+
+        # 4. An agent pays with x402; the operator refunds it from the refund wallet.
+        sandbox = f"http://127.0.0.1:{env['CHEAPTOKENS_SANDBOX_PORT']}/_sandbox/x402/wallets"
+        refund_wallet = Account.from_key(REFUND_KEY).address
+        agent = new_wallet()
+        for address in (refund_wallet, agent.address):
+            assert http.post(sandbox, json={"address": address, "usdc": "25.00"}).is_success
+        bought = agent_buy(agent, base)
+        x402_auth = {"Authorization": f"Bearer {bought['order_token']}"}
+        secrets["x402 order token"] = bought["order_token"]
+        http.post(
+            f"/admin/orders/{bought['order_id']}/refund",
+            data={"csrf_token": csrf_of(board.text)},
+        )
+        wait_for(
+            lambda: (
+                http.get(f"/api/orders/{bought['order_id']}", headers=x402_auth).json()["status"]
+                == "refunded"
+            ),
+            "the x402 refund",
+        )
+        assert http.get(f"{sandbox}/{agent.address}").json()["usdc"] == "25.000000"
         http.post("/admin/logout", data={"csrf_token": csrf_of(board.text)})
         http.get("/admin", headers={"Authorization": f"Bearer {cookie}"})
 

@@ -8,7 +8,9 @@ with ``[redacted]``:
 
 - ``/checkout/sandbox/<token>``
 - ``token=…``, ``order_token=…``, ``session_id=…``, ``csrf_token=…``, ``api_key=…``,
-  ``password=…``, ``secret=…`` in queries, forms and fragments (and ``"token": "…"`` in JSON)
+  ``password=…``, ``secret=…``, ``private_key=…`` and ``…refund_key=…`` (the x402 refund
+  wallet's key, ``CHEAPTOKENS_X402_REFUND_KEY=…``) in queries, forms, fragments and
+  environment listings (and ``"token": "…"`` in JSON)
 - ``Bearer …`` and ``Basic …`` credentials
 - Venice keys (``VENICE_INFERENCE_KEY_…``, ``VENICE_ADMIN_KEY_…``), order tokens (``ot_…``),
   operator session ids (``ctop_…``), Stripe secrets (``sk_live_…``, ``rk_test_…``,
@@ -41,11 +43,17 @@ _VALUE = r"[^&\s#\"'<>;,]+"
 RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(/checkout/sandbox/)[^\s?#\"'<>]+"), rf"\1{REDACTED}"),
     (
-        re.compile(r"(?i)\b([\w-]*(?:token|session_id|secret|password|passwd|api_key))=" + _VALUE),
+        re.compile(
+            r"(?i)\b([\w-]*(?:token|session_id|secret|password|passwd|api_key|private_key"
+            r"|refund_key))=" + _VALUE
+        ),
         rf"\1={REDACTED}",
     ),
     (
-        re.compile(r"(?i)(\"[\w-]*(?:token|secret|password|api_key)\"\s*:\s*\")[^\"]*\""),
+        re.compile(
+            r"(?i)(\"[\w-]*(?:token|secret|password|api_key|private_key|refund_key)\"\s*:\s*\")"
+            r"[^\"]*\""
+        ),
         rf'\1{REDACTED}"',
     ),
     (re.compile(r"(?i)\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]+"), rf"\1\2{REDACTED}"),

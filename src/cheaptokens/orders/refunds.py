@@ -14,9 +14,14 @@ from sqlalchemy.orm import Session
 
 from cheaptokens import ledger
 from cheaptokens.alerts import raise_alert
-from cheaptokens.models import Order, StrayPayment, Topup
+from cheaptokens.models import Alert, Order, StrayPayment, Topup, X402Payment
 from cheaptokens.orders import state as st
 from cheaptokens.orders import topups, transitions
+
+#: how an x402 payment is referred to on an order or a top-up
+X402_REF = "x402:"
+#: the alert of an x402 refund waiting for the refund wallet's USDC
+REFUND_WAITS = "refund_wallet_underfunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,8 @@ class TopupPart:
     topup_id: str
     payment_ref: str | None
     amount_cents: int
+    #: the wallet that paid it (x402), where its refund goes
+    payer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,8 @@ class RefundPlan:
     delete_keys_first: bool
     #: applied top-ups' payments, refunded after the order's
     topup_parts: tuple[TopupPart, ...] = ()
+    #: the wallet that paid the order (x402), where its refund goes
+    payer: str | None = None
 
 
 def refund_plan(session: Session, *, order_id: str) -> RefundPlan | None:
@@ -56,7 +65,9 @@ def refund_plan(session: Session, *, order_id: str) -> RefundPlan | None:
         amount = t.paid_cents or 0 if due is None else min(t.paid_cents or 0, max(0, due))
         if due is not None:
             due -= amount
-        parts.append(TopupPart(t.id, t.payment_ref, amount))
+        parts.append(
+            TopupPart(t.id, t.payment_ref, amount, payer_of(session, payment_ref=t.payment_ref))
+        )
     return RefundPlan(
         order_id=order.id,
         account=order.account,
@@ -64,12 +75,30 @@ def refund_plan(session: Session, *, order_id: str) -> RefundPlan | None:
         payment_ref=order.payment_ref,
         amount_cents=first,
         topup_parts=tuple(parts),
+        payer=payer_of(session, payment_ref=order.payment_ref),
         # a key may be live: the order's own, or one a replacement attempt made
         delete_keys_first=(
             order.provision_started_at is not None
             and (order.key_deleted_at is None or order.status == st.REPLACING)
         ),
     )
+
+
+def payer_of(session: Session, *, payment_ref: str | None) -> str | None:
+    """The wallet that paid an x402 payment (``x402:<payment id>``); None for any other."""
+    if not payment_ref or not payment_ref.startswith(X402_REF):
+        return None
+    row = session.get(X402Payment, payment_ref.removeprefix(X402_REF))
+    return None if row is None else row.payer
+
+
+def refund_waits(session: Session, *, order_id: str, message: str, now: datetime) -> None:
+    """An x402 refund waits for its refund wallet to be funded: one alert per order."""
+    seen = session.scalar(
+        select(Alert.id).where(Alert.kind == REFUND_WAITS, Alert.order_id == order_id).limit(1)
+    )
+    if seen is None:
+        raise_alert(session, kind=REFUND_WAITS, order_id=order_id, message=message, now=now)
 
 
 def keys_deleted(session: Session, *, order_id: str, now: datetime) -> None:

@@ -108,6 +108,7 @@ class Sandbox:
             saved_x402 = state.read_x402(state_path)
             if saved_x402 is not None:
                 self.x402.ledger.restore(saved_x402)
+                self.x402.fund_refund_wallet()
         self.venice = VeniceApi(
             self.ledger,
             self.clock,

@@ -47,6 +47,7 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 from cheaptokens.config import (
     SANDBOX_X402_FACILITATOR,
     SANDBOX_X402_NETWORK,
+    SANDBOX_X402_REFUND_KEY,
     SANDBOX_X402_USDC,
     SANDBOX_X402_USDC_NAME,
     SANDBOX_X402_USDC_VERSION,
@@ -55,6 +56,9 @@ from cheaptokens.config import (
 from .render import json_response
 
 PREFIX = "/x402"
+#: the sandbox's refund wallet (the shop's default offline) and what it holds at start
+REFUND_WALLET = Account.from_key(SANDBOX_X402_REFUND_KEY).address
+REFUND_WALLET_USDC = "1000000.00"
 UNITS = Decimal(10) ** 6
 #: keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
@@ -290,6 +294,7 @@ class SandboxFacilitator:
             name=name,
             version=version,
         )
+        self.fund_refund_wallet()
         self.facilitator = x402FacilitatorSync()
         self.facilitator.register([network], ExactEvmFacilitatorScheme(ChainSigner(self.ledger)))
         self.on_change = on_change
@@ -331,6 +336,13 @@ class SandboxFacilitator:
         return json_response(result.model_dump(by_alias=True, exclude_none=True))
 
     # ------------------------------------------------------------------ control
+    def fund_refund_wallet(self) -> None:
+        """Give the sandbox's refund wallet its pretend USDC, unless its balance is on record
+        (a restored state keeps what it holds, an emptied wallet stays empty)."""
+        with self.ledger.lock:
+            if REFUND_WALLET.lower() not in self.ledger.balances:
+                self.ledger.set_balance(REFUND_WALLET, usdc_units(REFUND_WALLET_USDC))
+
     def fund(self, address: str, usdc: object) -> dict[str, str]:
         wallet = to_checksum_address(address)
         with self.ledger.lock:

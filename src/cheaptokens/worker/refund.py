@@ -1,7 +1,10 @@
 """Refund a paid order: first make sure no key of it stays alive, then refund the payment.
 
 The steps between the calls are :mod:`cheaptokens.orders.refunds`'s; each is safe to repeat
-(the provider's refund is idempotent by key ``refund-<order id>``).
+(the provider's refund is idempotent by key ``refund-<order id>``). A payment made with x402
+(``x402:<payment id>``) goes back as USDC from the refund wallet to the wallet that paid
+(:class:`~cheaptokens.payments.x402_refunds.X402Refunder`, idempotent by the payment it
+returns); without a refund wallet it is the operator's to pay by hand (``refund_failed``).
 """
 
 from __future__ import annotations
@@ -12,14 +15,53 @@ from cheaptokens import failpoints
 from cheaptokens.alerts import raise_alert
 from cheaptokens.db import Database
 from cheaptokens.jobs import Retry
+from cheaptokens.money import format_usd
 from cheaptokens.orders import refunds
 from cheaptokens.orders.rules import order_key_description
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.payments.errors import PaymentProviderUnavailable, RefundFailed
+from cheaptokens.payments.x402_refunds import RefundWalletUnderfunded, X402Refunder
 from cheaptokens.times import Clock
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.keys import delete_described, ensure_deleted
 from cheaptokens.venice.types import VeniceGateway
+
+
+def pay_back(
+    *,
+    db: Database,
+    payments: PaymentProvider,
+    x402_refunds: X402Refunder | None,
+    clock: Clock,
+    order_id: str,
+    payment_ref: str,
+    payer: str | None,
+    amount_cents: int,
+    idempotency_key: str,
+) -> str | None:
+    """Refund ``amount_cents`` of the payment ``payment_ref``; its reference. Raises
+    :class:`Retry` (try later; an underfunded x402 refund wallet raises an alert first) or
+    :class:`RefundFailed` (the operator must pay it back)."""
+    try:
+        if not payment_ref.startswith(refunds.X402_REF):
+            return payments.refund(
+                payment_ref=payment_ref, amount_cents=amount_cents, idempotency_key=idempotency_key
+            ).reference
+        if x402_refunds is None or payer is None:
+            raise RefundFailed(
+                f"x402 refund of {format_usd(amount_cents)} USDC to wallet {payer} must be paid "
+                "by hand: no refund wallet is configured (CHEAPTOKENS_X402_REFUND_KEY)"
+            )
+        paid = x402_refunds.refund(
+            to=payer, amount_cents=amount_cents, refund_id=f"{idempotency_key}|{payment_ref}"
+        )
+        return paid.reference
+    except RefundWalletUnderfunded as exc:
+        with db.begin() as session:
+            refunds.refund_waits(session, order_id=order_id, message=str(exc), now=clock())
+        raise Retry("the x402 refund wallet is underfunded", 30.0) from exc
+    except PaymentProviderUnavailable as exc:
+        raise Retry("payment provider unavailable", 10.0) from exc
 
 
 def refund(
@@ -29,6 +71,7 @@ def refund(
     payments: PaymentProvider,
     clock: Clock,
     order_id: str,
+    x402_refunds: X402Refunder | None = None,
 ) -> None:
     now = clock()
     with db.read() as session:
@@ -63,15 +106,18 @@ def refund(
     refund_ref: str | None = None
     if plan.amount_cents > 0 and plan.payment_ref:
         try:
-            result = payments.refund(
+            refund_ref = pay_back(
+                db=db,
+                payments=payments,
+                x402_refunds=x402_refunds,
+                clock=clock,
+                order_id=order_id,
                 payment_ref=plan.payment_ref,
+                payer=plan.payer,
                 amount_cents=plan.amount_cents,
                 idempotency_key=f"refund-{order_id}",
             )
-            refund_ref = result.reference
             failpoints.hit("refund.after_refund_call")
-        except PaymentProviderUnavailable as exc:
-            raise Retry("payment provider unavailable", 10.0) from exc
         except RefundFailed as exc:
             with db.begin() as session:
                 refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)
@@ -80,13 +126,17 @@ def refund(
         ref: str | None = None
         if part.amount_cents > 0 and part.payment_ref:
             try:
-                ref = payments.refund(
+                ref = pay_back(
+                    db=db,
+                    payments=payments,
+                    x402_refunds=x402_refunds,
+                    clock=clock,
+                    order_id=order_id,
                     payment_ref=part.payment_ref,
+                    payer=part.payer,
                     amount_cents=part.amount_cents,
                     idempotency_key=f"refund-{part.topup_id}",
-                ).reference
-            except PaymentProviderUnavailable as exc:
-                raise Retry("payment provider unavailable", 10.0) from exc
+                )
             except RefundFailed as exc:
                 with db.begin() as session:
                     refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)

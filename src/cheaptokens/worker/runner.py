@@ -22,6 +22,7 @@ from cheaptokens.orders.rules import ShopRules
 from cheaptokens.orders.webhooks import UrlPolicy
 from cheaptokens.payments import PaymentProvider
 from cheaptokens.payments.x402 import X402Gateway
+from cheaptokens.payments.x402_refunds import X402Refunder
 from cheaptokens.pricing.forecast import Forecast
 from cheaptokens.secretbox import SecretBox
 from cheaptokens.shop import Shop
@@ -82,6 +83,8 @@ class Worker:
     #: x402 payments: settles an x402 order's authorization when the worker makes its key
     #: (a request that died, a standing order); None: such orders wait
     x402: X402Gateway | None = None
+    #: pays x402 refunds from the refund wallet; None: they are the operator's to pay by hand
+    x402_refunds: X402Refunder | None = None
     #: the key of order tokens (a standing order that fires places an order)
     token_key: bytes = b""
     #: sends buyers' webhook events on threads of its own (None: events wait in the table)
@@ -122,6 +125,7 @@ class Worker:
             repricing=shop.settings.repricing,
             forecast_learning=shop.settings.forecast_learning,
             x402=shop.x402,
+            x402_refunds=shop.x402_refunds,
             token_key=shop.token_key,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -146,6 +150,7 @@ class Worker:
                 payments=self.payments,
                 clock=self.clock,
                 order_id=order_id,
+                x402_refunds=self.x402_refunds,
             )
         elif kind == jobs.REPLACE_KEY:
             replace_key(
@@ -173,6 +178,7 @@ class Worker:
                 payments=self.payments,
                 clock=self.clock,
                 topup_id=order_id,
+                x402_refunds=self.x402_refunds,
             )
         elif kind == jobs.REFUND_STRAY:
             refund_stray(db=self.db, payments=self.payments, clock=self.clock, order_id=order_id)

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 
 from cheaptokens.db import Database
 from cheaptokens.jobs import Retry
-from cheaptokens.orders import topups
+from cheaptokens.orders import refunds, topups
 from cheaptokens.orders.capraise import apply_topup, set_cap
 from cheaptokens.payments import PaymentProvider
-from cheaptokens.payments.errors import PaymentProviderUnavailable, RefundFailed
+from cheaptokens.payments.errors import RefundFailed
+from cheaptokens.payments.x402_refunds import X402Refunder
 from cheaptokens.times import Clock
 from cheaptokens.venice.types import VeniceGateway
+from cheaptokens.worker.refund import pay_back
 
 __all__ = ["apply_topup", "refund_topup", "set_cap"]
 
@@ -30,12 +32,14 @@ def refund_topup(
     payments: PaymentProvider,
     clock: Clock,
     topup_id: str,
+    x402_refunds: X402Refunder | None = None,
 ) -> None:
     """Put the key's cap back to what the database holds (without this top-up), then refund."""
     now = clock()
     with db.read() as session:
         plan = topups.refund_plan(session, topup_id=topup_id)
         cap = topups.cap_of(session, order_id=plan.order_id) if plan else None
+        payer = refunds.payer_of(session, payment_ref=plan.payment_ref) if plan else None
     if plan is None:
         return
     gateway = gateways.get(plan.account)
@@ -48,13 +52,17 @@ def refund_topup(
     ref: str | None = None
     if plan.amount_cents > 0 and plan.payment_ref:
         try:
-            ref = payments.refund(
+            ref = pay_back(
+                db=db,
+                payments=payments,
+                x402_refunds=x402_refunds,
+                clock=clock,
+                order_id=plan.order_id,
                 payment_ref=plan.payment_ref,
+                payer=payer,
                 amount_cents=plan.amount_cents,
                 idempotency_key=f"refund-{topup_id}",
-            ).reference
-        except PaymentProviderUnavailable as exc:
-            raise Retry("payment provider unavailable", 10.0) from exc
+            )
         except RefundFailed as exc:
             with db.begin() as session:
                 topups.refund_failed(session, topup_id=topup_id, reason=str(exc), now=now)

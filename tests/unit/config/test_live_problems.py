@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from cheaptokens.config import SANDBOX_ADMIN_KEY, Settings
+from cheaptokens.config import SANDBOX_ADMIN_KEY, SANDBOX_X402_REFUND_KEY, Settings
 
 SAFE = {
     "venice_mode": "live",
@@ -64,6 +65,11 @@ def test_each_unsafe_setting_is_named(changes: dict[str, object], setting: str) 
         ({"x402_network": "eip155:40240402"}, "CHEAPTOKENS_X402_NETWORK"),
         ({"x402_asset": "0x5dC0000000000000000000000000000000005DC0"}, "CHEAPTOKENS_X402_ASSET"),
         ({"x402_pay_to": "0xC4Ea900000000000000000000000000000000001"}, "CHEAPTOKENS_X402_PAY_TO"),
+        ({"x402_refund_key": SANDBOX_X402_REFUND_KEY}, "CHEAPTOKENS_X402_REFUND_KEY"),
+        (
+            {"x402_refund_key": SANDBOX_X402_REFUND_KEY.removeprefix("0x").upper()},
+            "CHEAPTOKENS_X402_REFUND_KEY",
+        ),
     ],
 )
 def test_x402_with_a_sandbox_facilitator_or_a_test_network_is_refused(
@@ -75,3 +81,19 @@ def test_x402_with_a_sandbox_facilitator_or_a_test_network_is_refused(
 
 def test_x402_switched_off_needs_none_of_its_settings() -> None:
     assert problems(x402_enabled=False, x402_facilitator_url="", x402_network="eip155:84532") == []
+
+
+def test_the_refund_wallet_is_the_sandboxs_offline_and_none_live_unless_set() -> None:
+    assert Settings().refund_key == SANDBOX_X402_REFUND_KEY
+    assert Settings(**SAFE).refund_key is None  # type: ignore[arg-type]
+    own = "0x" + "ab" * 32
+    assert problems(x402_refund_key=own) == []
+    assert Settings(**{**SAFE, "x402_refund_key": own}).refund_key == own  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["0x1234", "not a key", "0x" + "g" * 64, "0x" + "a" * 66])
+def test_a_refund_key_that_is_no_private_key_is_refused_without_echoing_it(key: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(x402_refund_key=key)
+    assert "CHEAPTOKENS_X402_REFUND_KEY" in str(caught.value)
+    assert key not in str(caught.value)
