@@ -5,7 +5,6 @@ retries, a receiver that hangs while the shop goes on serving, and refusals in l
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -152,31 +151,30 @@ def test_a_failing_receiver_is_retried_with_backoff_under_the_same_id(kit: Kit) 
     assert done["status"] == "delivered" and [t["status_code"] for t in done["tries"]] == [500, 204]
 
 
-def test_a_hanging_receiver_never_slows_the_shop(kit: Kit) -> None:
-    assert kit.worker.deliveries is not None
-    stop = threading.Event()
-    runner = threading.Thread(target=kit.worker.deliveries.run, args=(stop,), daemon=True)
-    with receiver("hang") as rec:
-        runner.start()
-        try:
-            placed = [order(kit, rec.url).json() for _ in range(3)]
-            for p in placed:
-                pay_and_provision(kit, p)
-            # While three deliveries hang, buying, paying and provisioning go on at full speed.
-            started = time.monotonic()
-            other = order(kit, None).json()
-            pay_and_provision(kit, other)
-            assert kit.status(other)["status"] == "fulfilled"
-            assert kit.web.get("/api/pricing").status_code == 200
-            assert time.monotonic() - started < 1.0
-            time.sleep(2.0)  # each hanging send is cut off after 1 s
-        finally:
-            stop.set()
-            runner.join(timeout=10)
-    for p in placed:
-        [event] = deliveries(kit, p).json()["events"]
-        assert event["tries"] and event["tries"][0]["error"] == "timed out", event
-        assert event["tries"][0]["duration_ms"] < 2000
+def test_a_hanging_receiver_never_slows_the_shop(tmp_path: Any) -> None:
+    """Deliveries that hang (here for longer than the whole test) hold up no sale: another
+    order is bought, paid and fulfilled while every one of them is still in flight. (The
+    cut-off at the deadline is tests/unit/worker/test_deliveries.py's.)"""
+    with make_kit(tmp_path, webhook_timeout_seconds=30.0) as kit:
+        assert kit.worker.deliveries is not None
+        stop = threading.Event()
+        runner = threading.Thread(target=kit.worker.deliveries.run, args=(stop,), daemon=True)
+        with receiver("hang") as rec:
+            runner.start()
+            try:
+                placed = [order(kit, rec.url).json() for _ in range(3)]
+                for p in placed:
+                    pay_and_provision(kit, p)
+                assert len(rec.wait_for(3, timeout=30)) == 3  # all three are hanging now
+                other = order(kit, None).json()
+                pay_and_provision(kit, other)
+                assert kit.status(other)["status"] == "fulfilled"
+                assert kit.web.get("/api/pricing").status_code == 200
+                events = [e for p in placed for e in deliveries(kit, p).json()["events"]]
+                assert len(events) == 3 and all(not e["tries"] for e in events), events
+            finally:
+                stop.set()
+        runner.join(timeout=30)
 
 
 def test_the_shop_never_calls_itself(kit: Kit) -> None:
