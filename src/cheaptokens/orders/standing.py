@@ -850,7 +850,9 @@ def _claim_and_place(
         client=wallet.lower(),
         key_models=row.key_models,
     )
-    order = placed.order
+    # place_order answers a plain value (a Core INSERT): the row itself is loaded to change it
+    order = session.get(Order, placed.order.id, with_for_update=True)
+    assert order is not None
     transitions.payment_authorized(
         session, order=order, payer=wallet, payment_ref=f"x402:{payment.id}", now=now
     )
