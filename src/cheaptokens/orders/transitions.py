@@ -90,6 +90,8 @@ def _drop_hold(session: Session, order: Order) -> None:
 # ----------------------------------------------------------------------------- placed
 @dataclass(frozen=True, slots=True)
 class Placed:
+    #: a plain value (the order is inserted as a Core statement, not tracked by the session):
+    #: load the row (``session.get(Order, placed.order.id, with_for_update=True)``) to change it
     order: Order
     token: str
     created: bool
