@@ -9,13 +9,14 @@ BIN    := $(VENV)/bin
 # workers than this 2-core machine's cores pay (docs/architecture.md, "The test loop").
 WORKERS ?= 4
 
-.PHONY: run test check install lint typecheck pytest system services node clean
+.PHONY: run test check install lint typecheck pytest system services node clean lock
 
-$(BIN)/cheaptokens: pyproject.toml
+# constraints.txt pins every package to the versions the suite last passed with (`make lock`).
+$(BIN)/cheaptokens: pyproject.toml constraints.txt
 	PYTHON=$(PYTHON) bash scripts/apt.sh ensurepip=python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $@
 
 install: $(BIN)/cheaptokens
@@ -55,6 +56,16 @@ test: lint typecheck pytest
 # The inner loop: no services, no browser, no coverage.
 check: lint typecheck
 	$(BIN)/pytest tests/unit -n 2 -q
+
+# Re-resolve constraints.txt: the newest releases pyproject.toml allows, in a throw-away venv.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -e '.[test]'
+	{ head -n 3 constraints.txt; .venv-lock/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules \
