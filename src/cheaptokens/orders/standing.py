@@ -51,7 +51,6 @@ from cheaptokens.errors import (
     Conflict,
     InvalidInput,
     NotFound,
-    ServiceUnavailable,
     ShopError,
     SoldOut,
 )
@@ -64,8 +63,9 @@ from cheaptokens.orders.x402 import (
     PaymentNeeded,
     claim_payment,
     payment_id,
+    read_payment,
     reason_text,
-    wallet_of,
+    verify_payment,
 )
 from cheaptokens.payments.errors import PaymentProviderUnavailable
 from cheaptokens.payments.x402 import (
@@ -382,9 +382,11 @@ def create(
         webhooks.check(webhook_url, webhook_policy)
     if header is None:
         return needed()
+    read = read_payment(x402, header)
+    if isinstance(read, str):
+        return needed(read)
+    payload, wallet = read
     try:
-        payload = x402.parse(header)
-        wallet = wallet_of(payload)
         auth = authorization_of(payload)
         valid_before = datetime.fromtimestamp(int(auth["validBefore"]), UTC)
     except PaymentRefused as exc:
@@ -392,8 +394,6 @@ def create(
     except (ValueError, OverflowError, OSError):
         return needed("invalid_payload")
     t = x402.terms
-    if payload.accepted.network != t.network or payload.accepted.asset.lower() != t.asset.lower():
-        return needed("invalid_network")
     # The 402's maxTimeoutSeconds depended on when it was asked; any that covers T will do.
     timeout = payload.accepted.max_timeout_seconds
     if not isinstance(timeout, int) or not (1 <= timeout <= 2 * 86_400):
@@ -432,17 +432,11 @@ def create(
     except IntegrityError:  # the same authorization, at the same moment, in another request
         return needed("payment_replayed", timeout)
 
-    try:
-        verdict = x402.verify(payload, requirement)
-    except PaymentProviderUnavailable as exc:
-        _void(db, pid=pid, reason="facilitator unavailable")
-        raise ServiceUnavailable(
-            "the x402 facilitator cannot be reached; nothing was kept, try again"
-        ) from exc
-    if not verdict.valid or (verdict.payer or "").lower() != wallet.address.lower():
-        why = (verdict.reason or "refused") if not verdict.valid else "payer_mismatch"
-        _void(db, pid=pid, reason=why)
-        return needed(why, timeout)
+    refused = verify_payment(
+        x402, payload, requirement, wallet, void=lambda why: _void(db, pid=pid, reason=why)
+    )
+    if refused is not None:
+        return needed(refused, timeout)
 
     token = standing_token(sid, token_key=token_key)
     secret = events.new_secret() if webhook_url is not None else None

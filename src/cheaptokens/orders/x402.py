@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -158,6 +159,88 @@ def wallet_of(payload: PaymentPayload) -> Wallet:
             "the authorization's from or nonce is malformed", code="invalid_payload"
         )
     return Wallet(sender, nonce.lower())
+
+
+def read_payment(x402: X402Gateway, header: str) -> tuple[PaymentPayload, Wallet] | str:
+    """The payment a ``PAYMENT-SIGNATURE`` header carries and who pays it; or, when it cannot
+    be one this shop takes (unreadable, malformed, another network or asset), the code to
+    refuse it with. The purchase, the top-up and the standing order all start here."""
+    try:
+        payload = x402.parse(header)
+        wallet = wallet_of(payload)
+    except PaymentRefused as exc:
+        return exc.code or "invalid_payload"
+    terms = x402.terms
+    if (
+        payload.accepted.network != terms.network
+        or payload.accepted.asset.lower() != terms.asset.lower()
+    ):
+        return "invalid_network"
+    return payload, wallet
+
+
+def verify_payment(
+    x402: X402Gateway,
+    payload: PaymentPayload,
+    requirement: PaymentRequirements,
+    wallet: Wallet,
+    *,
+    void: Callable[[str], None],
+) -> str | None:
+    """Ask the facilitator whether the claimed authorization would settle (nothing moves).
+
+    None if it would, paid by ``wallet``; otherwise ``void(reason)`` has given back what the
+    claim held and the reason is returned, for the 402. An unreachable facilitator is voided
+    too, then :class:`ServiceUnavailable` (the buyer may try again: nothing was taken)."""
+    try:
+        verdict = x402.verify(payload, requirement)
+    except PaymentProviderUnavailable as exc:
+        void("facilitator unavailable")
+        raise ServiceUnavailable(
+            "the x402 facilitator cannot be reached; nothing was charged, try again"
+        ) from exc
+    if verdict.valid and (verdict.payer or "").lower() == wallet.address.lower():
+        return None
+    why = (verdict.reason or "refused") if not verdict.valid else "payer_mismatch"
+    void(why)
+    return why
+
+
+def run_leased(
+    *,
+    db: Database,
+    clock: Clock,
+    lease: jobs.Lease,
+    seconds: float,
+    step: Callable[[], object],
+    what: str,
+) -> bool:
+    """Run a job this request leased (``step``: the worker's own step for it) for at most
+    ``seconds``, retrying as the worker would; then finish it, or hand it back to the worker
+    to carry on. True if it finished."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            step()
+        except jobs.Retry as exc:
+            left = deadline - time.monotonic()
+            if left > min(exc.delay, 1.0):
+                time.sleep(min(exc.delay, 1.0))
+                continue
+            log.info("x402 %s: the worker carries on (%s)", what, exc)
+            with db.begin() as session:
+                jobs.retry_later(
+                    session,
+                    job_id=lease.job_id,
+                    worker=lease.worker,
+                    now=clock(),
+                    delay=0,
+                    error=str(exc),
+                )
+            return False
+        with db.begin() as session:
+            jobs.finish(session, job_id=lease.job_id, worker=lease.worker)
+        return True
 
 
 def requirements_for(x402: X402Gateway, quote: Quote, key_models: str) -> PaymentRequirements:
@@ -292,17 +375,11 @@ def buy(
             code=code,
         )
 
-    try:
-        payload = x402.parse(header)
-        wallet = wallet_of(payload)
-    except PaymentRefused as exc:
-        return again(exc.code or "invalid_payload")
+    read = read_payment(x402, header)
+    if isinstance(read, str):
+        return again(read)
+    payload, wallet = read
     terms = x402.terms
-    if (
-        payload.accepted.network != terms.network
-        or payload.accepted.asset.lower() != terms.asset.lower()
-    ):
-        return again("invalid_network")
 
     # 1. The quote it pays for (the one it names, or the price now).
     with db.begin() as session:
@@ -363,17 +440,15 @@ def buy(
         return again("quote_used")
 
     # 3. Verify (changes nothing).
-    try:
-        verdict = x402.verify(payload, requirement)
-    except PaymentProviderUnavailable as exc:
-        _give_up(db, order_id=order_id, pid=pid, reason="facilitator unavailable", now=clock())
-        raise ServiceUnavailable(
-            "the x402 facilitator cannot be reached; nothing was charged, try again"
-        ) from exc
-    if not verdict.valid or (verdict.payer or "").lower() != wallet.address.lower():
-        why = (verdict.reason or "refused") if not verdict.valid else "payer_mismatch"
-        _give_up(db, order_id=order_id, pid=pid, reason=why, now=clock())
-        return again(why)
+    refused = verify_payment(
+        x402,
+        payload,
+        requirement,
+        wallet,
+        void=lambda why: _give_up(db, order_id=order_id, pid=pid, reason=why, now=clock()),
+    )
+    if refused is not None:
+        return again(refused)
 
     # 4. Paid by authorization; this request holds the provisioning job.
     with db.begin() as session:
@@ -500,40 +575,25 @@ def run_job(
     lease: jobs.Lease,
     seconds: float,
 ) -> bool:
-    """Run ``order_id``'s provisioning job (held by ``lease``) for at most ``seconds``,
-    retrying as the worker would; then hand it back to the worker. True if it finished."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            keymaking.provision(
-                db=db,
-                gateways=gateways,
-                box=box,
-                rules=rules,
-                clock=clock,
-                order_id=order_id,
-                lease=lease,
-                capture=lambda oid: capture_payment(db=db, x402=x402, clock=clock, order_id=oid),
-            )
-        except jobs.Retry as exc:
-            left = deadline - time.monotonic()
-            if left > min(exc.delay, 1.0):
-                time.sleep(min(exc.delay, 1.0))
-                continue
-            log.info("x402 order %s: the worker carries on (%s)", order_id, exc)
-            with db.begin() as session:
-                jobs.retry_later(
-                    session,
-                    job_id=lease.job_id,
-                    worker=lease.worker,
-                    now=clock(),
-                    delay=0,
-                    error=str(exc),
-                )
-            return False
-        with db.begin() as session:
-            jobs.finish(session, job_id=lease.job_id, worker=lease.worker)
-        return True
+    """Run ``order_id``'s provisioning job (held by ``lease``) for at most ``seconds``: see
+    :func:`run_leased`. True if it finished."""
+    return run_leased(
+        db=db,
+        clock=clock,
+        lease=lease,
+        seconds=seconds,
+        what=f"order {order_id}",
+        step=lambda: keymaking.provision(
+            db=db,
+            gateways=gateways,
+            box=box,
+            rules=rules,
+            clock=clock,
+            order_id=order_id,
+            lease=lease,
+            capture=lambda oid: capture_payment(db=db, x402=x402, clock=clock, order_id=oid),
+        ),
+    )
 
 
 def _stored(row: X402Payment) -> tuple[PaymentPayload, PaymentRequirements]:

@@ -30,7 +30,6 @@ Sent again with the signed payment:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,7 +39,6 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 
 from cheaptokens import jobs
 from cheaptokens.db import Database
-from cheaptokens.errors import ServiceUnavailable
 from cheaptokens.models import Order, Topup, X402Payment
 from cheaptokens.money import format_usd
 from cheaptokens.orders import capraise, topups
@@ -52,13 +50,13 @@ from cheaptokens.orders.x402 import (
     capture_payment,
     claim_payment,
     payment_id,
+    read_payment,
     reason_text,
+    run_leased,
     settlement_header,
-    wallet_of,
+    verify_payment,
 )
-from cheaptokens.payments.errors import PaymentProviderUnavailable
 from cheaptokens.payments.x402 import (
-    PaymentRefused,
     X402Gateway,
     authorization_of,
     units_to_cents,
@@ -226,17 +224,11 @@ def topup(
 
     if header is None:
         return again()
-    try:
-        payload = x402.parse(header)
-        wallet = wallet_of(payload)
-    except PaymentRefused as exc:
-        return again(exc.code or "invalid_payload")
+    read = read_payment(x402, header)
+    if isinstance(read, str):
+        return again(read)
+    payload, wallet = read
     terms = x402.terms
-    if (
-        payload.accepted.network != terms.network
-        or payload.accepted.asset.lower() != terms.asset.lower()
-    ):
-        return again("invalid_network")
 
     # 1. The top-up it pays for (the one it names, or the price now).
     with db.begin() as session:
@@ -279,17 +271,15 @@ def topup(
         return _required(x402, requirement, url, credit_cents, "payment_replayed")
 
     # 3. Verify (changes nothing).
-    try:
-        verdict = x402.verify(payload, requirement)
-    except PaymentProviderUnavailable as exc:
-        _give_up(db, topup_id=topup_id, pid=pid, reason="facilitator unavailable", now=clock())
-        raise ServiceUnavailable(
-            "the x402 facilitator cannot be reached; nothing was charged, try again"
-        ) from exc
-    if not verdict.valid or (verdict.payer or "").lower() != wallet.address.lower():
-        why = (verdict.reason or "refused") if not verdict.valid else "payer_mismatch"
-        _give_up(db, topup_id=topup_id, pid=pid, reason=why, now=clock())
-        return again(why)
+    refused = verify_payment(
+        x402,
+        payload,
+        requirement,
+        wallet,
+        void=lambda why: _give_up(db, topup_id=topup_id, pid=pid, reason=why, now=clock()),
+    )
+    if refused is not None:
+        return again(refused)
 
     # 4. Paid by authorization; this request holds the apply_topup job.
     with db.begin() as session:
@@ -370,34 +360,20 @@ def _run_job(
     lease: jobs.Lease,
     seconds: float,
 ) -> bool:
-    """Run the top-up's ``apply_topup`` job (held by ``lease``) for at most ``seconds``,
-    retrying as the worker would; then hand it back to the worker. True if it finished."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            capraise.apply_topup(
-                db=db,
-                gateways=gateways,
-                rules=rules,
-                clock=clock,
-                topup_id=topup_id,
-                capture=lambda tid: capture_payment(db=db, x402=x402, clock=clock, order_id=tid),
-            )
-        except jobs.Retry as exc:
-            left = deadline - time.monotonic()
-            if left > min(exc.delay, 1.0):
-                time.sleep(min(exc.delay, 1.0))
-                continue
-            with db.begin() as session:
-                jobs.retry_later(
-                    session,
-                    job_id=lease.job_id,
-                    worker=lease.worker,
-                    now=clock(),
-                    delay=0,
-                    error=str(exc),
-                )
-            return False
-        with db.begin() as session:
-            jobs.finish(session, job_id=lease.job_id, worker=lease.worker)
-        return True
+    """Run the top-up's ``apply_topup`` job (held by ``lease``) for at most ``seconds``: see
+    :func:`cheaptokens.orders.x402.run_leased`. True if it finished."""
+    return run_leased(
+        db=db,
+        clock=clock,
+        lease=lease,
+        seconds=seconds,
+        what=f"top-up {topup_id}",
+        step=lambda: capraise.apply_topup(
+            db=db,
+            gateways=gateways,
+            rules=rules,
+            clock=clock,
+            topup_id=topup_id,
+            capture=lambda tid: capture_payment(db=db, x402=x402, clock=clock, order_id=tid),
+        ),
+    )

@@ -553,11 +553,14 @@ def test_many_standing_orders_firing_at_one_price_step_never_oversell_or_double_
         credit = 400
         wallets = [new_wallet() for _ in range(30)]
         assert credit * len(wallets) > capacity
+        # A dear curve first (90 cents per $1 however much is sold), whatever the hour: the
+        # real clock's price falls below 50 by the evening.
+        cheaper(kit, a="0.90", beta="0")
         made = []
         for w in wallets:
             fund(kit.sandbox, w.address, "10.00")
             made.append(leave(kit, w, terms(kit, credit=credit, price="50")))
-        # Nothing fires at today's price (P = 50 is below it), then all are eligible at once.
+        # Nothing fires at that price (P = 50 is below it), then all are eligible at once.
         assert fire(kit) == 0
         cheaper(kit, a="0.45", beta="0")  # 45 cents per $1 however much is sold
         workers = [kit.worker, dataclasses.replace(kit.worker, name="second", _last={})]
