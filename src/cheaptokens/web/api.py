@@ -318,6 +318,16 @@ def _iso(when: datetime | None) -> str | None:
 
 OrderId = Annotated[str, Path(pattern=ID_PATTERN, description="The order's id (ord_...).")]
 
+#: The x402 payment a request carries (base64 JSON in ``PAYMENT-SIGNATURE``), if any.
+PaymentSignature = Annotated[
+    str | None,
+    Header(
+        alias="PAYMENT-SIGNATURE",
+        max_length=16_000,
+        description="The x402 payment payload (base64 JSON), signed by the paying wallet.",
+    ),
+]
+
 
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
     if not authorization or not authorization.lower().startswith("bearer "):
@@ -641,14 +651,7 @@ def create_topup(
             "(checkout only: an x402 payment is its own key, one authorization pays once).",
         ),
     ] = None,
-    payment_signature: Annotated[
-        str | None,
-        Header(
-            alias="PAYMENT-SIGNATURE",
-            max_length=16_000,
-            description="x402: the payment payload (base64 JSON), signed by the paying wallet.",
-        ),
-    ] = None,
+    payment_signature: PaymentSignature = None,
 ) -> Any:
     """More credit on the same key: pay the current price for ``credit_cents`` more; once paid
     the key's cap rises by that much (same key, same expiry). By checkout: the answer is 201
@@ -903,14 +906,7 @@ def buy(
     body: BuyIn,
     request: Request,
     shop: ShopDep,
-    payment_signature: Annotated[
-        str | None,
-        Header(
-            alias="PAYMENT-SIGNATURE",
-            max_length=16_000,
-            description="The x402 payment payload (base64 JSON), signed by the paying wallet.",
-        ),
-    ] = None,
+    payment_signature: PaymentSignature = None,
 ) -> Response:
     """Buy a key in one call with x402 (USDC): without PAYMENT-SIGNATURE the answer is 402 with
     the price of ``credit_cents`` (locked for the quote's time); with a payment signed for it
@@ -1223,14 +1219,7 @@ def create_standing_order(
     body: StandingIn,
     request: Request,
     shop: ShopDep,
-    payment_signature: Annotated[
-        str | None,
-        Header(
-            alias="PAYMENT-SIGNATURE",
-            max_length=16_000,
-            description="The x402 payment payload (base64 JSON), signed by the paying wallet.",
-        ),
-    ] = None,
+    payment_signature: PaymentSignature = None,
 ) -> Response:
     """Leave a standing order: buy ``credit_cents`` of credit the first moment the price of
     $1 is at most ``max_price_per_dollar_cents`` (or the discount at least
