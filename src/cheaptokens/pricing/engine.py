@@ -82,6 +82,9 @@ class EngineConfig:
     #: the shape shifted by whole hours and a flat day, weighed by when requests come (1:
     #: the forecast's shape is taken as known)
     shape_prior: float = 0.5
+    #: weight of the slots after the next top of the hour in the fit of ``a + b·g(h)`` to
+    #: the optimal price path (the set is in force until then), relative to this hour's
+    fit_rest_weight: float = 1.0
 
 
 def _q6(x: float) -> Decimal:
@@ -279,7 +282,9 @@ class PricingEngine:
             sigma=fc.sigma,
             mu_scale=cfg.bid_price_scale,
         )
-        a, b = self._fit(sol, g_rest)
+        # the set is in force until the next top of the hour: fit that stretch closest
+        near = (hour + 1) * per - j0
+        a, b = self._fit(sol, g_rest, near=near, rest_weight=cfg.fit_rest_weight)
 
         plan = self._plan
         left = float(x)
@@ -318,9 +323,12 @@ class PricingEngine:
         return self._params
 
     @staticmethod
-    def _fit(sol: fluid.FluidSolution, g: tuple[float, ...]) -> tuple[float, float]:
-        """Weighted least squares of the optimal prices on g(h) (weights: expected sales)."""
-        w = [s + 1e-9 for s in sol.sales]
+    def _fit(
+        sol: fluid.FluidSolution, g: tuple[float, ...], *, near: int, rest_weight: float
+    ) -> tuple[float, float]:
+        """Weighted least squares of the optimal prices on g(h): weights are the expected
+        sales, times ``rest_weight`` beyond the first ``near`` slots."""
+        w = [(s + 1e-9) * (1.0 if j < near else rest_weight) for j, s in enumerate(sol.sales)]
         sw = sum(w)
         mg = sum(wi * gi for wi, gi in zip(w, g, strict=True)) / sw
         mp = sum(wi * pi for wi, pi in zip(w, sol.prices, strict=True)) / sw
