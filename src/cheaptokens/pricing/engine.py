@@ -85,6 +85,9 @@ class EngineConfig:
     #: weight of the slots after the next top of the hour in the fit of ``a + b·g(h)`` to
     #: the optimal price path (the set is in force until then), relative to this hour's
     fit_rest_weight: float = 1.0
+    #: days of prior weight on the arrival rate when the count of requests so far also
+    #: judges the shape (0: only when they came does)
+    shape_count_weight: float = 0.0
 
 
 def _q6(x: float) -> Decimal:
@@ -217,7 +220,10 @@ class PricingEngine:
         frac = t * per - j0
         n_mix = 0.0
         left = [0.0] * (fluid.SLOTS - j0)
-        for cand in shape_posterior(family, counts, t, fc.n, cfg.arrival_prior_days):
+        posterior = shape_posterior(
+            family, counts, t, fc.n, cfg.arrival_prior_days, count_weight=cfg.shape_count_weight
+        )
+        for cand in posterior:
             scale = cand.weight * cand.n_hat
             n_mix += scale
             mass = family.mass[cand.index]

@@ -129,18 +129,24 @@ def shape_posterior(
     prior_n: float,
     weight: float,
     *,
+    count_weight: float = 0.0,
     min_weight: float = 1e-4,
 ) -> list[ShapeCandidate]:
     """Posterior over the candidate shapes after the requests before hour ``t``.
 
     ``slot_counts[j]`` is the number of requests in slot ``j`` (``j`` up to the slot holding
-    ``t``, counted up to ``t``). Arrivals are a Poisson process with rate ``n × shape``; with
-    ``n``'s Gamma prior as in :func:`estimate_arrivals` integrated out, candidate ``i``'s
-    marginal likelihood is, up to factors common to all candidates,
-    ``Π_j mass_i[j]^c_j / (weight + F_i(t))^(prior_n·weight + count)`` (``F_i(t)``: its share
-    of the day before ``t``), so a shape is favoured when the requests came when it expects
-    them, not merely as many. Candidates below ``min_weight`` are dropped, the rest
-    renormalised; ``n_hat`` is :func:`estimate_arrivals` with that candidate's exposure.
+    ``t``, counted up to ``t``). Arrivals are a Poisson process with rate ``n × shape``; given
+    their number, the requests before ``t`` fall in the slots as a multinomial with
+    probabilities ``mass_i[j] / F_i(t)`` (``F_i(t)``: candidate ``i``'s share of the day
+    before ``t``), so candidate ``i``'s likelihood is ``Π_j (mass_i[j] / F_i(t))^c_j``: a
+    shape is favoured when the requests came when it expects them. With ``count_weight``
+    > 0 how *many* came counts too: ``n`` gets a Gamma prior worth ``count_weight`` days
+    (as in :func:`estimate_arrivals`), integrated out, which makes the likelihood
+    ``Π_j mass_i[j]^c_j / (count_weight + F_i(t))^(prior_n·count_weight + count)`` — then
+    more requests than forecast so far also argue for an earlier shape (and a busy day with
+    the forecast's shape can read as an early one); 0 leaves the count to the arrival rate.
+    Candidates below ``min_weight`` are dropped, the rest renormalised; ``n_hat`` is
+    :func:`estimate_arrivals` (prior ``weight``) with that candidate's exposure.
     """
     per = family.slots_per_hour
     slots = len(family.mass[0])
@@ -148,14 +154,13 @@ def shape_posterior(
     j0 = min(slots - 1, int(pos))
     frac = pos - j0
     count = sum(slot_counts[: j0 + 1])
-    alpha = prior_n * weight + count
     seen = [(j, c) for j, c in enumerate(slot_counts[: j0 + 1]) if c]
     logs: list[float] = []
     exposures: list[float] = []
     for i, log_mass in enumerate(family.log_mass):
         exposure = family.cum[i][j0] + frac * family.mass[i][j0]
         ll = family.log_prior[i] + sum(c * log_mass[j] for j, c in seen)
-        ll -= alpha * math.log(max(weight + exposure, 1e-12))
+        ll -= (prior_n * count_weight + count) * math.log(max(count_weight + exposure, 1e-12))
         logs.append(ll)
         exposures.append(exposure)
     top = max(logs)

@@ -85,11 +85,16 @@ def test_an_early_day_is_recognised_and_the_afternoon_priced_lower() -> None:
     assert p_learned < p_blind
 
 
-def test_a_day_like_the_forecast_plans_as_before() -> None:
-    usual = arrival_times(FORECAST.shape, 200, seed=11)
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_a_day_like_the_forecast_keeps_its_shape(seed: int) -> None:
+    usual = arrival_times(FORECAST.shape, 200, seed=seed)
+    post = shape_posterior(
+        shape_family(FORECAST.shape, 0.5), slot_counts(usual, 12.0), 12.0, 200.0, 0.3
+    )
+    assert max(post, key=lambda c: c.weight).index == 0
     at = DAY + timedelta(hours=12)
     learned = engine_after(usual, 12.0, shape_prior=0.5)
     blind = engine_after(usual, 12.0, shape_prior=1.0)
     learned.replan(at, 60_000)
     blind.replan(at, 60_000)
-    assert learned.arrival_estimate == pytest.approx(blind.arrival_estimate, rel=0.05)
+    assert learned.arrival_estimate == pytest.approx(blind.arrival_estimate, rel=0.15)
