@@ -6,8 +6,10 @@ the engine
 1. corrects the forecast with what the day has shown so far — the number of quote requests
    against the forecast's expected count (arrival rate, Gamma-Poisson), the credit each
    request asked for (request size, a normal posterior on its log-mean) and the accepted /
-   declined quotes (willingness level, probit MAP) — see :mod:`cheaptokens.pricing.forecast`;
-   the expected credit demanded is arrivals × mean request size;
+   declined quotes (willingness level, probit MAP), and when the requests came (a posterior
+   over candidate daily shapes: the forecast's, shifted ones, flat) — see
+   :mod:`cheaptokens.pricing.forecast`; the expected credit demanded is arrivals × mean
+   request size, spread over the rest of the day by the posterior mixture of shapes;
 2. re-solves the fluid bid-price problem for the rest of the day from the unsold credit
    (:mod:`cheaptokens.pricing.fluid`);
 3. publishes a :class:`~cheaptokens.pricing.curve.PricingParams` valid from then to the next
@@ -82,9 +84,6 @@ class EngineConfig:
     #: the shape shifted by whole hours and a flat day, weighed by when requests come (1:
     #: the forecast's shape is taken as known)
     shape_prior: float = 0.5
-    #: weight of the slots after the next top of the hour in the fit of ``a + b·g(h)`` to
-    #: the optimal price path (the set is in force until then), relative to this hour's
-    fit_rest_weight: float = 1.0
     #: days of prior weight on the arrival rate when the count of requests so far also
     #: judges the shape (0: only when they came does)
     shape_count_weight: float = 0.0
@@ -288,9 +287,7 @@ class PricingEngine:
             sigma=fc.sigma,
             mu_scale=cfg.bid_price_scale,
         )
-        # the set is in force until the next top of the hour: fit that stretch closest
-        near = (hour + 1) * per - j0
-        a, b = self._fit(sol, g_rest, near=near, rest_weight=cfg.fit_rest_weight)
+        a, b = self._fit(sol, g_rest)
 
         plan = self._plan
         left = float(x)
@@ -329,12 +326,9 @@ class PricingEngine:
         return self._params
 
     @staticmethod
-    def _fit(
-        sol: fluid.FluidSolution, g: tuple[float, ...], *, near: int, rest_weight: float
-    ) -> tuple[float, float]:
-        """Weighted least squares of the optimal prices on g(h): weights are the expected
-        sales, times ``rest_weight`` beyond the first ``near`` slots."""
-        w = [(s + 1e-9) * (1.0 if j < near else rest_weight) for j, s in enumerate(sol.sales)]
+    def _fit(sol: fluid.FluidSolution, g: tuple[float, ...]) -> tuple[float, float]:
+        """Weighted least squares of the optimal prices on g(h) (weights: expected sales)."""
+        w = [s + 1e-9 for s in sol.sales]
         sw = sum(w)
         mg = sum(wi * gi for wi, gi in zip(w, g, strict=True)) / sw
         mp = sum(wi * pi for wi, pi in zip(w, sol.prices, strict=True)) / sw
