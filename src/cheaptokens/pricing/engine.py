@@ -83,10 +83,7 @@ class EngineConfig:
     #: prior probability that the forecast's daily shape is right; the rest is shared by
     #: the shape shifted by whole hours and a flat day, weighed by when requests come (1:
     #: the forecast's shape is taken as known)
-    shape_prior: float = 0.5
-    #: days of prior weight on the arrival rate when the count of requests so far also
-    #: judges the shape (0: only when they came does)
-    shape_count_weight: float = 0.0
+    shape_prior: float = 0.8
 
 
 def _q6(x: float) -> Decimal:
@@ -220,7 +217,7 @@ class PricingEngine:
         n_mix = 0.0
         left = [0.0] * (fluid.SLOTS - j0)
         posterior = shape_posterior(
-            family, counts, t, fc.n, cfg.arrival_prior_days, count_weight=cfg.shape_count_weight
+            family, counts, t, fc.n, cfg.arrival_prior_days, count_weight=cfg.arrival_prior_days
         )
         for cand in posterior:
             scale = cand.weight * cand.n_hat
