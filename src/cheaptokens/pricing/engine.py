@@ -216,9 +216,9 @@ class PricingEngine:
         frac = t * per - j0
         n_mix = 0.0
         left = [0.0] * (fluid.SLOTS - j0)
-        posterior = shape_posterior(
-            family, counts, t, fc.n, cfg.arrival_prior_days, count_weight=cfg.arrival_prior_days
-        )
+        # judged by when the requests came, not how many (that is the arrival rate's
+        # evidence: twice the forecast's requests must not read as an early day)
+        posterior = shape_posterior(family, counts, t, fc.n, cfg.arrival_prior_days)
         for cand in posterior:
             scale = cand.weight * cand.n_hat
             n_mix += scale
