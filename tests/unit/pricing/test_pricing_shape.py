@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cheaptokens.pricing import ArrivalShape, EngineConfig, Forecast, PricingEngine, price_fraction
-from cheaptokens.pricing.forecast import shape_posterior
+from cheaptokens.pricing.forecast import ShapeCandidate, shape_posterior
 from cheaptokens.pricing.shape import SHIFT_HOURS, shape_family
 
 DAY = datetime(2030, 1, 1, tzinfo=UTC)
@@ -98,3 +98,23 @@ def test_a_day_like_the_forecast_keeps_its_shape(seed: int) -> None:
     learned.replan(at, 60_000)
     blind.replan(at, 60_000)
     assert learned.arrival_estimate == pytest.approx(blind.arrival_estimate, rel=0.15)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_a_busy_day_is_not_read_as_an_early_one(seed: int) -> None:
+    """Twice the forecast's requests, at the forecast's times: judged by when they came the
+    forecast's shape stays the most probable and the day reads as busy; judged by their
+    number too (``count_weight``), it reads as an early day with far fewer arrivals."""
+    family = shape_family(FORECAST.shape, 0.8)
+    counts = slot_counts(arrival_times(FORECAST.shape, 400, seed=seed), 12.0)
+    by_timing = shape_posterior(family, counts, 12.0, 200.0, 0.3)
+    by_count_too = shape_posterior(family, counts, 12.0, 200.0, 0.3, count_weight=0.3)
+
+    def forecast_weight(post: list[ShapeCandidate]) -> float:
+        return sum(c.weight for c in post if c.index == 0)
+
+    def arrivals(post: list[ShapeCandidate]) -> float:
+        return sum(c.weight * c.n_hat for c in post)
+
+    assert forecast_weight(by_timing) > 0.5 > forecast_weight(by_count_too)
+    assert arrivals(by_timing) > 300 > 1.1 * arrivals(by_count_too)
