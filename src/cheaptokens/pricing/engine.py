@@ -6,8 +6,10 @@ the engine
 1. corrects the forecast with what the day has shown so far — the number of quote requests
    against the forecast's expected count (arrival rate, Gamma-Poisson), the credit each
    request asked for (request size, a normal posterior on its log-mean) and the accepted /
-   declined quotes (willingness level, probit MAP) — see :mod:`cheaptokens.pricing.forecast`;
-   the expected credit demanded is arrivals × mean request size;
+   declined quotes (willingness level, probit MAP), and when the requests came (a posterior
+   over candidate daily shapes: the forecast's, shifted ones, flat) — see
+   :mod:`cheaptokens.pricing.forecast`; the expected credit demanded is arrivals × mean
+   request size, spread over the rest of the day by the posterior mixture of shapes;
 2. re-solves the fluid bid-price problem for the rest of the day from the unsold credit
    (:mod:`cheaptokens.pricing.fluid`);
 3. publishes a :class:`~cheaptokens.pricing.curve.PricingParams` valid from then to the next
@@ -52,7 +54,9 @@ from cheaptokens.pricing.forecast import (
     estimate_log_size,
     estimate_willingness,
     g_float,
+    shape_posterior,
 )
+from cheaptokens.pricing.shape import shape_family
 from cheaptokens.times import day_start
 
 
@@ -76,6 +80,10 @@ class EngineConfig:
     #: re-plan inside the hour when |ln(planned unsold / unsold)| or |ln(demand estimate /
     #: demand planned for)| exceeds this
     replan_drift: float = 0.15
+    #: prior probability that the forecast's daily shape is right; the rest is shared by
+    #: the shape shifted by whole hours and a flat day, weighed by when requests come (1:
+    #: the forecast's shape is taken as known)
+    shape_prior: float = 0.8
 
 
 def _q6(x: float) -> Decimal:
@@ -170,13 +178,55 @@ class PricingEngine:
     def demand_estimate(self, now: datetime) -> tuple[float, float]:
         """(arrivals, mean request size in cents) learned from the requests before ``now``."""
         t = self._offset_hours(now)
-        fc, cfg = self._forecast, self.config
-        seen = bisect.bisect_left(self._times, t)
-        n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), cfg.arrival_prior_days)
+        n_hat, _ = self._arrivals(t)
+        return n_hat, self._size_estimate(bisect.bisect_left(self._times, t))
+
+    def _size_estimate(self, seen: int) -> float:
+        fc = self._forecast
         mu = estimate_log_size(
-            math.log(fc.q_med_cents), cfg.size_prior_count, seen, self._log_cum[seen]
+            math.log(fc.q_med_cents), self.config.size_prior_count, seen, self._log_cum[seen]
         )
-        return n_hat, math.exp(mu + fc.q_sigma**2 / 2.0)
+        return math.exp(mu + fc.q_sigma**2 / 2.0)
+
+    def _arrivals(self, t: float) -> tuple[float, list[float]]:
+        """The day's arrivals expected (posterior mean) and, per quarter-hour slot from the
+        one holding ``t`` (counted from ``t``) to 00:00, the arrivals still expected there.
+
+        With ``shape_prior`` 1 the forecast's shape is taken as known; below 1 the expected
+        arrivals are the posterior mixture over the candidate shapes
+        (:func:`~cheaptokens.pricing.forecast.shape_posterior`).
+        """
+        fc, cfg = self._forecast, self.config
+        per = fluid.SLOTS_PER_HOUR
+        j0 = min(fluid.SLOTS - 1, int(t * per))
+        seen = bisect.bisect_left(self._times, t)
+        if cfg.shape_prior >= 1.0:
+            n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), cfg.arrival_prior_days)
+            mass, _ = fluid.slot_grid(fc.shape)
+            first = max(0.0, fc.shape.cdf((j0 + 1) / per) - fc.shape.cdf(t))
+            return n_hat, [n_hat * first] + [n_hat * mj for mj in mass[j0 + 1 :]]
+        family = shape_family(fc.shape, cfg.shape_prior, per)
+        counts: list[int] = []
+        before = 0
+        for j in range(j0):
+            upto = bisect.bisect_left(self._times, (j + 1) / per, 0, seen)
+            counts.append(upto - before)
+            before = upto
+        counts.append(seen - before)
+        frac = t * per - j0
+        n_mix = 0.0
+        left = [0.0] * (fluid.SLOTS - j0)
+        # judged by when the requests came, not how many (that is the arrival rate's
+        # evidence: twice the forecast's requests must not read as an early day)
+        posterior = shape_posterior(family, counts, t, fc.n, cfg.arrival_prior_days)
+        for cand in posterior:
+            scale = cand.weight * cand.n_hat
+            n_mix += scale
+            mass = family.mass[cand.index]
+            left[0] += scale * (1.0 - frac) * mass[j0]
+            for k in range(1, len(left)):
+                left[k] += scale * mass[j0 + k]
+        return n_mix, left
 
     # --------------------------------------------------------------------- replan
 
@@ -211,19 +261,19 @@ class PricingEngine:
         fc = self._forecast
         cfg = self.config
 
-        self._n_hat, self._q_hat = self.demand_estimate(now)
+        self._n_hat, arrivals_left = self._arrivals(t)
+        self._q_hat = self._size_estimate(bisect.bisect_left(self._times, t))
         if self._obs:
             self._log_v = estimate_willingness(
                 math.log(fc.v), cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v
             )
         v = math.exp(self._log_v)
 
-        mass, gs = fluid.slot_grid(fc.shape)
+        _, gs = fluid.slot_grid(fc.shape)
         per = fluid.SLOTS_PER_HOUR
         j0 = min(fluid.SLOTS - 1, int(t * per))
         scale = self._n_hat * self._q_hat
-        first = max(0.0, fc.shape.cdf((j0 + 1) / per) - fc.shape.cdf(t))
-        demand = [scale * first] + [scale * mj for mj in mass[j0 + 1 :]]
+        demand = [self._q_hat * a for a in arrivals_left]
         g_rest = gs[j0:]
         m = [v * g for g in g_rest]
         sol = fluid.solve(

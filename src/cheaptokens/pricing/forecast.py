@@ -13,6 +13,8 @@ Learning (pure functions, floats — estimates, not money):
 
 * :func:`estimate_arrivals`: Gamma-Poisson posterior mean of ``n`` after seeing ``count``
   requests while ``exposure`` (the share of the day's expected arrivals) has elapsed;
+* :func:`shape_posterior`: the same for a family of candidate daily shapes (the forecast's
+  and shifted ones), each weighted by how well it explains *when* the requests came;
 * :func:`estimate_log_size`: normal posterior of the log-mean request size from the credit
   each request asked for (so the day's credit demanded is arrivals × mean size);
 * :func:`estimate_willingness`: MAP of ``ln v`` under a normal prior from accept/decline
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape
+from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape, ShapeFamily
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -106,6 +108,75 @@ def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float
     day's requests that should have arrived by now.
     """
     return (prior_n * weight + count) / (weight + max(0.0, exposure))
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeCandidate:
+    """One daily shape of a :class:`~cheaptokens.pricing.shape.ShapeFamily` as the day's
+    requests weigh it: posterior probability, posterior mean of the day's arrivals under it,
+    and its expected share of the day's arrivals still to come after now."""
+
+    index: int
+    weight: float
+    n_hat: float
+    share_left: float
+
+
+def shape_posterior(
+    family: ShapeFamily,
+    slot_counts: Sequence[int],
+    t: float,
+    prior_n: float,
+    weight: float,
+    *,
+    count_weight: float = 0.0,
+    min_weight: float = 1e-4,
+) -> list[ShapeCandidate]:
+    """Posterior over the candidate shapes after the requests before hour ``t``.
+
+    ``slot_counts[j]`` is the number of requests in slot ``j`` (``j`` up to the slot holding
+    ``t``, counted up to ``t``). Arrivals are a Poisson process with rate ``n × shape``; given
+    their number, the requests before ``t`` fall in the slots as a multinomial with
+    probabilities ``mass_i[j] / F_i(t)`` (``F_i(t)``: candidate ``i``'s share of the day
+    before ``t``), so candidate ``i``'s likelihood is ``Π_j (mass_i[j] / F_i(t))^c_j``: a
+    shape is favoured when the requests came when it expects them. With ``count_weight``
+    > 0 how *many* came counts too: ``n`` gets a Gamma prior worth ``count_weight`` days
+    (as in :func:`estimate_arrivals`), integrated out, which makes the likelihood
+    ``Π_j mass_i[j]^c_j / (count_weight + F_i(t))^(prior_n·count_weight + count)`` — then
+    more requests than forecast so far also argue for an earlier shape (and a busy day with
+    the forecast's shape can read as an early one); 0 leaves the count to the arrival rate.
+    Candidates below ``min_weight`` are dropped, the rest renormalised; ``n_hat`` is
+    :func:`estimate_arrivals` (prior ``weight``) with that candidate's exposure.
+    """
+    per = family.slots_per_hour
+    slots = len(family.mass[0])
+    pos = min(max(t, 0.0) * per, float(slots))
+    j0 = min(slots - 1, int(pos))
+    frac = pos - j0
+    count = sum(slot_counts[: j0 + 1])
+    seen = [(j, c) for j, c in enumerate(slot_counts[: j0 + 1]) if c]
+    logs: list[float] = []
+    exposures: list[float] = []
+    for i, log_mass in enumerate(family.log_mass):
+        exposure = family.cum[i][j0] + frac * family.mass[i][j0]
+        ll = family.log_prior[i] + sum(c * log_mass[j] for j, c in seen)
+        ll -= (prior_n * count_weight + count) * math.log(max(count_weight + exposure, 1e-12))
+        logs.append(ll)
+        exposures.append(exposure)
+    top = max(logs)
+    raw = [math.exp(x - top) for x in logs]
+    total = sum(raw)
+    kept = [(i, r / total) for i, r in enumerate(raw) if r / total >= min_weight]
+    norm = sum(w for _, w in kept)
+    return [
+        ShapeCandidate(
+            index=i,
+            weight=w / norm,
+            n_hat=estimate_arrivals(prior_n, count, exposures[i], weight),
+            share_left=max(0.0, 1.0 - exposures[i]),
+        )
+        for i, w in kept
+    ]
 
 
 def estimate_log_size(prior_mu: float, weight: float, count: int, log_sum: float) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 MINUTES_PER_DAY = 1440
 
@@ -108,3 +108,69 @@ class ArrivalShape:
 
 
 DEFAULT_SHAPE = ArrivalShape()
+
+
+# ------------------------------------------------------------------ in-day shape learning
+
+#: the alternatives to the forecast's shape the engine weighs during the day: the shape moved
+#: earlier or later by whole hours (cyclically over the UTC day), and a flat day
+SHIFT_HOURS: tuple[int, ...] = tuple(s for s in range(-11, 13) if s != 0)
+
+
+def _cyclic_cdf(shape: ArrivalShape, t: float) -> float:
+    """Arrivals expected before ``t`` counted from 00:00, ``t`` on the whole real line (a
+    day's worth per 24 hours)."""
+    days = math.floor(t / 24.0)
+    return days + shape.cdf(t - 24.0 * days)
+
+
+@dataclass(frozen=True)
+class ShapeFamily:
+    """Candidate daily shapes on ``slots_per_hour`` slots: candidate 0 is the forecast's own
+    shape, then :data:`SHIFT_HOURS` shifts of it, then a flat day. ``mass[i][j]`` is candidate
+    ``i``'s share of the day's arrivals in slot ``j``, ``cum[i][j]`` its share before slot
+    ``j`` (so ``cum[i][-1] = 1``), ``log_mass`` the logarithms (floored) and ``log_prior`` the
+    prior log-probabilities (``forecast_prior`` on candidate 0, the rest shared equally)."""
+
+    slots_per_hour: int
+    mass: tuple[tuple[float, ...], ...]
+    cum: tuple[tuple[float, ...], ...]
+    log_mass: tuple[tuple[float, ...], ...]
+    log_prior: tuple[float, ...]
+
+
+@lru_cache(maxsize=16)
+def shape_family(
+    shape: ArrivalShape, forecast_prior: float, slots_per_hour: int = 4
+) -> ShapeFamily:
+    """The candidates weighed by :func:`cheaptokens.pricing.forecast.shape_posterior`."""
+    if not 0.0 < forecast_prior <= 1.0:
+        raise ValueError("forecast_prior must be in (0, 1]")
+    slots = 24 * slots_per_hour
+    masses: list[tuple[float, ...]] = []
+    for shift in (0, *SHIFT_HOURS):
+        # moved later by `shift` hours: an arrival at t follows the forecast at t − shift
+        edges = [
+            _cyclic_cdf(shape, j / slots_per_hour - shift) - _cyclic_cdf(shape, -shift)
+            for j in range(slots + 1)
+        ]
+        masses.append(tuple(max(0.0, edges[j + 1] - edges[j]) for j in range(slots)))
+    masses.append(tuple(1.0 / slots for _ in range(slots)))
+    cums = []
+    for mass in masses:
+        acc, cum = 0.0, [0.0]
+        for m in mass:
+            acc += m
+            cum.append(acc)
+        cums.append(tuple(c / acc for c in cum))
+    others = len(masses) - 1
+    rest = (1.0 - forecast_prior) / others
+    log_rest = math.log(rest) if rest > 0 else -math.inf
+    log_prior = (math.log(forecast_prior), *(log_rest for _ in range(others)))
+    return ShapeFamily(
+        slots_per_hour=slots_per_hour,
+        mass=tuple(masses),
+        cum=tuple(cums),
+        log_mass=tuple(tuple(math.log(max(m, 1e-12)) for m in mass) for mass in masses),
+        log_prior=log_prior,
+    )
