@@ -8,8 +8,8 @@
 # Needs apt-get and root (or sudo). The packages' own services are kept from starting during the
 # install (a policy-rc.d for its length): scripts/services.sh starts PostgreSQL and Redis for
 # the tests, deploy/up.sh runs its own nginx. A PostgreSQL cluster that this script creates
-# (a new install) lets the tests in as `postgres` from 127.0.0.1 without a password, as
-# CHEAPTOKENS_TEST_PG's default expects; an existing cluster is left as it is.
+# (a new install) listens on 5432 and lets the tests in as `postgres` from 127.0.0.1 without a
+# password, as CHEAPTOKENS_TEST_PG's default expects; an existing cluster is left as it is.
 # Safe to run again: with everything there it only looks.
 set -euo pipefail
 PATH="$PATH:/usr/sbin:/sbin"
@@ -70,9 +70,12 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 
 if [ -n "$fresh_pg" ]; then
-  # The cluster the package just made: the tests connect as postgres over TCP from this machine.
-  for hba in /etc/postgresql/*/main/pg_hba.conf; do
-    "${SUDO[@]}" sed -i '1i host all postgres 127.0.0.1/32 trust  # scripts/apt.sh: for the tests\nhost all postgres ::1/128 trust  # scripts/apt.sh: for the tests' "$hba"
+  # The cluster the package just made: the tests connect as postgres over TCP from this machine,
+  # on 5432 (the package takes the first free port from 5432 up, so a server that held 5432
+  # while it installed, e.g. one outside this chroot or container, would move it elsewhere).
+  for dir in /etc/postgresql/*/main; do
+    "${SUDO[@]}" sed -i '1i host all postgres 127.0.0.1/32 trust  # scripts/apt.sh: for the tests\nhost all postgres ::1/128 trust  # scripts/apt.sh: for the tests' "$dir/pg_hba.conf"
+    "${SUDO[@]}" sed -i -E 's/^port = [0-9]+/port = 5432/' "$dir/postgresql.conf"
   done
-  echo "apt: new PostgreSQL cluster: postgres may connect from 127.0.0.1 without a password"
+  echo "apt: new PostgreSQL cluster on port 5432: postgres may connect from 127.0.0.1 without a password"
 fi

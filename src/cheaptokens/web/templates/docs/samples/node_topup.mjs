@@ -1,10 +1,12 @@
+import { randomUUID } from "node:crypto";
+
 const shop = "__SHOP_URL__", orderId = "__ORDER_ID__", token = "__ORDER_TOKEN__";
 const auth = { Authorization: `Bearer ${token}` };
 
 // 1. Ask for $3 more on the same key (a new random Idempotency-Key for each top-up).
 const r = await fetch(`${shop}/api/orders/${orderId}/topups`, {
   method: "POST",
-  headers: { ...auth, "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID() },
+  headers: { ...auth, "Content-Type": "application/json", "Idempotency-Key": randomUUID() },
   body: JSON.stringify({ credit_cents: 300 }),
 });
 if (!r.ok) throw new Error(`top-up refused: ${r.status} ${await r.text()}`);
