@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/history/run.py [--days 365] [--quotes 5000] [--orders 1000]
                                           [--db sqlite,postgres] [--rounds 9] [--fast-rounds 25]
-                                          [--store DIR] [--generate-only]
+                                          [--also 30] [--store DIR] [--generate-only]
 
-For each database it builds three shops: **empty**; **15 days** of history before today (more
-than the 14 days the dashboard shows, the 7 the refit reads and the prune keeps); **year**,
-``--days`` days of history. Each day has ``--quotes`` quotes and ``--orders`` orders with their
-ledger rows, webhook events, jobs, pool keys and published price sets (``generate.py``, bulk
-inserts through the bare driver: ``executemany`` on SQLite, ``COPY`` on PostgreSQL); the 15
-days and the year also hold the same first half of today (lapsed quotes, cancelled checkouts).
+For each database it builds four shops: **empty**; **15 days** of history before today (more
+than the 14 days the dashboard shows and the 7 the prune keeps); **30 days** (``--also``; more
+than the 28 days the nightly refit reads, ``REFIT_DAYS`` in ``worker/repricing.py``);
+**year**, ``--days`` days of history. Each day has ``--quotes`` quotes and ``--orders`` orders
+with their ledger rows, webhook events, jobs, pool keys and published price sets
+(``generate.py``, bulk inserts through the bare driver: ``executemany`` on SQLite, ``COPY`` on
+PostgreSQL); all but the empty shop also hold the same first half of today (lapsed quotes,
+cancelled checkouts).
 
 Generating a year takes tens of minutes, so the generated databases can be kept: with
 ``--store DIR`` each generated history is kept as generated (SQLite: ``DIR/<db>-<days>d.db``;
@@ -27,20 +29,21 @@ ANALYZE`` after it, autovacuum's work done at once). On each shop 20 paid orders
 sandbox keys are then made through the shop's own flow (the live keys the watch reads) and the
 last three nights are pruned, each forgetting one day's worth: the prune's time is the median
 of those nights, and every other task below runs on that pruned shop, as on a shop pruned
-every night. The HTTP tasks go through the real app
-(Starlette's TestClient), the upkeep ones call what the worker calls; the Venice sandbox runs
-in-process with a frozen clock. The three shops are open at once and measured **interleaved**
-so that load from elsewhere on the machine hits them alike: for each task, one warm-up call
+every night. The HTTP tasks go through the real app (Starlette's TestClient), the upkeep ones
+call what the worker calls; the Venice sandbox runs in-process with a frozen clock. The shops
+are open at once and measured **interleaved** so that load from elsewhere on the machine hits
+them alike: for each task, one warm-up call
 on each shop, then rounds of one call on each shop, the order of the shops rotating from
 round to round (the nights of the prune alike); each time is the median of its rounds:
 ``--rounds``, or ``--fast-rounds`` for a task whose second warm-up call took under 10 ms on
 one of the shops.
 
 The target is year ÷ 15 days (the ratio of the medians) within 1.5×: the dashboard reads its
-14 days, the re-plan today's quotes and the refit the last 7 days' by design, and a night's
+14 days, the re-plan today's quotes and the refit the last 28 days' by design, and a night's
 prune forgets one day's worth, so against an empty database they cost what those days hold;
-none may grow with older history. Prints a table, the load average during the measurement
-and one JSON line (with every round's time).
+none may grow with older history. The refit's window is longer than 15 days, so the table also
+gives year ÷ 30 days, where every window is full in both shops. Prints a table, the load
+average during the measurement and one JSON line (with every round's time).
 """
 
 from __future__ import annotations
@@ -396,6 +399,12 @@ def main() -> int:
         "--fast-rounds", type=int, default=25, help="rounds of a task under 10 ms on a shop"
     )
     ap.add_argument(
+        "--also",
+        type=int,
+        default=30,
+        help="days of history in a fourth shop, measured beside (0: none)",
+    )
+    ap.add_argument(
         "--store",
         type=pathlib.Path,
         help="keep generated histories in this directory and reuse those it holds",
@@ -408,6 +417,8 @@ def main() -> int:
         ap.error("--generate-only needs --store")
     out: dict = {"days": args.days, "quotes": args.quotes, "orders": args.orders}
     scales = {"empty": -1, "days15": 15, "year": args.days}
+    if args.also > 0:  # measured beside, after the 15 days
+        scales = {"empty": -1, "days15": 15, f"days{args.also}": args.also, "year": args.days}
     kinds = args.db.split(",")
     with tempfile.TemporaryDirectory(prefix="history-") as tmpdir:
         work = pathlib.Path(tmpdir)
@@ -428,19 +439,25 @@ def main() -> int:
     for kind in kinds:
         res = out[kind]
         sizes = " / ".join(f"{res[s]['bytes'] / 2**20:,.0f} MiB" for s in scales)
+        labels = " / ".join("empty" if d < 0 else f"{d} days" for d in scales.values())
         load = res["load_avg"]
-        print(f"\n{kind} (empty / 15 days / {args.days} days: {sizes})")
+        print(f"\n{kind} ({labels}: {sizes})")
         print(
             f"  measured in {res['measure_s']:.0f} s; load average before "
             f"{'/'.join(f'{x:.1f}' for x in load['before'])}, after "
             f"{'/'.join(f'{x:.1f}' for x in load['after'])}"
         )
-        head = f"{'15 d ms':>10}{f'{args.days} d ms':>10}{'ratio':>9}"
-        print(f"  {'what':22}{'empty ms':>10}{head}   (ratio: {args.days} days ÷ 15 days)")
+        head = "".join(f"{'empty' if d < 0 else f'{d} d':>8} ms" for d in scales.values())
+        ratios = f"{'÷ 15 d':>9}" + (f"{f'÷ {args.also} d':>9}" if args.also > 0 else "")
+        print(f"  {'what':22}{head}{ratios}   (ratios: {args.days} days ÷ …)")
         for task in res["empty"]["times"]:
-            e, w, y = (res[s]["times"][task] * 1000 for s in scales)
+            ms = {s: res[s]["times"][task] * 1000 for s in scales}
+            cells = "".join(f"{v:11.1f}" for v in ms.values())
+            r = f"{ms['year'] / ms['days15']:8.2f}×"
+            if args.also > 0:
+                r += f"{ms['year'] / ms[f'days{args.also}']:8.2f}×"
             n = len(res["empty"]["rounds"][task])
-            print(f"  {task:22}{e:10.1f}{w:10.1f}{y:10.1f}{y / w:10.2f}×  ({n} rounds)")
+            print(f"  {task:22}{cells}{r}  ({n} rounds)")
     print(json.dumps(out))
     return 0
 
