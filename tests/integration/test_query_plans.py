@@ -138,3 +138,34 @@ def test_past_days_read_only_their_days(db: Any) -> None:
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]).all()
     details = " | ".join(row[-1] for row in plan)
     assert "day>" in details, details
+
+
+@pytest.mark.parametrize("name", ["today's settled quotes", "a day's actuals (nightly refit)"])
+def test_a_days_quotes_look_up_only_their_sales(name: str, db: Any) -> None:
+    """A day's quotes find the orders they became from the day's quotes that were not released
+    (most quotes lapse): one search of the orders' quote index per sale, not per quote, so the
+    read does not slow as the orders kept for good grow (bench/README.md, History)."""
+    database, engines = db
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+        if "FROM orders" in statement or "JOIN orders" in statement:
+            seen.append((statement, params))
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with database.read() as session:
+            QUERIES[name](session)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+    assert len(seen) == 1, seen
+    statement, params = seen[0]
+    assert "LEFT OUTER JOIN" not in statement, statement
+    with engines[0].connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
+    details = [row[-1] for row in plan]
+    assert details[0].startswith("SEARCH quotes USING INDEX ix_quotes_created_at"), details
+    assert details[1].startswith("SEARCH orders USING INDEX"), details
+    assert "quotes.status != ?" in statement, statement

@@ -207,6 +207,22 @@ def recent_alerts(session: Session, *, limit: int = 50) -> list[AlertRow]:
 
 
 # ----------------------------------------------------------------------------- demand
+def order_status_of_quotes(session: Session, *, since: datetime, until: datetime) -> dict[str, str]:
+    """quote id → the status of the order it became, for the quotes made in ``[since, until)``.
+
+    Only quotes not released are looked up: a released quote lapsed without becoming an order
+    (``orders/retention.py``). Most quotes lapse, and each lookup is a search of the orders'
+    ``quote_id`` index, which grows with every order kept: one per sale, not one per quote,
+    keeps a day's read from growing with the years of orders behind it (``bench/README.md``,
+    History)."""
+    rows = session.execute(
+        select(Order.quote_id, Order.status)
+        .join(Quote, Order.quote_id == Quote.id)
+        .where(Quote.created_at >= since, Quote.created_at < until, Quote.status != "released")
+    ).all()
+    return {quote_id: status for quote_id, status in rows}
+
+
 def settled_quotes(
     session: Session, *, since: datetime, until: datetime, pending: bool = False
 ) -> list[QuoteRecord]:
@@ -215,13 +231,14 @@ def settled_quotes(
     ``pending`` the quotes still open (or awaiting payment) come too, ``accepted=None``:
     they count as requests (arrival and size) but say nothing of willingness yet."""
     rows = session.execute(
-        select(Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status, Order.status)
-        .outerjoin(Order, Order.quote_id == Quote.id)
+        select(Quote.id, Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status)
         .where(Quote.created_at >= since, Quote.created_at < until)
         .order_by(Quote.created_at)
     ).all()
+    orders = order_status_of_quotes(session, since=since, until=until)
     records = []
-    for created_at, credit, price, quote_status, order_status in rows:
+    for quote_id, created_at, credit, price, quote_status in rows:
+        order_status = orders.get(quote_id)
         if not credit:
             continue
         settled = quote_status != "open" and order_status != st.AWAITING_PAYMENT
