@@ -68,12 +68,12 @@ def day_actual(session: Session, day: date) -> DayActual:
     """One day's actuals (indexed range queries on that day only)."""
     lo, hi = _start(day), _start(day + timedelta(days=1))
     quotes = session.execute(
-        select(Quote.id, Quote.created_at, Quote.credit_cents)
+        select(Quote.id, Quote.created_at, Quote.credit_cents, Quote.status)
         .where(Quote.created_at >= lo, Quote.created_at < hi)
         .order_by(Quote.created_at)
     ).all()
-    orders = order_status_of_quotes(session, since=lo, until=hi)
-    rows = [(created_at, credit, orders.get(qid)) for qid, created_at, credit in quotes]
+    orders = order_status_of_quotes(session, [q[0] for q in quotes if q[3] != "released"])
+    rows = [(created_at, credit, orders.get(qid)) for qid, created_at, credit, _ in quotes]
     supply = session.execute(
         select(
             func.coalesce(func.sum(AccountDay.capacity_cents), 0),
