@@ -207,26 +207,18 @@ def recent_alerts(session: Session, *, limit: int = 50) -> list[AlertRow]:
 
 
 # ----------------------------------------------------------------------------- demand
-def order_status_of_quotes(session: Session, quote_ids: list[str]) -> dict[str, str]:
-    """quote id → the status of the order it became, for those of ``quote_ids`` that did.
+def order_status_of_days(session: Session, days: set[date]) -> dict[str, str]:
+    """quote id → the status of the order it became, for the quotes of ``days``.
 
-    Callers pass only the quotes not released: a released quote lapsed without becoming an
-    order (``orders/retention.py``). Most quotes lapse, and each lookup is a search of the
-    orders' ``quote_id`` index, which grows with every order kept: one per sale, not one per
-    quote, keeps a day's read from growing with the years of orders behind it. The ids are
-    sent as lists, not as a join, so that no planner swaps the searches for a scan of every
-    order (``bench/README.md``, History)."""
-    found: dict[str, str] = {}
-    for i in range(0, len(quote_ids), _IDS_PER_STATEMENT):
-        chunk = quote_ids[i : i + _IDS_PER_STATEMENT]
-        rows = session.execute(
-            select(Order.quote_id, Order.status).where(Order.quote_id.in_(chunk))
-        ).all()
-        found.update({quote_id: status for quote_id, status in rows})
-    return found
-
-
-_IDS_PER_STATEMENT = 500
+    An order is made from a quote of its own day and keeps it (``Order.day`` is the quote's
+    ``day``, ``orders/transitions.py``), so a day's quotes find their orders among that day's
+    orders: one range of the orders' ``day`` index, as long as the day's sales. Searching the
+    ``quote_id`` index once per quote instead slowed with every order kept for good, its pages
+    no longer in cache (``bench/README.md``, History)."""
+    rows = session.execute(
+        select(Order.quote_id, Order.status).where(Order.day.in_(sorted(days)))
+    ).all()
+    return {quote_id: status for quote_id, status in rows}
 
 
 def settled_quotes(
@@ -237,13 +229,20 @@ def settled_quotes(
     ``pending`` the quotes still open (or awaiting payment) come too, ``accepted=None``:
     they count as requests (arrival and size) but say nothing of willingness yet."""
     rows = session.execute(
-        select(Quote.id, Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status)
+        select(
+            Quote.id,
+            Quote.day,
+            Quote.created_at,
+            Quote.credit_cents,
+            Quote.price_cents,
+            Quote.status,
+        )
         .where(Quote.created_at >= since, Quote.created_at < until)
         .order_by(Quote.created_at)
     ).all()
-    orders = order_status_of_quotes(session, [r[0] for r in rows if r[4] != "released"])
+    orders = order_status_of_days(session, {r[1] for r in rows})
     records = []
-    for quote_id, created_at, credit, price, quote_status in rows:
+    for quote_id, _, created_at, credit, price, quote_status in rows:
         order_status = orders.get(quote_id)
         if not credit:
             continue
