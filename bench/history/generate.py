@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -366,9 +366,11 @@ def generate(
     orders: int,
     today_until: datetime,
     seed: int = 16,
+    progress: Callable[[int, int], object] | None = None,
 ) -> int:
     """``days`` whole days before ``today_until``'s day, then that day up to ``today_until``;
-    returns the number of rows written."""
+    returns the number of rows written. ``progress(days done, rows written)`` is called after
+    each day."""
     rng = random.Random(seed)
     ensure_account(engine, account)
     written = 0
@@ -377,6 +379,8 @@ def generate(
         with engine.begin() as conn:
             _write(conn, day)
         written += day.count()
+        if progress is not None:
+            progress(d.toordinal() - today_until.date().toordinal() + days + 1, written)
     today = one_day(
         today_until.date(),
         account=account,

@@ -7,17 +7,20 @@ then explained with ``EXPLAIN QUERY PLAN``.
 
 from __future__ import annotations
 
+import pathlib
+import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 
 from cheaptokens import migrate
 from cheaptokens.db import open_database
 from cheaptokens.inventory import keyroom, pool, supply
+from cheaptokens.models import Order, Quote
 from cheaptokens.orders import (
     abuse,
     forecasts,
@@ -138,3 +141,59 @@ def test_past_days_read_only_their_days(db: Any) -> None:
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]).all()
     details = " | ".join(row[-1] for row in plan)
     assert "day>" in details, details
+
+
+@pytest.mark.parametrize("name", ["today's settled quotes", "a day's actuals (nightly refit)"])
+def test_a_days_quotes_find_their_orders_among_the_days_orders(name: str, tmp_path: Any) -> None:
+    """A day's quotes find the orders they became among that day's orders (one range of the
+    orders' day index), not by one search of the orders' quote index per quote, which slowed as
+    the orders kept for good grew (bench/README.md, History). The shop's history is the
+    benchmark's generator (bench/history/generate.py); the answer is the join's."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench" / "history"))
+    from generate import generate
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    migrate.upgrade(url)
+    generate(create_engine(url), account="a", days=2, quotes=50, orders=10, today_until=NOW)
+    database, engines = open_database(url)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+        if "orders" in statement:
+            seen.append((statement, params))
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with database.read() as session:
+            found = QUERIES[name](session)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+    day = date(2026, 11, 25) if name.startswith("today") else date(2026, 11, 24)
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    until = min(NOW, start + timedelta(days=1))
+    with database.read() as session:
+        joined = session.execute(
+            select(Quote.created_at, Order.status)
+            .outerjoin(Order, Order.quote_id == Quote.id)
+            .where(Quote.created_at >= start, Quote.created_at < until)
+        ).all()
+    with engines[0].connect() as conn:
+        plans = [conn.exec_driver_sql("EXPLAIN QUERY PLAN " + st, p).all() for st, p in seen]
+    for engine in engines:
+        engine.dispose()
+    assert any(status is not None for _, status in joined), "the day has orders"
+    sold = sum(1 for _, status in joined if status in views.ACCEPTED_STATUSES)
+    if name.startswith("today"):  # (today's orders so far are cancelled checkouts)
+        assert [r.accepted for r in found] == [
+            status in views.ACCEPTED_STATUSES for _, status in sorted(joined)
+        ]
+    else:
+        assert sold, "the generated day has sales"
+        assert (found.quotes, found.accepted) == (len(joined), sold)
+    assert len(seen) == 1, seen
+    assert "JOIN" not in seen[0][0], seen
+    (detail,) = [row[-1] for row in plans[0]]
+    assert detail.startswith("SEARCH orders USING "), detail
+    assert detail.endswith("(day=?)"), detail

@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cheaptokens.config import Settings
-from cheaptokens.models import AccountDay, Order, PricingForecastRow, Quote
-from cheaptokens.orders.views import ACCEPTED_STATUSES
+from cheaptokens.models import AccountDay, PricingForecastRow, Quote
+from cheaptokens.orders.views import ACCEPTED_STATUSES, order_status_of_days
 from cheaptokens.pricing.forecast import Forecast
 
 
@@ -67,12 +67,13 @@ def _start(day: date) -> datetime:
 def day_actual(session: Session, day: date) -> DayActual:
     """One day's actuals (indexed range queries on that day only)."""
     lo, hi = _start(day), _start(day + timedelta(days=1))
-    rows = session.execute(
-        select(Quote.created_at, Quote.credit_cents, Order.status)
-        .outerjoin(Order, Order.quote_id == Quote.id)
+    quotes = session.execute(
+        select(Quote.id, Quote.day, Quote.created_at, Quote.credit_cents)
         .where(Quote.created_at >= lo, Quote.created_at < hi)
         .order_by(Quote.created_at)
     ).all()
+    orders = order_status_of_days(session, {q[1] for q in quotes})
+    rows = [(created_at, credit, orders.get(qid)) for qid, _, created_at, credit in quotes]
     supply = session.execute(
         select(
             func.coalesce(func.sum(AccountDay.capacity_cents), 0),

@@ -207,6 +207,20 @@ def recent_alerts(session: Session, *, limit: int = 50) -> list[AlertRow]:
 
 
 # ----------------------------------------------------------------------------- demand
+def order_status_of_days(session: Session, days: set[date]) -> dict[str, str]:
+    """quote id → the status of the order it became, for the quotes of ``days``.
+
+    An order is made from a quote of its own day and keeps it (``Order.day`` is the quote's
+    ``day``, ``orders/transitions.py``), so a day's quotes find their orders among that day's
+    orders: one range of the orders' ``day`` index, as long as the day's sales. Searching the
+    ``quote_id`` index once per quote instead slowed with every order kept for good, its pages
+    no longer in cache (``bench/README.md``, History)."""
+    rows = session.execute(
+        select(Order.quote_id, Order.status).where(Order.day.in_(sorted(days)))
+    ).all()
+    return {quote_id: status for quote_id, status in rows}
+
+
 def settled_quotes(
     session: Session, *, since: datetime, until: datetime, pending: bool = False
 ) -> list[QuoteRecord]:
@@ -215,13 +229,21 @@ def settled_quotes(
     ``pending`` the quotes still open (or awaiting payment) come too, ``accepted=None``:
     they count as requests (arrival and size) but say nothing of willingness yet."""
     rows = session.execute(
-        select(Quote.created_at, Quote.credit_cents, Quote.price_cents, Quote.status, Order.status)
-        .outerjoin(Order, Order.quote_id == Quote.id)
+        select(
+            Quote.id,
+            Quote.day,
+            Quote.created_at,
+            Quote.credit_cents,
+            Quote.price_cents,
+            Quote.status,
+        )
         .where(Quote.created_at >= since, Quote.created_at < until)
         .order_by(Quote.created_at)
     ).all()
+    orders = order_status_of_days(session, {r[1] for r in rows})
     records = []
-    for created_at, credit, price, quote_status, order_status in rows:
+    for quote_id, _, created_at, credit, price, quote_status in rows:
+        order_status = orders.get(quote_id)
         if not credit:
             continue
         settled = quote_status != "open" and order_status != st.AWAITING_PAYMENT
