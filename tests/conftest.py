@@ -65,14 +65,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     unraisable exception, since nothing older is left to collect."""
     from support.leaks import leaks_collected
 
-    if os.environ.get("SL_NOLEAKCHECK"):  # TEMP-MEASURE
-        return  # TEMP-MEASURE
-    import time  # TEMP-MEASURE
-
-    t0, c0 = time.perf_counter(), time.process_time()  # TEMP-MEASURE
     leaks = leaks_collected()
-    with open(f"/tmp/sl/gc-{os.getpid()}", "a") as f:  # TEMP-MEASURE
-        f.write(f"{time.perf_counter() - t0} {time.process_time() - c0}\n")  # TEMP-MEASURE
     if not leaks:
         return
     where = (

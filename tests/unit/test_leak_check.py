@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+
 from support.leaks import leaks_collected
 
 
