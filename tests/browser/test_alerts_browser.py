@@ -94,10 +94,10 @@ def test_webhook_on_the_page_delivery_in_the_log_and_a_live_meter(
         # The meter moves by itself as the key spends (no reload).
         page.locator("#usage").wait_for(state="visible", timeout=20_000)
         before = page.locator("#usage-used").inner_text()
-        client = openai.OpenAI(api_key=key, base_url=live.venice_url)
-        client.chat.completions.create(
-            model="llama-3.3-70b", messages=[{"role": "user", "content": "word " * 30_000}]
-        )
+        with openai.OpenAI(api_key=key, base_url=live.venice_url) as client:
+            client.chat.completions.create(
+                model="llama-3.3-70b", messages=[{"role": "user", "content": "word " * 30_000}]
+            )
         expect(page.locator("#usage-used")).not_to_have_text(before, timeout=20_000)
         expect(page.locator("#usage-rate")).to_contain_text("per hour", timeout=20_000)
         forecast = page.locator("#usage-forecast").inner_text()

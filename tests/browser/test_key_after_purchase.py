@@ -54,13 +54,13 @@ def shots(artifacts_dir: pathlib.Path) -> pathlib.Path:
 
 
 def works(live: Live, key: str) -> bool:
-    client = openai.OpenAI(api_key=key, base_url=live.venice_url, max_retries=0)
-    try:
-        reply = client.chat.completions.create(
-            model="llama-3.3-70b", messages=[{"role": "user", "content": "Say hello"}]
-        )
-    except openai.AuthenticationError:
-        return False
+    with openai.OpenAI(api_key=key, base_url=live.venice_url, max_retries=0) as client:
+        try:
+            reply = client.chat.completions.create(
+                model="llama-3.3-70b", messages=[{"role": "user", "content": "Say hello"}]
+            )
+        except openai.AuthenticationError:
+            return False
     return bool(reply.choices[0].message.content)
 
 

@@ -112,15 +112,15 @@ def test_buy_from_home_page_to_working_key(page: Any, live: Live, shots: pathlib
     shoot(page, shots, "order-key")
 
     # The key works with the openai SDK, as the Python sample says.
-    client = openai.OpenAI(api_key=key, base_url=base_url)
-    reply = client.chat.completions.create(
-        model="llama-3.3-70b", messages=[{"role": "user", "content": "Say hello"}]
-    )
-    assert reply.choices[0].message.content
-    # A long prompt, so the spend reaches whole cents (llama-3.3-70b: $0.70 per M input).
-    client.chat.completions.create(
-        model="llama-3.3-70b", messages=[{"role": "user", "content": "word " * 30_000}]
-    )
+    with openai.OpenAI(api_key=key, base_url=base_url) as client:
+        reply = client.chat.completions.create(
+            model="llama-3.3-70b", messages=[{"role": "user", "content": "Say hello"}]
+        )
+        assert reply.choices[0].message.content
+        # A long prompt, so the spend reaches whole cents (llama-3.3-70b: $0.70 per M input).
+        client.chat.completions.create(
+            model="llama-3.3-70b", messages=[{"role": "user", "content": "word " * 30_000}]
+        )
 
     # The usage meter shows the spend.
     page.reload()

@@ -6,6 +6,7 @@ traits, suffixes, errors) and ``langchain-openai`` (``with_structured_output``,
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -59,10 +60,23 @@ def create_key(live: LiveSandbox) -> str:
     return secret
 
 
+_made: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """Close every client :func:`sdk` made, so no socket is left to the garbage collector."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def sdk(live: LiveSandbox) -> openai.OpenAI:
-    return openai.OpenAI(
+    client = openai.OpenAI(
         api_key=create_key(live), base_url=live.base_url, max_retries=0, timeout=10
     )
+    _made.append(client)
+    return client
 
 
 def test_parse_returns_the_pydantic_model(live_sandbox: LiveSandbox) -> None:

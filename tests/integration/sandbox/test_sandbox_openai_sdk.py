@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -22,8 +23,21 @@ def create_key(live: LiveSandbox, **fields: object) -> str:
     return secret
 
 
+_made: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """Close every client :func:`sdk` made, so no socket is left to the garbage collector."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def sdk(live: LiveSandbox, secret: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key=secret, base_url=live.base_url, max_retries=0, timeout=10)
+    client = openai.OpenAI(api_key=secret, base_url=live.base_url, max_retries=0, timeout=10)
+    _made.append(client)
+    return client
 
 
 def test_chat_stream_and_models(live_sandbox: LiveSandbox) -> None:
