@@ -65,9 +65,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     unraisable exception, since nothing older is left to collect."""
     from support.leaks import leaks_collected
 
-    # Opt-in until a whole run with it is clean (it found 3 leaks in its first one, fixed):
-    # CHEAPTOKENS_LEAK_CHECK=1 make test
-    if not os.environ.get("CHEAPTOKENS_LEAK_CHECK"):
+    # CHEAPTOKENS_LEAK_CHECK=0 turns it off (e.g. to time a run without it)
+    if os.environ.get("CHEAPTOKENS_LEAK_CHECK") == "0":
         return
     leaks = leaks_collected()
     if not leaks:
