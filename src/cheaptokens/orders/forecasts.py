@@ -68,12 +68,12 @@ def day_actual(session: Session, day: date) -> DayActual:
     """One day's actuals (indexed range queries on that day only)."""
     lo, hi = _start(day), _start(day + timedelta(days=1))
     quotes = session.execute(
-        select(Quote.id, Quote.day, Quote.created_at, Quote.credit_cents)
+        select(Quote.id, Quote.created_at, Quote.credit_cents)
         .where(Quote.created_at >= lo, Quote.created_at < hi)
         .order_by(Quote.created_at)
     ).all()
-    orders = order_status_of_days(session, {q[1] for q in quotes})
-    rows = [(created_at, credit, orders.get(qid)) for qid, _, created_at, credit in quotes]
+    orders = order_status_of_days(session, {day})  # a quote's day is the day it was made
+    rows = [(created_at, credit, orders.get(qid)) for qid, created_at, credit in quotes]
     supply = session.execute(
         select(
             func.coalesce(func.sum(AccountDay.capacity_cents), 0),

@@ -45,6 +45,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from x402.mechanisms.evm.constants import ERR_INSUFFICIENT_BALANCE, ERR_NONCE_ALREADY_USED
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements
 
 from cheaptokens import jobs
@@ -72,18 +73,15 @@ from cheaptokens.venice.types import VeniceGateway
 
 log = logging.getLogger(__name__)
 
-#: x402's reason for a nonce the token contract has seen (the SDK's ERR_NONCE_ALREADY_USED).
-NONCE_USED = "invalid_exact_evm_nonce_already_used"
-
 #: A top-up whose cap could not be raised (the key went away, moved, or its day ended).
 NOT_APPLIED = "topup_not_applied"
 
 #: Why a payment was refused, in words an agent can act on (x402's codes and the shop's).
 REASONS: dict[str, str] = {
-    "invalid_exact_evm_insufficient_balance": "the wallet's USDC balance is below the price",
+    ERR_INSUFFICIENT_BALANCE: "the wallet's USDC balance is below the price",
     "invalid_exact_evm_payload_authorization_valid_before": "the authorization has expired",
     "invalid_exact_evm_payload_authorization_valid_after": "the authorization is not valid yet",
-    NONCE_USED: "this authorization was already used",
+    ERR_NONCE_ALREADY_USED: "this authorization was already used",
     "invalid_exact_evm_payload_recipient_mismatch": "the authorization pays another address",
     "invalid_exact_evm_payload_authorization_value_mismatch": (
         "the authorization is for another amount than the price"
@@ -471,16 +469,23 @@ def buy(
         )
         job_id = job.id if job is not None else None
     if job_id is not None:
-        run_job(
+        lease = jobs.Lease(job_id, worker)
+        run_leased(
             db=db,
-            gateways=gateways,
-            box=box,
-            rules=rules,
             clock=clock,
-            x402=x402,
-            order_id=order_id,
-            lease=jobs.Lease(job_id, worker),
+            lease=lease,
             seconds=sync_seconds,
+            what=f"order {order_id}",
+            step=lambda: keymaking.provision(
+                db=db,
+                gateways=gateways,
+                box=box,
+                rules=rules,
+                clock=clock,
+                order_id=order_id,
+                lease=lease,
+                capture=lambda oid: capture_payment(db=db, x402=x402, clock=clock, order_id=oid),
+            ),
         )
 
     # 5. The outcome.
@@ -563,39 +568,6 @@ def _give_up(db: Database, *, order_id: str, pid: str, reason: str, now: datetim
             transitions.cancel(session, order=order, now=now, reason=f"payment refused: {reason}")
 
 
-def run_job(
-    *,
-    db: Database,
-    gateways: dict[str, VeniceGateway],
-    box: SecretBox,
-    rules: ShopRules,
-    clock: Clock,
-    x402: X402Gateway,
-    order_id: str,
-    lease: jobs.Lease,
-    seconds: float,
-) -> bool:
-    """Run ``order_id``'s provisioning job (held by ``lease``) for at most ``seconds``: see
-    :func:`run_leased`. True if it finished."""
-    return run_leased(
-        db=db,
-        clock=clock,
-        lease=lease,
-        seconds=seconds,
-        what=f"order {order_id}",
-        step=lambda: keymaking.provision(
-            db=db,
-            gateways=gateways,
-            box=box,
-            rules=rules,
-            clock=clock,
-            order_id=order_id,
-            lease=lease,
-            capture=lambda oid: capture_payment(db=db, x402=x402, clock=clock, order_id=oid),
-        ),
-    )
-
-
 def _stored(row: X402Payment) -> tuple[PaymentPayload, PaymentRequirements]:
     return (
         PaymentPayload.model_validate_json(row.payload),
@@ -639,7 +611,7 @@ def capture_payment(*, db: Database, x402: X402Gateway, clock: Clock, order_id: 
     with db.begin() as session:
         row = session.get(X402Payment, pid, with_for_update=True)
         assert row is not None
-        if result.success or (result.reason == NONCE_USED and tried_before):
+        if result.success or (result.reason == ERR_NONCE_ALREADY_USED and tried_before):
             row.transaction = row.transaction or result.transaction
             _settled(session, row=row, now=clock())
             return Captured.SETTLED

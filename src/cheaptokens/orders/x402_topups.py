@@ -311,15 +311,20 @@ def topup(
         )
         job_id = job.id if job is not None else None
     if job_id is not None:
-        _run_job(
+        run_leased(
             db=db,
-            gateways=gateways,
-            rules=rules,
             clock=clock,
-            x402=x402,
-            topup_id=topup_id,
             lease=jobs.Lease(job_id, worker),
             seconds=sync_seconds,
+            what=f"top-up {topup_id}",
+            step=lambda: capraise.apply_topup(
+                db=db,
+                gateways=gateways,
+                rules=rules,
+                clock=clock,
+                topup_id=topup_id,
+                capture=lambda tid: capture_payment(db=db, x402=x402, clock=clock, order_id=tid),
+            ),
         )
 
     # 5. The outcome.
@@ -347,33 +352,3 @@ def _give_up(db: Database, *, topup_id: str, pid: str, reason: str, now: datetim
             row.status, row.reason = "void", reason
         if t is not None:
             topups.cancel(session, topup=t, now=now, reason=f"payment refused: {reason}")
-
-
-def _run_job(
-    *,
-    db: Database,
-    gateways: dict[str, VeniceGateway],
-    rules: ShopRules,
-    clock: Clock,
-    x402: X402Gateway,
-    topup_id: str,
-    lease: jobs.Lease,
-    seconds: float,
-) -> bool:
-    """Run the top-up's ``apply_topup`` job (held by ``lease``) for at most ``seconds``: see
-    :func:`cheaptokens.orders.x402.run_leased`. True if it finished."""
-    return run_leased(
-        db=db,
-        clock=clock,
-        lease=lease,
-        seconds=seconds,
-        what=f"top-up {topup_id}",
-        step=lambda: capraise.apply_topup(
-            db=db,
-            gateways=gateways,
-            rules=rules,
-            clock=clock,
-            topup_id=topup_id,
-            capture=lambda tid: capture_payment(db=db, x402=x402, clock=clock, order_id=tid),
-        ),
-    )

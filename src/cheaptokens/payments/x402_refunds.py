@@ -30,6 +30,7 @@ from typing import Final
 
 from eth_account import Account
 from eth_utils.crypto import keccak
+from x402.mechanisms.evm.constants import ERR_INSUFFICIENT_BALANCE, ERR_NONCE_ALREADY_USED
 from x402.mechanisms.evm.exact import ExactEvmScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.mechanisms.evm.types import ExactEIP3009Authorization, ExactEIP3009Payload
@@ -46,10 +47,6 @@ from cheaptokens.payments.x402 import (
     checksum_address,
 )
 
-#: x402's reason for a nonce the token contract has seen (the SDK's ERR_NONCE_ALREADY_USED).
-NONCE_USED: Final = "invalid_exact_evm_nonce_already_used"
-#: and for a balance below the amount (ERR_INSUFFICIENT_BALANCE)
-INSUFFICIENT_BALANCE: Final = "invalid_exact_evm_insufficient_balance"
 #: settle reasons after which the money may be on its way: ask again later
 _MAYBE_MOVING: Final = frozenset(
     {
@@ -153,10 +150,10 @@ class X402Refunder:
     def _not_moved(
         self, reason: str | None, nonce: str, wallet: str, cents: int, *, settling: bool
     ) -> X402Refund:
-        if reason == NONCE_USED:  # an earlier attempt of this very refund paid it
+        if reason == ERR_NONCE_ALREADY_USED:  # an earlier attempt of this very refund paid it
             return X402Refund(None, nonce, self._reference(nonce))
         what = f"x402 refund of {format_usd(cents)} USDC to {wallet}"
-        if reason == INSUFFICIENT_BALANCE:
+        if reason == ERR_INSUFFICIENT_BALANCE:
             raise RefundWalletUnderfunded(
                 f"{what} waits: the refund wallet {self.address} holds less USDC than that; "
                 "fund it and the refund is retried",

@@ -113,13 +113,12 @@ def estimate_arrivals(prior_n: float, count: int, exposure: float, weight: float
 @dataclass(frozen=True, slots=True)
 class ShapeCandidate:
     """One daily shape of a :class:`~cheaptokens.pricing.shape.ShapeFamily` as the day's
-    requests weigh it: posterior probability, posterior mean of the day's arrivals under it,
-    and its expected share of the day's arrivals still to come after now."""
+    requests weigh it: posterior probability and posterior mean of the day's arrivals under
+    it."""
 
     index: int
     weight: float
     n_hat: float
-    share_left: float
 
 
 def shape_posterior(
@@ -173,7 +172,6 @@ def shape_posterior(
             index=i,
             weight=w / norm,
             n_hat=estimate_arrivals(prior_n, count, exposures[i], weight),
-            share_left=max(0.0, 1.0 - exposures[i]),
         )
         for i, w in kept
     ]

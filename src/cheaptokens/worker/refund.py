@@ -103,46 +103,37 @@ def refund(
             raise Retry(f"could not delete the key first ({type(exc).__name__})", 5.0) from exc
         with db.begin() as session:
             refunds.keys_deleted(session, order_id=order_id, now=now)
+
+    def pay(payment_ref: str, payer: str | None, cents: int, key: str) -> str | None:
+        return pay_back(
+            db=db,
+            payments=payments,
+            x402_refunds=x402_refunds,
+            clock=clock,
+            order_id=order_id,
+            payment_ref=payment_ref,
+            payer=payer,
+            amount_cents=cents,
+            idempotency_key=key,
+        )
+
     refund_ref: str | None = None
-    if plan.amount_cents > 0 and plan.payment_ref:
-        try:
-            refund_ref = pay_back(
-                db=db,
-                payments=payments,
-                x402_refunds=x402_refunds,
-                clock=clock,
-                order_id=order_id,
-                payment_ref=plan.payment_ref,
-                payer=plan.payer,
-                amount_cents=plan.amount_cents,
-                idempotency_key=f"refund-{order_id}",
-            )
+    try:
+        if plan.amount_cents > 0 and plan.payment_ref:
+            refund_ref = pay(plan.payment_ref, plan.payer, plan.amount_cents, f"refund-{order_id}")
             failpoints.hit("refund.after_refund_call")
-        except RefundFailed as exc:
-            with db.begin() as session:
-                refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)
-            return
-    for part in plan.topup_parts:  # before the order is marked: a retry still sees them
-        ref: str | None = None
-        if part.amount_cents > 0 and part.payment_ref:
-            try:
-                ref = pay_back(
-                    db=db,
-                    payments=payments,
-                    x402_refunds=x402_refunds,
-                    clock=clock,
-                    order_id=order_id,
-                    payment_ref=part.payment_ref,
-                    payer=part.payer,
-                    amount_cents=part.amount_cents,
-                    idempotency_key=f"refund-{part.topup_id}",
+        for part in plan.topup_parts:  # before the order is marked: a retry still sees them
+            ref = None
+            if part.amount_cents > 0 and part.payment_ref:
+                ref = pay(
+                    part.payment_ref, part.payer, part.amount_cents, f"refund-{part.topup_id}"
                 )
-            except RefundFailed as exc:
-                with db.begin() as session:
-                    refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)
-                return
+            with db.begin() as session:
+                refunds.topup_part_refunded(session, part=part, refund_ref=ref, now=now)
+    except RefundFailed as exc:
         with db.begin() as session:
-            refunds.topup_part_refunded(session, part=part, refund_ref=ref, now=now)
+            refunds.refund_refused(session, order_id=order_id, reason=str(exc), now=now)
+        return
     with db.begin() as session:
         refunds.refund_done(session, order_id=order_id, refund_ref=refund_ref, now=now)
         failpoints.hit("refund.before_commit")
