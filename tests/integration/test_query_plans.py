@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pathlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -78,6 +79,25 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
 }
 
 
+@contextmanager
+def statements(engines: Any, keep: Callable[[str], bool]) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (with their parameters) the engines run inside the block, those ``keep``
+    accepts."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
+        if keep(statement):
+            seen.append((statement, params))
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Any:
     url = f"sqlite:///{tmp_path_factory.mktemp('plans') / 'shop.db'}"
@@ -91,20 +111,11 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.mark.parametrize("name", list(QUERIES))
 def test_uses_an_index(name: str, db: Any) -> None:
     database, engines = db
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, params))
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with database.read() as session:
-            QUERIES[name](session)
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", capture)
+    with (
+        statements(engines, lambda st: st.lstrip().upper().startswith("SELECT")) as seen,
+        database.read() as session,
+    ):
+        QUERIES[name](session)
     assert seen, "the function ran no query"
     with engines[0].connect() as conn:
         for statement, params in seen:
@@ -122,20 +133,8 @@ def test_past_days_read_only_their_days(db: Any) -> None:
     """The dashboard's last 14 days find their sold orders by status *and* day: by status
     alone they would read every sold order ever made (still a "SEARCH", not a scan)."""
     database, engines = db
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
-        if "FROM orders" in statement:
-            seen.append((statement, params))
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with database.read() as session:
-            views.past_days(session, today=date(2026, 11, 25))
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", capture)
+    with statements(engines, lambda st: "FROM orders" in st) as seen, database.read() as session:
+        views.past_days(session, today=date(2026, 11, 25))
     assert len(seen) == 1
     with engines[0].connect() as conn:
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]).all()
@@ -156,20 +155,8 @@ def test_a_days_quotes_find_their_orders_among_the_days_orders(name: str, tmp_pa
     migrate.upgrade(url)
     generate(create_engine(url), account="a", days=2, quotes=50, orders=10, today_until=NOW)
     database, engines = open_database(url)
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_a: Any) -> None:
-        if "orders" in statement:
-            seen.append((statement, params))
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with database.read() as session:
-            found = QUERIES[name](session)
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", capture)
+    with statements(engines, lambda st: "orders" in st) as seen, database.read() as session:
+        found = QUERIES[name](session)
     day = date(2026, 11, 25) if name.startswith("today") else date(2026, 11, 24)
     start = datetime.combine(day, time(0), tzinfo=UTC)
     until = min(NOW, start + timedelta(days=1))

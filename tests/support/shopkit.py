@@ -25,6 +25,7 @@ from cheaptokens.payments import PaymentEvent
 from cheaptokens.sandbox import AccountSpec, Sandbox
 from cheaptokens.shop import Shop, build_shop
 from cheaptokens.venice.client import VeniceClient
+from cheaptokens.venice.types import ConsumptionLimit
 from cheaptokens.web.app import create_app
 from cheaptokens.worker.maintenance import refresh_accounts
 from cheaptokens.worker.runner import Worker
@@ -191,3 +192,37 @@ def make_kit(
         web.close()
         venice_http.close()
         shop.close()
+
+
+def chat(kit: Kit, key: str, model: str, tokens: int) -> Any:
+    """One chat call on the kit's Venice sandbox with ``key``: a prompt of ``tokens`` words."""
+    return kit.venice_http.post(
+        "/api/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": "w " * tokens}],
+            "max_tokens": 1,
+        },
+    )
+
+
+def operator_spends(
+    kit: Kit, account: str, dollars: Decimal, *, model: str = "openai-gpt-54-pro"
+) -> None:
+    """The operator's own key (no cap) spends at least ``dollars`` of the account's DIEM, in
+    calls of 250k tokens (below the model's long-context price tier: $9.38 each on the
+    default model), waiting out the model's tokens-per-minute limit when it is reached."""
+    gateway = kit.shop.gateways[account]
+    own = gateway.create_key(description="operator's own", consumption_limit=ConsumptionLimit())
+
+    def cents() -> int:
+        return int((gateway.balance().diem or Decimal(0)) * 100)
+
+    start = cents()
+    while start - cents() < dollars * 100:
+        r = chat(kit, own.api_key, model, 250_000)
+        if r.status_code == 429:
+            kit.sandbox.clock.advance(61)
+            continue
+        assert r.status_code == 200, r.text

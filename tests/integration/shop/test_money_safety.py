@@ -16,42 +16,14 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from cheaptokens.models import Account, Alert, LedgerEntry, Order
-from cheaptokens.venice.types import ConsumptionLimit
 from cheaptokens.worker.watch import watch
-from support.shopkit import Kit, make_kit
+from support.shopkit import Kit, chat, make_kit, operator_spends
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 #: $37.50 per million input tokens, 1M context (anonymized): the operator's own heavy use
 COSTLY = "openai-gpt-54-pro"
 #: $4.50 per million input tokens (private): what a buyer's key may call
 PRIVATE_COSTLY = "kimi-k3-fast-api"
-
-
-def chat(kit: Kit, key: str, model: str, tokens: int) -> Any:
-    return kit.venice_http.post(
-        "/api/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": model,
-            "messages": [{"role": "user", "content": "w " * tokens}],
-            "max_tokens": 1,
-        },
-    )
-
-
-def operator_spends(kit: Kit, account: str, dollars: Decimal) -> None:
-    """The operator's own key (no cap) spends at least ``dollars`` of the account's DIEM, in
-    calls of $9.38 (250k tokens, below the model's long-context price tier), waiting out the
-    model's tokens-per-minute limit when it is reached."""
-    gateway = kit.shop.gateways[account]
-    own = gateway.create_key(description="operator's own", consumption_limit=ConsumptionLimit())
-    start = balance_cents(kit, account)
-    while start - balance_cents(kit, account) < dollars * 100:
-        r = chat(kit, own.api_key, COSTLY, 250_000)
-        if r.status_code == 429:
-            kit.sandbox.clock.advance(61)
-            continue
-        assert r.status_code == 200, r.text
 
 
 def look(kit: Kit) -> Any:

@@ -19,10 +19,9 @@ from cheaptokens.models import Alert, LedgerEntry, Order
 from cheaptokens.payments.errors import PaymentProviderUnavailable
 from cheaptokens.payments.x402_refunds import X402Refund, X402Refunder
 from cheaptokens.sandbox.x402 import REFUND_WALLET
-from cheaptokens.venice.types import ConsumptionLimit
 from cheaptokens.worker.watch import watch
 from support.agents import agent_post, fund, new_wallet
-from support.shopkit import Kit, make_kit, request_refund
+from support.shopkit import Kit, chat, make_kit, operator_spends, request_refund
 
 from .test_topups import agent_topup
 
@@ -130,43 +129,13 @@ def test_a_refunded_x402_top_up_goes_back_too(kit):
 
 
 # ------------------------------------------------------------------------- make whole
-def chat(kit: Kit, key: str, model: str, tokens: int) -> Any:
-    return kit.venice_http.post(
-        "/api/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": model,
-            "messages": [{"role": "user", "content": "w " * tokens}],
-            "max_tokens": 1,
-        },
-    )
-
-
-def drain_account(kit: Kit, account: str, dollars: Decimal) -> None:
-    """The operator's own uncapped key spends the account below zero (as in
-    tests/integration/shop/test_money_safety.py)."""
-    gateway = kit.shop.gateways[account]
-    own = gateway.create_key(description="operator's own", consumption_limit=ConsumptionLimit())
-
-    def cents() -> int:
-        return int((gateway.balance().diem or Decimal(0)) * 100)
-
-    start = cents()
-    while start - cents() < dollars * 100:
-        r = chat(kit, own.api_key, "openai-gpt-54-pro", 250_000)
-        if r.status_code == 429:
-            kit.sandbox.clock.advance(61)
-            continue
-        assert r.status_code == 200, r.text
-
-
 def test_with_no_stock_left_the_unspent_part_goes_back_to_the_wallet_pro_rata(tmp_path, db_url):
     with make_kit(tmp_path, database_url=db_url, now=NOON, diem=Decimal("20")) as kit:
         wallet, order = bought(kit)
         oid = order["order_id"]
         assert chat(kit, order["key"]["api_key"], "llama-3.3-70b", 100_000).status_code == 200
         before = usdc(kit, wallet.address)
-        drain_account(kit, "sandbox-1", Decimal("22"))
+        operator_spends(kit, "sandbox-1", Decimal("22"))
         watch(
             db=kit.shop.db,
             gateways=kit.shop.gateways,
