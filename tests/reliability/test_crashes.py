@@ -141,6 +141,25 @@ def assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id) -> Order
     return order
 
 
+def refunded_through_a_crash(env, shop, venice_url, admin, order_id, point) -> Order:
+    """Ask for the refund, SIGKILL a worker at ``point``, let the next worker finish: the order
+    ends refunded with no key alive and exactly one refund in the ledger."""
+    request_refund(shop, order_id)
+    killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    worker_until_settled(env, shop, order_id)
+    order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
+    assert order.status == "refunded"
+    with shop.db.read() as s:
+        refunds = s.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.order_id == order_id, LedgerEntry.kind == "refunded")
+        )
+    assert refunds == 1
+    return order
+
+
 @pytest.mark.parametrize("point", failpoints.PROVISION_POINTS)
 def test_worker_killed_during_provisioning(point, db_url, tmp_path, venice_url):
     admin = new_account(venice_url)
@@ -196,19 +215,8 @@ def test_worker_killed_during_a_refund(point, db_url, tmp_path, venice_url):
     try:
         order_id = paid_order(shop)
         worker_until_settled(env, shop, order_id)
-        request_refund(shop, order_id)
-        killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-        worker_until_settled(env, shop, order_id)
-        order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
-        assert order.status == "refunded" and order.refund_ref
-        with shop.db.read() as s:
-            refunds = s.scalar(
-                select(func.count())
-                .select_from(LedgerEntry)
-                .where(LedgerEntry.order_id == order_id, LedgerEntry.kind == "refunded")
-            )
-        assert refunds == 1
+        order = refunded_through_a_crash(env, shop, venice_url, admin, order_id, point)
+        assert order.refund_ref
     finally:
         shop.close()
 
@@ -285,20 +293,9 @@ def test_worker_killed_during_an_x402_refund_pays_the_wallet_once(
         order_id = r.json()["order_id"]
         worker_until_settled(env, shop, order_id)
         before = Decimal(httpx.get(f"{wallets}/{wallet.address}").json()["usdc"])
-        request_refund(shop, order_id)
-        killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-        worker_until_settled(env, shop, order_id)
-        order = assert_exactly_one_key_or_refund(shop, venice_url, admin, order_id)
-        assert order.status == "refunded" and order.refund_ref and order.paid_cents
+        order = refunded_through_a_crash(env, shop, venice_url, admin, order_id, point)
+        assert order.refund_ref and order.paid_cents
         after = Decimal(httpx.get(f"{wallets}/{wallet.address}").json()["usdc"])
         assert after - before == Decimal(order.paid_cents) / 100
-        with shop.db.read() as s:
-            refunds = s.scalar(
-                select(func.count())
-                .select_from(LedgerEntry)
-                .where(LedgerEntry.order_id == order_id, LedgerEntry.kind == "refunded")
-            )
-        assert refunds == 1
     finally:
         shop.close()
