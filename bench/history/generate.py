@@ -40,6 +40,7 @@ from cheaptokens.models import (
     Quote,
     WebhookEvent,
 )
+from cheaptokens.orders.ids import new_quote_id
 from cheaptokens.pricing.curve import default_params, params_hash, params_to_dict
 
 LEDGER_COLS = (
@@ -134,7 +135,7 @@ def one_day(
     ordered = set(rng.sample(range(quotes), orders)) if quotes else set()
     sold = 0
     for i, at in enumerate(times):
-        qid = "q_" + _hex(rng)
+        qid = new_quote_id(at)  # the shop's own ids, time-ordered like its quotes
         credit = rng.choice((100, 200, 500, 1000, 2000, 5000))
         price = credit * rng.randint(35, 90) // 100
         digest = hashes[min(at.hour + 1, len(hashes) - 1)]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -152,7 +153,15 @@ class Quote(Base):
 
     __table_args__ = (
         Index("ix_quotes_open_until", "status", "valid_until"),
-        Index("ix_quotes_client_status", "client", "status"),
+        # Only open quotes: the holds per client read nothing else, and the nightly prune of
+        # released quotes then has no entries here to find among a year's clients.
+        Index(
+            "ix_quotes_client_open",
+            "client",
+            "valid_until",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
         Index("ix_quotes_created_at", "created_at"),  # the day's settled quotes
     )
 

@@ -28,7 +28,7 @@ def test_empty_to_head_matches_the_models(tmp_path):
         with database(kind, tmp_path, migrated=False) as url:
             assert migrate.current(url) is None
             migrate.upgrade(url)
-            assert migrate.current(url) == "0015"
+            assert migrate.current(url) == "0016"
             assert schema_diff(url) == [], kind
 
 

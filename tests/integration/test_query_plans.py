@@ -8,12 +8,14 @@ then explained with ``EXPLAIN QUERY PLAN``.
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import psycopg.sql
 import pytest
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
@@ -127,6 +129,45 @@ def test_uses_an_index(name: str, db: Any) -> None:
                 if d.startswith("SCAN ") and d.split()[1] in GROWING and "USING" not in d
             ]
             assert full_scans == [], (name, details)
+
+
+def test_a_clients_holds_read_only_open_quotes(db: Any) -> None:
+    """A client's held credit is read from the index of open quotes only: the full index of
+    every quote by client was the one the nightly prune scattered its deletes over."""
+    database, engines = db
+    with statements(engines, lambda st: "FROM quotes" in st) as seen, database.read() as session:
+        quotes.held_by(session, client="c", now=NOW)
+    assert len(seen) == 1
+    with engines[0].connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]).all()
+    details = " | ".join(row[-1] for row in plan)
+    assert "USING INDEX ix_quotes_client_open (client=? AND valid_until>?)" in details, details
+
+
+@pytest.mark.postgres
+def test_a_clients_holds_read_only_open_quotes_in_postgres_generic_plans(pg_url: str) -> None:
+    """The same on PostgreSQL, in the generic plan it settles on for a statement run often: a
+    bound 'open' there could not be matched to the partial index."""
+    database, engines = open_database(pg_url)
+    try:
+        with (
+            statements(engines, lambda st: "FROM quotes" in st) as seen,
+            database.read() as session,
+        ):
+            quotes.held_by(session, client="c", now=NOW)
+        ((statement, params),) = seen
+        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+        numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m[1]) + 1}", statement)
+        with engines[0].connect() as conn:
+            raw = conn.connection.driver_connection
+            arguments = ", ".join(psycopg.sql.Literal(params[n]).as_string(raw) for n in names)
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            conn.exec_driver_sql("PREPARE held AS " + numbered)
+            plan = conn.exec_driver_sql(f"EXPLAIN EXECUTE held({arguments})").scalars().all()
+    finally:
+        for e in engines:
+            e.dispose()
+    assert "Index Scan using ix_quotes_client_open" in " | ".join(plan), plan
 
 
 def test_past_days_read_only_their_days(db: Any) -> None:

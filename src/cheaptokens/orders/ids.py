@@ -6,7 +6,9 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 import uuid
+from datetime import datetime
 from typing import Final
 
 from sqlalchemy.orm import Session
@@ -23,8 +25,15 @@ def new_order_id() -> str:
     return "ord_" + uuid.uuid4().hex
 
 
-def new_quote_id() -> str:
-    return "q_" + uuid.uuid4().hex
+def new_quote_id(at: datetime) -> str:
+    """A quote id that sorts by time, like a UUIDv7 (which Python 3.11's uuid lacks): 12 hex
+    digits of milliseconds since 1970, then 20 random ones (80 bits keep it unguessable).
+
+    A night's prune then deletes neighbouring entries of the ids' index, and the orders' and
+    top-ups' quote_id indexes it checks are probed in one region, instead of one page per
+    quote scattered across a year of them (bench/README.md, "History, a full year")."""
+    millis = int(at.timestamp() * 1000)
+    return f"q_{millis:012x}{secrets.token_hex(10)}"
 
 
 def is_order_id(value: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
 from cheaptokens import inventory, ledger
@@ -99,7 +99,9 @@ _QUOTES_HELD = select(
     func.coalesce(func.sum(_QUOTES.credit_cents), 0), func.min(_QUOTES.valid_until)
 ).where(
     _QUOTES.client == bindparam("client"),
-    _QUOTES.status == "open",
+    # Spelled out, not a bound parameter: PostgreSQL's generic plan (used once a statement has
+    # run a few times) cannot match a bound value to the partial index of open quotes.
+    _QUOTES.status == literal_column("'open'"),
     _QUOTES.valid_until > bindparam("now"),
 )
 _ORDERS_HELD = select(
@@ -214,7 +216,7 @@ def create_quote(
             raise ValueError("a fixed price may not undercut the curve")
         price = price_cents
     row = {
-        "id": new_quote_id(),
+        "id": new_quote_id(now),
         "created_at": now,
         "valid_until": min(now + rules.quote_ttl, next_midnight(now)),
         "day": now.date(),
