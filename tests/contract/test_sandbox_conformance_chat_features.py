@@ -170,6 +170,9 @@ def test_venice_parameters_and_suffixes(client: TestClient, key: dict[str, str])
     )
     assert response.status_code == 400
     assert schema_errors(CHAT, "post", 400, response.json()) == []
+    # the SPEC's wording for its 400 DetailedError (SK-ERR: the live body's ``error``)
+    described = spec()["paths"][CHAT]["post"]["responses"]["400"]["description"]
+    assert response.json()["error"] == described == "Invalid request parameters"
     assert set(response.json()["details"]["venice_parameters"]) == {
         "_errors",
         "enable_web_search",

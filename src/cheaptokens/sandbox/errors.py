@@ -31,6 +31,9 @@ KEY_NOT_FOUND_DELETE = "API key could not be found"  # docs/venice-facts.md §1.
 TOO_MANY_KEYS = "You have reached the maximum number of active API keys (500)."
 MODEL_NOT_FOUND = "Specified model not found"  # SK-ERR: "Specified model not found: …" (404)
 UNKNOWN_ERROR = "An unknown error occurred"  # SPEC 500 description
+#: SPEC: the description of every 400 ``DetailedError`` response; SK-ERR and SK-CHAT give
+#: it as the live body's ``error``.
+INVALID_PARAMETERS = "Invalid request parameters"
 
 
 def model_privacy_message(key_privacy: str, model_id: str) -> str:
@@ -102,9 +105,9 @@ def standard(status: int, message: str, headers: dict[str, str] | None = None) -
     return SandboxError(status, {"error": message}, headers)
 
 
-def detailed(issues: list[dict[str, Any]], message: str = "Invalid request") -> SandboxError:
+def detailed(issues: list[dict[str, Any]], message: str = INVALID_PARAMETERS) -> SandboxError:
     """A 400 ``DetailedError`` in zod's ``format()`` shape plus the flat ``issues`` list
-    live Venice adds (docs/venice-facts.md §4.1)."""
+    live Venice adds (docs/venice-facts.md §4.1), under the SPEC's 400 wording."""
     details: dict[str, Any] = {"_errors": []}
     for issue in issues:
         node = details
