@@ -1,10 +1,12 @@
 """Issue #15 through the third-party clients buyers use, against a live sandbox over real
 HTTP: the ``openai`` SDK (``.parse()`` with pydantic models, tool calls, ``n``/``stop``,
-traits, suffixes, errors) and ``langchain-openai`` (``with_structured_output``,
-``bind_tools``)."""
+traits, suffixes, errors), ``langchain-openai`` (``with_structured_output``,
+``bind_tools``) and the Venice SDK ``venice-py`` (traits and mappings, the unknown-model 404,
+the rate-limit log it reads with its own response model)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -238,3 +240,48 @@ def test_langchain_bind_tools(live_sandbox: LiveSandbox) -> None:
     refused = langchain(live_sandbox, NO_SCHEMA_MODEL).with_structured_output(Person)
     with pytest.raises(openai.BadRequestError):
         refused.invoke("Tell me about a person.")
+
+
+async def _venice_py_session(live: LiveSandbox) -> dict[str, Any]:
+    """What ``venice-py`` (a Venice SDK from PyPI, import ``venice_ai``) sees: traits and
+    mappings, a trait as the chat model, the unknown-model 404 and the budget's 429 on an
+    INFERENCE key, then the rate-limit log, refused to that key and read with the ADMIN key."""
+    from venice_ai import VeniceClient
+    from venice_ai import exceptions as venice_errors
+
+    seen: dict[str, Any] = {}
+    async with VeniceClient(api_key=create_key(live), base_url=live.base_url, max_retries=0) as c:
+        seen["traits"] = (await c.models.list_traits()).data
+        seen["mappings"] = (await c.models.list_compatibility()).data
+        reply = await c.chat.completions.create(model="most_intelligent", messages=HELLO)
+        seen["trait_model"] = reply.model
+        with pytest.raises(venice_errors.NotFoundError) as missing:
+            await c.chat.completions.create(model="gpt-9-ultra", messages=HELLO)
+        seen["missing"] = str(missing.value)
+        with pytest.raises(venice_errors.NotFoundError):  # more than 1 failure: the budget
+            await c.chat.completions.create(model="gpt-9-ultra", messages=HELLO)
+        with pytest.raises(venice_errors.RateLimitError):
+            await c.chat.completions.create(model="gpt-9-ultra", messages=HELLO)
+        with pytest.raises(venice_errors.AuthenticationError) as denied:
+            await c.api_keys.get_rate_limit_logs()
+        seen["denied"] = str(denied.value)
+    async with VeniceClient(api_key=ADMIN_KEY, base_url=live.base_url, max_retries=0) as admin:
+        seen["log"] = (await admin.api_keys.get_rate_limit_logs()).data
+    return seen
+
+
+def test_venice_py_sdk_traits_errors_and_rate_limit_log() -> None:
+    strict = Sandbox([AccountSpec(ADMIN_KEY, diem=Decimal(100))], failed_request_threshold=1)
+    with serving(strict) as live:
+        seen = asyncio.run(_venice_py_session(live))
+    assert seen["trait_model"] == seen["traits"]["most_intelligent"]
+    assert seen["mappings"]["gpt-4o"] == MODEL
+    assert seen["missing"].endswith("Specified model not found: gpt-9-ultra")
+    assert seen["denied"].endswith("Admin API key required")
+    (entry,) = seen["log"]  # the budget's 429, parsed by the SDK's own response model
+    assert (entry.rateLimitType, entry.modelId, entry.rateLimitTier) == (
+        "FAILED_REQUESTS",
+        "model:unknown",
+        "paid",
+    )
+    assert entry.timestamp.endswith("Z")
