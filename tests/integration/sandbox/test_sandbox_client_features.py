@@ -1,16 +1,21 @@
 """Issue #15 through the third-party clients buyers use, against a live sandbox over real
 HTTP: the ``openai`` SDK (``.parse()`` with pydantic models, tool calls, ``n``/``stop``,
 traits, suffixes, errors), ``langchain-openai`` (``with_structured_output``,
-``bind_tools``) and the Venice SDK ``venice-py`` (traits and mappings, the unknown-model 404,
-the rate-limit log it reads with its own response model)."""
+``bind_tools``), the ``llm`` CLI (``--schema``) and the Venice SDK ``venice-py`` (traits
+and mappings, the unknown-model 404, the rate-limit log it reads with its own response
+model)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -285,3 +290,37 @@ def test_venice_py_sdk_traits_errors_and_rate_limit_log() -> None:
         "paid",
     )
     assert entry.timestamp.endswith("Z")
+
+
+def test_llm_cli_schema(live_sandbox: LiveSandbox, tmp_path: Path) -> None:
+    """``llm --schema`` (the ``llm`` CLI, an OpenAI-compatible model configured in its
+    ``extra-openai-models.yaml``) gets JSON matching its schema; on a model without
+    ``supportsResponseSchema`` it fails with the sandbox's 400."""
+    (tmp_path / "extra-openai-models.yaml").write_text(
+        "".join(
+            f"- model_id: {alias}\n  model_name: {model}\n  api_base: {live_sandbox.base_url}\n"
+            "  api_key_name: sandbox\n  supports_schema: true\n"
+            for alias, model in (("sandbox-glm", MODEL), ("sandbox-llama", NO_SCHEMA_MODEL))
+        ),
+        encoding="utf-8",
+    )
+    key = create_key(live_sandbox)
+    env = {**os.environ, "LLM_USER_PATH": str(tmp_path)}
+
+    def llm(alias: str) -> subprocess.CompletedProcess[str]:
+        args = ["-m", alias, "--key", key, "--no-log", "--schema", "name, age int, pets"]
+        return subprocess.run(
+            [sys.executable, "-m", "llm", *args, "Tell me about a person."],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    answered = llm("sandbox-glm")
+    assert answered.returncode == 0, answered.stderr
+    person = json.loads(answered.stdout)
+    assert set(person) == {"name", "age", "pets"} and isinstance(person["age"], int)
+    refused = llm("sandbox-llama")
+    assert refused.returncode != 0 and "400" in refused.stderr
