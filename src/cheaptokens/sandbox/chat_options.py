@@ -99,6 +99,15 @@ def _type_name(value: Any) -> str:
 def _check_parameter(name: str, value: Any, path: list[str | int]) -> dict[str, Any] | None:
     """The zod-style issue for one ``venice_parameters`` value, or None if it is valid."""
     if name == "enable_web_search":
+        if not isinstance(value, str):  # zod's enum: a non-string is a type error
+            got = _type_name(value)
+            return issue(
+                path,
+                f"Expected {_expected(WEB_SEARCH)}, received {got}",
+                "invalid_type",
+                expected=_expected(WEB_SEARCH),
+                received=got,
+            )
         if value not in WEB_SEARCH:
             return issue(
                 path,

@@ -196,6 +196,22 @@ def test_every_documented_field_is_type_checked(
     assert response.json()["issues"][0]["path"] == ["venice_parameters", field]
 
 
+@pytest.mark.parametrize(("bad", "got"), [(True, "boolean"), (None, "null"), (1, "number")])
+def test_a_non_string_web_search_is_a_type_error(
+    client: TestClient, make_key: KeyMaker, bad: Any, got: str
+) -> None:
+    response = post(
+        client,
+        make_key()["apiKey"],
+        model="zai-org-glm-5-1",
+        venice_parameters={"enable_web_search": bad},
+    )
+    assert response.status_code == 400
+    (problem,) = response.json()["issues"]
+    assert problem["code"] == "invalid_type"
+    assert problem["message"] == f"Expected 'auto' | 'off' | 'on', received {got}"
+
+
 def test_valid_venice_parameters_are_echoed(client: TestClient, make_key: KeyMaker) -> None:
     sent = {
         "enable_web_search": "auto",
