@@ -323,7 +323,9 @@ class Tools:
 
 
 def _tool(raw: Any, index: int) -> Tool | None:
-    """One ``tools`` entry: a function (returned) or a ``web_search``/``x_search`` entry."""
+    """One ``tools`` entry: a function (returned) or a ``web_search``/``x_search`` entry.
+    SK-CHAT: the flat (``{type, name, parameters}``) and Anthropic (``{name, input_schema}``)
+    shapes are converted to the nested one."""
     path: list[str | int] = ["tools", index]
     if not isinstance(raw, dict):
         raise errors.detailed([issue(path, "Expected object", "invalid_type")])
@@ -331,7 +333,12 @@ def _tool(raw: Any, index: int) -> Tool | None:
     if function is None:
         if raw.get("type") in ("web_search", "x_search"):
             return None  # accepted; not Venice search (SK-CHAT), and never called
-        raise errors.detailed([issue([*path, "function"], "Required", "invalid_type")])
+        if "name" not in raw:
+            raise errors.detailed([issue([*path, "function"], "Required", "invalid_type")])
+        function = {k: raw[k] for k in ("name", "description", "strict") if k in raw}
+        for schema_key in ("parameters", "input_schema"):
+            if schema_key in raw:
+                function["parameters"] = raw[schema_key]
     if not isinstance(function, dict):
         raise errors.detailed([issue([*path, "function"], "Expected object", "invalid_type")])
     problems = []

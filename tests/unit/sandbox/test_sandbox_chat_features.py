@@ -354,6 +354,22 @@ def test_malformed_tools_are_400(client: TestClient, make_key: KeyMaker, extra: 
     assert response.status_code == 400, response.text
 
 
+@pytest.mark.parametrize("schema_key", ["parameters", "input_schema"])
+def test_flat_and_anthropic_tool_shapes_are_converted(
+    client: TestClient, make_key: KeyMaker, schema_key: str
+) -> None:
+    """SK-CHAT: ``{type, name, parameters}`` and ``{name, input_schema}`` are read as the
+    nested ``{type: "function", function: {...}}`` shape."""
+    function: dict[str, Any] = WEATHER["function"]  # type: ignore[assignment]
+    flat: dict[str, Any] = {"name": function["name"], schema_key: function["parameters"]}
+    if schema_key == "parameters":
+        flat["type"] = "function"
+    body = post(client, make_key()["apiKey"], tools=[flat], tool_choice="required").json()
+    call = tool_call(body)
+    assert call["function"]["name"] == "get_weather"
+    jsonschema.validate(json.loads(call["function"]["arguments"]), function["parameters"])
+
+
 def test_web_search_tool_entries_are_accepted_and_never_called(
     client: TestClient, make_key: KeyMaker
 ) -> None:
