@@ -130,6 +130,26 @@ def test_keys_past_their_cap_are_recorded_deleted_and_their_buyer_refused(tmp_pa
         assert other.post("/api/orders", json={"credit_cents": 100}).status_code == 201
 
 
+def test_keys_bought_before_the_strikes_all_overshoot_in_one_burst_then_the_buyer_is_refused(
+    tmp_path,
+):
+    """The bound in docs/money-safety.md: strikes refuse further sales, they do not revoke keys
+    already sold, so a buyer who buys first and fires together takes one overshoot per key."""
+    with make_kit(tmp_path, now=NOON) as kit:
+        orders = [kit.buy(100) for _ in range(3)]
+        kit.worker.drain()
+        for order in orders:  # all fired before the watch looks
+            assert (
+                chat(kit, key_of(kit, order)["api_key"], PRIVATE_COSTLY, 250_000).status_code == 200
+            )
+        assert look(kit).deleted_past_cap == 3
+        with kit.shop.db.read() as s:
+            kinds = s.scalars(select(LedgerEntry.kind)).all()
+        assert kinds.count("key_overshot") == 3  # more than the 2 strikes that refuse
+        refused = kit.web.post("/api/orders", json={"credit_cents": 100})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "refused"
+
+
 def test_a_key_deleted_in_venice_is_replaced_with_its_unspent_credit(tmp_path, db_url):
     with make_kit(tmp_path, database_url=db_url, now=NOON, admin_password=ADMIN_PASSWORD) as kit:
         order = kit.buy(500)
