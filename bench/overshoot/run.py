@@ -20,8 +20,10 @@ Reported (and written to ``bench/overshoot/results.json``):
   attacker dollar paid;
 * honest buyers left short after make-whole: credit bought − (credit used + credit on a live
   key that can spend it + the credit a pro-rata refund paid for), per buyer (target 0);
-* seconds from the first drained account (or vanished key) to its detection, and to the
-  honest buyer's replacement key or refund (target < 60 s);
+* seconds from the end of the attack (its last call answered, so all of it billed) to the
+  detection of each honest order whose key can no longer spend, and to that buyer's
+  replacement key or refund (target < 60 s) — an account drained by an earlier call of the
+  burst was drained sooner, by at most the burst's spread;
 * the accounts' USD balance before and after (keys carry a USD cap of 0: must not move).
 """
 

@@ -8,6 +8,7 @@ while the key is under its cap and bills it afterwards), a key deleted by hand i
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,7 @@ NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 COSTLY = "openai-gpt-54-pro"
 #: $4.50 per million input tokens (private): what a buyer's key may call
 PRIVATE_COSTLY = "kimi-k3-fast-api"
+ADMIN_PASSWORD = "money-safety-test-password"
 
 
 def look(kit: Kit) -> Any:
@@ -49,6 +51,19 @@ def supply(kit: Kit) -> dict[str, Any]:
 def key_of(kit: Kit, order: dict[str, Any]) -> dict[str, Any]:
     key: dict[str, Any] = kit.status(order)["key"]
     return key
+
+
+def dashboard_alerts(kit: Kit) -> str:
+    """The operator's dashboard, logged in: its Alerts section."""
+    login = kit.web.get("/admin/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token is not None
+    kit.web.post(
+        "/admin/login",
+        data={"csrf_token": token.group(1), "username": "admin", "password": ADMIN_PASSWORD},
+    )
+    page = kit.web.get("/admin").text
+    return page[page.index('id="alerts-title"') :]
 
 
 def test_stock_follows_the_live_balance(tmp_path, db_url):
@@ -115,8 +130,28 @@ def test_keys_past_their_cap_are_recorded_deleted_and_their_buyer_refused(tmp_pa
         assert other.post("/api/orders", json={"credit_cents": 100}).status_code == 201
 
 
+def test_keys_bought_before_the_strikes_all_overshoot_in_one_burst_then_the_buyer_is_refused(
+    tmp_path,
+):
+    """The bound in docs/money-safety.md: strikes refuse further sales, they do not revoke keys
+    already sold, so a buyer who buys first and fires together takes one overshoot per key."""
+    with make_kit(tmp_path, now=NOON) as kit:
+        orders = [kit.buy(100) for _ in range(3)]
+        kit.worker.drain()
+        for order in orders:  # all fired before the watch looks
+            assert (
+                chat(kit, key_of(kit, order)["api_key"], PRIVATE_COSTLY, 250_000).status_code == 200
+            )
+        assert look(kit).deleted_past_cap == 3
+        with kit.shop.db.read() as s:
+            kinds = s.scalars(select(LedgerEntry.kind)).all()
+        assert kinds.count("key_overshot") == 3  # more than the 2 strikes that refuse
+        refused = kit.web.post("/api/orders", json={"credit_cents": 100})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "refused"
+
+
 def test_a_key_deleted_in_venice_is_replaced_with_its_unspent_credit(tmp_path, db_url):
-    with make_kit(tmp_path, database_url=db_url, now=NOON) as kit:
+    with make_kit(tmp_path, database_url=db_url, now=NOON, admin_password=ADMIN_PASSWORD) as kit:
         order = kit.buy(500)
         kit.worker.drain()
         old = key_of(kit, order)["api_key"]
@@ -152,6 +187,11 @@ def test_a_key_deleted_in_venice_is_replaced_with_its_unspent_credit(tmp_path, d
         listed = kit.shop.gateways["sandbox-1"].list_keys()
         ours = [k for k in listed if k.description == f"cheaptokens:{order['order_id']}"]
         assert len(ours) == 1 and ours[0].consumption_limits.diem == Decimal(500 - spent) / 100
+        # The operator's dashboard lists it (it said "No alerts … clean" when keys vanished).
+        alerts = dashboard_alerts(kit)
+        assert "No alerts" not in alerts
+        row = alerts[alerts.index("make_whole") :]
+        assert order["order_id"] in row and "the key no longer exists in Venice" in row
 
 
 def test_a_drained_account_moves_honest_keys_to_another_account(tmp_path, db_url):
