@@ -9,16 +9,19 @@ a pure ASGI middleware (``web.app.SecurityHeaders``), and 500s carry them too.
 from __future__ import annotations
 
 import re
+import types
+import typing
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.testclient import TestClient
 
 from cheaptokens.orders import flows
-from cheaptokens.web.app import HSTS, SecurityHeaders, create_app
+from cheaptokens.web.app import HSTS, NO_STORE_PREFIXES, SecurityHeaders, create_app
 from support.shopkit import Kit, make_kit
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -85,6 +88,52 @@ def test_dashboard_and_checkout_answers_are_never_stored(kit):
     # Public, shared answers keep their own caching.
     assert "no-store" not in kit.web.get("/static/site.css").headers.get("cache-control", "")
     assert kit.web.get("/favicon.ico").headers["cache-control"] == "max-age=86400"
+
+
+SECRET_FIELD = re.compile(r"api_key|token|secret")
+
+
+def secret_fields(model: Any, seen: frozenset[Any] = frozenset()) -> list[str]:
+    """The fields of a response model (and of the models inside it) that hold a key, a
+    token or a secret."""
+    if isinstance(model, types.UnionType) or typing.get_origin(model) is not None:
+        return [f for arg in typing.get_args(model) for f in secret_fields(arg, seen)]
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or model in seen:
+        return []
+    found = []
+    for name, field in model.model_fields.items():
+        if SECRET_FIELD.search(name):
+            found.append(f"{model.__name__}.{name}")
+        found += secret_fields(field.annotation, seen | {model})
+    return found
+
+
+def test_every_answer_that_can_hold_a_key_or_token_is_never_stored(kit):
+    """Found before in the issue's spirit: an x402 purchase (key, order token, webhook
+    secret), a wallet's orders (keys) and standing orders (tokens) were answered without
+    ``no-store``. Every API route whose response model has such a field must be covered."""
+    from fastapi.routing import iter_route_contexts  # included routers stay nested
+
+    holding = {
+        str(c.path): secret_fields(getattr(c.original_route, "response_model", None))
+        for c in iter_route_contexts(kit.web.app.routes)
+    }
+    holding = {path: fields for path, fields in holding.items() if fields}
+    assert "/api/buy" in holding and "/api/orders/{order_id}" in holding  # the walk works
+    uncovered = {p: f for p, f in holding.items() if not p.startswith(NO_STORE_PREFIXES)}
+    assert not uncovered, uncovered
+    # And the header is really sent on those paths, refusals included.
+    answers = [
+        kit.web.post("/api/buy", json={"credit_cents": 500}),  # 402: pay first
+        kit.web.get("/api/wallet/orders"),  # 402: sign in first
+        kit.web.get("/api/wallet/orders/ord_x"),
+        kit.web.get("/api/wallet/standing-orders"),
+        kit.web.post("/api/standing-orders", json={}),
+        kit.web.get("/api/standing-orders/so_x"),
+    ]
+    for r in answers:
+        assert r.headers.get("cache-control") == "no-store", (r.request.url, r.status_code)
+    assert "no-store" not in kit.web.get("/api/pricing").headers.get("cache-control", "")
 
 
 def https_app(kit: Kit, **kwargs: Any) -> TestClient:

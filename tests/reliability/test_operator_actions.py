@@ -1,11 +1,12 @@
 """Issue #11, finding 7: every operator action needs CSRF and leaves an audit row.
 
 Every POST route under /admin is found in the app itself, so a route added later is checked
-too: without a live session it is refused, without the form's CSRF token (or with a forged
-one) it answers 403 and changes nothing, and when it succeeds exactly one ``operator_actions``
-row names the action and the operator session (the hash of its cookie). A route this test
-has no example for fails it: write the route with ``web.dashboard.operator_action`` and add
-an example to ``EXAMPLES`` below.
+too (a PUT, PATCH or DELETE route under /admin fails the test outright): without a live
+session it is refused, without the form's CSRF token (or with a forged one) it answers 403
+and changes nothing, and when it succeeds exactly one ``operator_actions`` row names the
+action and the operator session (the hash of its cookie). A route this test has no example
+for fails it: write the route with ``web.dashboard.operator_action`` and add an example to
+``EXAMPLES`` below.
 
 The audit row is written in the action's own transaction: if it cannot be written, the
 action does not happen either.
@@ -138,11 +139,19 @@ def every_route(app: Any) -> list[tuple[str, set[str]]]:
 
 
 def admin_posts(app: Any) -> list[str]:
-    return sorted(
-        path
-        for path, methods in every_route(app)
-        if path.startswith("/admin") and "POST" in methods
-    )
+    """Every route under /admin that may change something. Only POST is written so far; a
+    PUT, PATCH or DELETE route would be listed too and fail the test below until it is made
+    a POST through ``operator_action`` with an example (the examples send forms by POST)."""
+    changing = []
+    for path, methods in every_route(app):
+        if not path.startswith("/admin"):
+            continue
+        unsafe = methods - {"GET", "HEAD", "OPTIONS"}
+        if unsafe - {"POST"}:
+            changing.append(f"{sorted(unsafe)} {path}")
+        elif unsafe:
+            changing.append(path)
+    return sorted(changing)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,15 @@ commits. Capacity moves through :mod:`cheaptokens.inventory`; each move has its 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, literal_column, select
+from sqlalchemy import bindparam, func, insert, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from cheaptokens import inventory, ledger
+from cheaptokens.db import dialect_name
 from cheaptokens.errors import HeldOut, HoldLimit, InvalidInput, SoldOut
 from cheaptokens.models import Order, Quote, table_of
 from cheaptokens.money import format_usd
@@ -112,6 +114,22 @@ _ORDERS_HELD = select(
     _ORDERS.checkout_expires_at > bindparam("now"),
 )
 _INSERT_QUOTE = insert(table_of(Quote))
+_LOCK_CLIENT = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def lock_client_holds(session: Session, *, client: str) -> None:
+    """Until this transaction ends, no other one checks or adds to ``client``'s holds.
+
+    Without it, concurrent quotes of one client on PostgreSQL (several web processes, or
+    one process's threads) each read the holds before any of them committed and all passed
+    the cap: 24 at once held 90 % of the day against a 50 % cap. A transaction-scoped
+    advisory lock keyed by the client queues them. SQLite's writers are one at a time
+    already (``BEGIN IMMEDIATE``).
+    """
+    if dialect_name(session) != "postgresql":
+        return
+    digest = hashlib.sha256(b"hold-cap\x00" + client.encode()).digest()
+    session.execute(_LOCK_CLIENT, {"key": int.from_bytes(digest[:8], "big", signed=True)})
 
 
 def held_by(session: Session, *, client: str, now: datetime) -> tuple[int, datetime | None]:
@@ -133,7 +151,9 @@ def check_hold_cap(
     now: datetime,
 ) -> None:
     """One client may hold at most ``max_held_share`` of the day's capacity unpaid (but
-    always one order of the minimum size), so one buyer cannot hold the whole day."""
+    always one order of the minimum size), so one buyer cannot hold the whole day. The
+    client's concurrent checks queue (:func:`lock_client_holds`), so they cannot all pass."""
+    lock_client_holds(session, client=client)
     cap = max(
         rules.min_order_cents,
         int(Decimal(capacity_cents) * rules.max_held_share),

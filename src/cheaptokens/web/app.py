@@ -44,9 +44,19 @@ SECURITY_HEADERS = {
 
 #: Sent when the public URL is https: browsers then refuse plain http for a year.
 HSTS = "max-age=31536000"
-#: Answers under these paths are never stored by a browser or proxy: order data and keys,
-#: payment pages (whoever holds a checkout URL can pay or decline), the operator's dashboard.
-NO_STORE_PREFIXES = ("/api/orders", "/orders", "/admin", "/checkout/", "/buy")
+#: Answers under these paths are never stored by a browser or proxy: order data and keys
+#: (an x402 purchase, a wallet's orders, standing orders and their tokens too), payment pages
+#: (whoever holds a checkout URL can pay or decline), the operator's dashboard.
+NO_STORE_PREFIXES = (
+    "/api/orders",
+    "/api/buy",
+    "/api/wallet/",
+    "/api/standing-orders",
+    "/orders",
+    "/admin",
+    "/checkout/",
+    "/buy",
+)
 
 
 def security_headers(shop: Shop) -> dict[str, str]:

@@ -3,10 +3,12 @@ not move the price (only sales do), and a shop held out says when held credit ma
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from starlette.testclient import TestClient
 
+from cheaptokens.web.app import create_app
 from support.shopkit import Kit, make_kit
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -37,6 +39,27 @@ def test_one_client_cannot_hold_the_whole_day(tmp_path, db_url):
         kit.sandbox.clock.advance(301)
         kit.worker.upkeep(force=True)
         assert attacker.post("/api/quotes", json={"credit_cents": 100}).status_code == 201
+
+
+def test_concurrent_quotes_of_one_client_stay_within_its_share(tmp_path, db_url):
+    """Issue #11, finding 4 (the hold limit across processes): 24 quotes of $10 sent at once
+    by one client, 12 at a time, each through an app of its own on one database. Before the
+    client's checks were queued, PostgreSQL let 8 through (90 % of the day held against a
+    50 % cap)."""
+    with make_kit(
+        tmp_path, database_url=db_url, now=NOON, max_held_share="0.5", max_order_cents=10_000
+    ) as kit:
+        cap = kit.web.get("/api/supply").json()["capacity_cents"] // 2  # 4450
+
+        def quote(_: int) -> tuple[int, str | None]:
+            with TestClient(create_app(kit.shop), client=("10.0.0.66", 1)) as web:
+                r = web.post("/api/quotes", json={"credit_cents": 1000})
+                return r.status_code, (r.json().get("error") or {}).get("code")
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(quote, range(24)))
+        assert sorted(answers, key=str) == [(201, None)] * 4 + [(429, "hold_limit")] * 20
+        assert kit.web.get("/api/supply").json()["reserved_cents"] == 4000 <= cap
 
 
 def test_a_paid_order_frees_the_clients_share(tmp_path):
