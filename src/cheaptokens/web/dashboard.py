@@ -180,9 +180,8 @@ def login(
     except LoginLocked as exc:
         if limits.first_lockout(exc):
             _alert_lockout(shop, exc, username=username)
-        page = _login_page(
-            request, shop, status=429, error=f"Too many failed logins: {exc.message}."
-        )
+        message = exc.message[0].upper() + exc.message[1:]
+        page = _login_page(request, shop, status=429, error=f"{message}.")
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
     except ShopError as exc:  # the limits' store is down: refuse rather than allow guessing
