@@ -168,11 +168,14 @@ def test_when_settlement_fails_after_the_key_was_made_the_key_is_deleted(kit, wa
         assert inventory.supply(s, day=kit.now().date()).sold_cents == 0
 
 
-def test_verify_failing_at_the_facilitator_is_a_503_and_changes_nothing(kit, wallet):
-    kit.sandbox.faults.add({"path": "/x402/verify", "status": 500, "count": 1})
+@pytest.mark.parametrize("fault", [{"status": 500}, {"drop": True}])
+def test_verify_failing_or_losing_its_answer_is_a_503_and_changes_nothing(kit, wallet, fault):
+    kit.sandbox.faults.add({"path": "/x402/verify", "count": 1, **fault})
     r = pay(kit, sign(wallet, offer(kit)))
     assert r.status_code == 503, r.text
+    assert "nothing was charged" in r.json()["error"]["message"]
     unchanged(kit, wallet)
+    assert statuses(kit) == ["cancelled"]
 
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"drop": True}])
