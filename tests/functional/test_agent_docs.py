@@ -57,7 +57,11 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
         paths = kit.web.get("/openapi.json").json()["paths"]
         buy = paths["/api/buy"]["post"]["responses"]
         assert {"200", "202", "402", "400", "403", "409", "422", "429", "503"} <= set(buy)
-        for path in ("/api/wallet/orders", "/api/wallet/orders/{order_id}"):
+        for path in (
+            "/api/wallet/orders",
+            "/api/wallet/orders/{order_id}",
+            "/api/wallet/standing-orders",
+        ):
             assert {"200", "401", "402", "404"} <= set(paths[path]["get"]["responses"])
         reissue = paths["/api/wallet/orders/{order_id}/reissue"]["post"]["responses"]
         assert {"202", "400", "401", "402", "429"} <= set(reissue)

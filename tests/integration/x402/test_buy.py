@@ -12,6 +12,7 @@ from sqlalchemy import select
 from cheaptokens import inventory
 from cheaptokens.models import LedgerEntry
 from cheaptokens.orders import flows
+from cheaptokens.times import iso_z, next_midnight
 from support.agents import agent_post, balance, fund, new_wallet
 from support.shopkit import make_kit
 
@@ -28,6 +29,9 @@ def test_an_agent_buys_a_key_in_one_call_and_uses_it(kit):
     r = agent_post(kit, wallet, "/api/buy", {"credit_cents": 500})
     assert r.status_code == 200, r.text
     body = r.json()
+    assert {"order_id", "order_token", "status", "credit_cents", "price_cents"} <= set(body)
+    assert set(body["key"]) == {"api_key", "base_url", "expires_at", "credit_cents"}
+    assert body["key"]["expires_at"] == iso_z(next_midnight(kit.now()))
     assert body["status"] == "fulfilled"
     assert body["credit_cents"] == 500
     assert body["key"]["credit_cents"] == 500
