@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from cheaptokens.errors import (
+    Conflict,
+    HeldOut,
+    HoldLimit,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Refused,
+    ServiceUnavailable,
+    SoldOut,
+)
+from cheaptokens.orders import standing
+from cheaptokens.orders import x402 as x402flow
+from cheaptokens.orders.wallets import SignInReplayed
+from cheaptokens.web.api import SignInInvalid
 from support.shopkit import make_kit
+
+#: x402's long codes as SKILL.md's table shortens them ("…valid_before")
+SHORTENED = ("invalid_exact_evm_payload_authorization_", "invalid_exact_evm_payload_")
 
 
 def test_agents_find_how_to_buy_and_every_error(tmp_path):
@@ -39,7 +57,11 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
         paths = kit.web.get("/openapi.json").json()["paths"]
         buy = paths["/api/buy"]["post"]["responses"]
         assert {"200", "202", "402", "400", "403", "409", "422", "429", "503"} <= set(buy)
-        for path in ("/api/wallet/orders", "/api/wallet/orders/{order_id}"):
+        for path in (
+            "/api/wallet/orders",
+            "/api/wallet/orders/{order_id}",
+            "/api/wallet/standing-orders",
+        ):
             assert {"200", "401", "402", "404"} <= set(paths[path]["get"]["responses"])
         reissue = paths["/api/wallet/orders/{order_id}/reissue"]["post"]["responses"]
         assert {"202", "400", "401", "402", "429"} <= set(reissue)
@@ -48,3 +70,35 @@ def test_agents_find_how_to_buy_and_every_error(tmp_path):
         one = paths["/api/standing-orders/{standing_id}"]
         assert {"200", "404"} <= set(one["get"]["responses"])
         assert {"200", "404", "409"} <= set(one["delete"]["responses"])
+
+
+def _documented(code: str, text: str) -> bool:
+    if f"`{code}`" in text:
+        return True
+    return any(code.startswith(p) and f"`…{code.removeprefix(p)}`" in text for p in SHORTENED)
+
+
+#: The errors the agent routes (/api/buy, /api/wallet/*, /api/standing-orders) answer with.
+AGENT_ERRORS = (
+    InvalidInput,
+    Refused,
+    NotFound,
+    Conflict,
+    SoldOut,
+    HeldOut,
+    RateLimited,
+    HoldLimit,
+    ServiceUnavailable,
+    SignInInvalid,
+    SignInReplayed,
+)
+
+
+def test_skill_md_says_what_each_refusal_means(tmp_path):
+    """Every reason the agent routes put in a 402 (the shop's and x402's), and every error code
+    they answer with, has a row in SKILL.md's table."""
+    codes = {*x402flow.REASONS, *standing.REASONS, *(e.code for e in AGENT_ERRORS)}
+    with make_kit(tmp_path) as kit:
+        skill = kit.web.get("/SKILL.md").text
+    table = skill[skill.index("## 6. What each answer means") :]
+    assert sorted(c for c in codes if not _documented(c, table)) == []

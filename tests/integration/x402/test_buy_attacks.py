@@ -8,8 +8,10 @@ import time
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from cheaptokens import inventory
+from cheaptokens.models import LedgerEntry
 from support.agents import balance, fund, new_wallet, sign
 
 from .conftest import live_keys, money_in, offer, pay, statuses
@@ -166,13 +168,21 @@ def test_when_settlement_fails_after_the_key_was_made_the_key_is_deleted(kit, wa
     assert statuses(kit) == ["cancelled"]
     with kit.shop.db.read() as s:
         assert inventory.supply(s, day=kit.now().date()).sold_cents == 0
+        # The key had been made (then deleted): the order was refused after it, not before.
+        row = s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "payment_not_settled")).one()
+        assert row.detail is not None and row.detail["key_id"]
+    listed = kit.shop.gateways["sandbox-1"].list_keys()
+    assert [k for k in listed if k.id == row.detail["key_id"]] == []
 
 
-def test_verify_failing_at_the_facilitator_is_a_503_and_changes_nothing(kit, wallet):
-    kit.sandbox.faults.add({"path": "/x402/verify", "status": 500, "count": 1})
+@pytest.mark.parametrize("fault", [{"status": 500}, {"drop": True}])
+def test_verify_failing_or_losing_its_answer_is_a_503_and_changes_nothing(kit, wallet, fault):
+    kit.sandbox.faults.add({"path": "/x402/verify", "count": 1, **fault})
     r = pay(kit, sign(wallet, offer(kit)))
     assert r.status_code == 503, r.text
+    assert "nothing was charged" in r.json()["error"]["message"]
     unchanged(kit, wallet)
+    assert statuses(kit) == ["cancelled"]
 
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"drop": True}])

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
+from decimal import Decimal
 
 from x402.extensions.sign_in_with_x import create_siwx_payload, encode_siwx_header
 
@@ -14,6 +16,18 @@ from support.agents import agent_get, agent_post, fund, new_wallet
 from support.shopkit import make_kit
 
 from .conftest import live_keys
+
+
+def chat(kit, key: str, tokens: int = 10) -> int:
+    return kit.venice_http.post(
+        "/api/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "model": "llama-3.3-70b",
+            "messages": [{"role": "user", "content": "w " * tokens}],
+            "max_tokens": 1,
+        },
+    ).status_code
 
 
 def bought(kit, wallet, credit_cents=500):
@@ -49,18 +63,32 @@ def test_a_wallet_lists_its_purchases_sees_its_key_and_reissues_it(tmp_path, db_
         assert one.json()["key"]["api_key"] == mine["key"]["api_key"]
         assert agent_get(kit, wallet, f"/api/wallet/orders/{theirs['order_id']}").status_code == 404
         # Reissue: the old key deleted first, a new key for the unspent credit.
+        old = mine["key"]["api_key"]
+        assert chat(kit, old, 80_000) == 200
         r = agent_post(kit, wallet, f"/api/wallet/orders/{mine['order_id']}/reissue", {})
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "replacing"
         kit.worker.drain()
         after = agent_get(kit, wallet, f"/api/wallet/orders/{mine['order_id']}").json()
         assert after["status"] == "fulfilled"
-        assert after["key"]["api_key"] not in (None, mine["key"]["api_key"])
+        new = after["key"]["api_key"]
+        assert new not in (None, old)
+        spent = after["replacement"]["spent_before_cents"]
+        assert 0 < spent < 500 and after["key"]["credit_cents"] == 500 - spent
+        assert chat(kit, old) == 401 and chat(kit, new) == 200
+        listed = kit.shop.gateways["sandbox-1"].list_keys()
+        ours = [k for k in listed if k.description == f"cheaptokens:{mine['order_id']}"]
+        assert len(ours) == 1 and ours[0].consumption_limits.diem == Decimal(500 - spent) / 100
         assert live_keys(kit) == 2  # one per order: the old key of mine is gone
+        # Confirmed received: the wallet cannot reveal it again.
+        token = {"Authorization": f"Bearer {mine['order_token']}"}
+        assert kit.web.post(f"/api/orders/{mine['order_id']}/received", headers=token).is_success
+        hidden = agent_get(kit, wallet, f"/api/wallet/orders/{mine['order_id']}").json()
+        assert hidden["key"]["api_key"] is None
 
 
-def test_replayed_expired_forged_and_misdirected_sign_ins_are_refused(tmp_path):
-    with make_kit(tmp_path) as kit:
+def test_replayed_expired_forged_and_misdirected_sign_ins_are_refused(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url) as kit:
         wallet, thief = new_wallet(), new_wallet()
         fund(kit.sandbox, wallet.address, "25.00")
         order = bought(kit, wallet)
@@ -94,9 +122,33 @@ def test_replayed_expired_forged_and_misdirected_sign_ins_are_refused(tmp_path):
         stale = signed(kit, wallet, path)
         kit.sandbox.clock.advance(600)
         r = kit.web.get(path, headers={"SIGN-IN-WITH-X": stale})
-        assert r.status_code == 401 and "invalid_siwx" in r.json()["error"]["message"]
+        assert r.status_code == 401, r.text
+        message = r.json()["error"]["message"]
+        assert "invalid_siwx_expired" in message or "invalid_siwx_issued_at_too_old" in message
         # Its expiry is signed (and in the nonce's MAC): moving it is refused too.
         payload = json.loads(base64.b64decode(signed(kit, wallet, path)))
         payload["expirationTime"] = "2099-01-01T00:00:00.000Z"
         moved = base64.b64encode(json.dumps(payload).encode()).decode()
         assert kit.web.get(path, headers={"SIGN-IN-WITH-X": moved}).status_code == 401
+
+
+def test_one_sign_in_sent_twice_at_once_is_taken_once(tmp_path, db_url):
+    with make_kit(tmp_path, database_url=db_url) as kit:
+        wallet = new_wallet()
+        fund(kit.sandbox, wallet.address, "25.00")
+        bought(kit, wallet)
+        header = signed(kit, wallet, "/api/wallet/orders")
+        start = threading.Barrier(4)
+        answers: list[int] = []
+
+        def send() -> None:
+            start.wait()
+            r = kit.web.get("/api/wallet/orders", headers={"SIGN-IN-WITH-X": header})
+            answers.append(r.status_code)
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers) == [200, 401, 401, 401]

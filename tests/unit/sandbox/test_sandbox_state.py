@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,18 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 from tests.unit.sandbox.sandbox_helpers import ADMIN, ADMIN_KEY, START, bearer, chat
+from x402.mechanisms.evm.constants import ERR_NONCE_ALREADY_USED
 
+from cheaptokens.config import (
+    SANDBOX_X402_NETWORK,
+    SANDBOX_X402_PAY_TO,
+    SANDBOX_X402_USDC,
+    SANDBOX_X402_USDC_NAME,
+    SANDBOX_X402_USDC_VERSION,
+)
 from cheaptokens.sandbox import AccountSpec, Sandbox, StateError
 from cheaptokens.sandbox.ledger import FOLD_AFTER
+from support.agents import new_wallet, sign
 
 SPEC = AccountSpec(ADMIN_KEY, diem=Decimal("100"), usd=Decimal("5"))
 
@@ -212,3 +222,66 @@ def test_a_failed_write_keeps_the_previous_file(
             new_key(c)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+# ----------------------------------------------------------------------------- x402 chain
+def _settle_body(wallet: Any, cents: int) -> dict[str, Any]:
+    """A facilitator ``/settle`` body: ``wallet`` pays ``cents`` to the sandbox's pay-to."""
+    requirement = {
+        "scheme": "exact",
+        "network": SANDBOX_X402_NETWORK,
+        "asset": SANDBOX_X402_USDC,
+        "amount": str(cents * 10_000),
+        "payTo": SANDBOX_X402_PAY_TO,
+        "maxTimeoutSeconds": 300,
+        "extra": {"name": SANDBOX_X402_USDC_NAME, "version": SANDBOX_X402_USDC_VERSION},
+    }
+    payload = json.loads(base64.b64decode(sign(wallet, requirement)))
+    return {"x402Version": 2, "paymentPayload": payload, "paymentRequirements": requirement}
+
+
+def test_x402_wallets_and_used_authorizations_survive_a_restart(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "state.json"
+    wallet = new_wallet()
+    wallets = f"/_sandbox/x402/wallets/{wallet.address}"
+    with TestClient(boot(path).app) as c:
+        funded = c.post("/_sandbox/x402/wallets", json={"address": wallet.address, "usdc": "25"})
+        assert funded.status_code == 200, funded.text
+        assert funded.json() == {"address": wallet.address, "usdc": "25.000000"}
+        body = _settle_body(wallet, 123)
+        settled = c.post("/x402/settle", json=body)
+        assert settled.status_code == 200 and settled.json()["success"] is True, settled.text
+        assert c.get(wallets).json()["usdc"] == "23.770000"
+    with TestClient(boot(path).app) as c:
+        assert c.get(wallets).json() == {"address": wallet.address, "usdc": "23.770000"}
+        pay_to = c.get(f"/_sandbox/x402/wallets/{SANDBOX_X402_PAY_TO}").json()["usdc"]
+        assert pay_to == "1.230000"
+        # The authorization's nonce is still spent: the same authorization moves nothing.
+        again = c.post("/x402/settle", json=body)
+        assert again.status_code == 200 and again.json()["success"] is False
+        assert again.json()["errorReason"] == ERR_NONCE_ALREADY_USED
+        assert c.get(wallets).json()["usdc"] == "23.770000"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"usdc": "5"},
+        {"address": "0x1234", "usdc": "5"},
+        {"address": "not an address", "usdc": "5"},
+        {"address": "0x000000000000000000000000000000000000dEaD", "usdc": "-1"},
+        {"address": "0x000000000000000000000000000000000000dEaD", "usdc": "1.0000001"},
+        {"address": "0x000000000000000000000000000000000000dEaD", "usdc": "lots"},
+    ],
+)
+def test_a_bad_wallet_funding_is_a_400_and_changes_nothing(
+    tmp_path: pathlib.Path, body: dict[str, Any]
+) -> None:
+    sb = boot(tmp_path / "state.json")
+    before = sb.x402.fingerprint()
+    with TestClient(sb.app) as c:
+        r = c.post("/_sandbox/x402/wallets", json=body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]
+        assert c.get("/_sandbox/x402/wallets/0x1234").status_code == 400
+    assert sb.x402.fingerprint() == before
