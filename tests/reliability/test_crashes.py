@@ -22,6 +22,7 @@ from cheaptokens import failpoints
 from cheaptokens.config import Settings
 from cheaptokens.models import LedgerEntry, Order
 from cheaptokens.orders import flows
+from cheaptokens.orders.ids import order_token
 from cheaptokens.shop import build_shop
 from cheaptokens.web.app import create_app
 from cheaptokens.worker.watch import watch
@@ -178,8 +179,12 @@ def test_worker_killed_during_provisioning(point, db_url, tmp_path, venice_url):
         shop.close()
 
 
+@pytest.mark.parametrize("cause", ["vanished", "reissue"])
 @pytest.mark.parametrize("point", failpoints.REPLACE_POINTS)
-def test_worker_killed_while_replacing_a_key(point, db_url, tmp_path, venice_url):
+def test_worker_killed_while_replacing_a_key(point, cause, db_url, tmp_path, venice_url):
+    """A key replaced because it vanished from Venice, or because its buyer asked for a new
+    one (POST /api/orders/{id}/reissue's own flow): a worker killed at each step still ends
+    with exactly one live key, and the old one dead."""
     admin = new_account(venice_url)
     env = shop_env(db_url, tmp_path, venice_url, admin)
     shop = in_process_shop(env)
@@ -189,9 +194,13 @@ def test_worker_killed_while_replacing_a_key(point, db_url, tmp_path, venice_url
         with shop.db.read() as s:
             old = s.get(Order, order_id)
             old_key, old_secret = old.key_id, flows.reveal_key(box=shop.box, order=old)
-        shop.gateways["main"].delete_key(old_key)  # deleted by hand in Venice
-        report = watch(db=shop.db, gateways=shop.gateways, rules=shop.rules, clock=shop.clock)
-        assert report.replacing == [order_id]
+        if cause == "vanished":
+            shop.gateways["main"].delete_key(old_key)  # deleted by hand in Venice
+            report = watch(db=shop.db, gateways=shop.gateways, rules=shop.rules, clock=shop.clock)
+            assert report.replacing == [order_id]
+        else:
+            token = order_token(order_id, token_key=shop.box.mac_key)
+            flows.reissue(db=shop.db, order_id=order_id, token=token, now=shop.clock())
         killed = run(cheaptokens("worker", "--once"), {**env, "CHEAPTOKENS_FAILPOINT": point})
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         worker_until_settled(env, shop, order_id)
