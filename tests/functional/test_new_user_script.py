@@ -67,7 +67,13 @@ def test_script_buys_five_dollars_from_a_fresh_default_shop(tmp_path):
         assert result["status"] == "fulfilled"
         assert result["base_url"] == f"http://127.0.0.1:{sandbox_port}/api/v1"
         assert result["completion_tokens"] > 0
-        assert result["remaining_cents"] == result["remaining_before_cents"] - 500
+        supply = httpx.get(f"http://127.0.0.1:{port}/api/supply").json()
+        assert supply["sold_cents"] == 500 and supply["reserved_cents"] == 0
+        # The worker's first look at the account's live balance may come between the script's
+        # two reads and keep the overshoot reserve the book lacks off sale (withheld): the
+        # buyer then sees the sale and that much more go.
+        drop = result["remaining_before_cents"] - result["remaining_cents"]
+        assert 500 <= drop <= 500 + supply["withheld_cents"], (drop, supply)
         # The key's record in (sandbox) Venice: DIEM cap 5, USD cap 0, expiry at 00:00 UTC.
         keys = httpx.get(
             f"{result['base_url']}/api_keys",
