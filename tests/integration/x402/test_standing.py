@@ -86,6 +86,12 @@ def cheaper(kit: Kit, *, a: str = "0.05", b: str = "0", beta: str = "0.25") -> N
         published.publish(s, params=params, now=now)
 
 
+def dear(kit: Kit) -> None:
+    """A dear curve (90 cents per $1 however much is sold), whatever the hour: the real
+    clock's price falls to a few cents by the evening, below any limit a test sets."""
+    cheaper(kit, a="0.90", beta="0")
+
+
 def leave(kit: Kit, wallet: Any, body: dict[str, Any]) -> dict[str, Any]:
     r = agent_post(kit, wallet, URL, body)
     assert r.status_code == 201, r.text
@@ -114,6 +120,7 @@ def sold_cents(kit: Kit) -> int:
 
 # ----------------------------------------------------------------------------- the life
 def test_it_waits_above_its_price_then_fires_when_the_price_steps_down(kit, wallet):
+    dear(kit)
     body = terms(kit)
     first = kit.web.post(URL, json=body)
     assert first.status_code == 402, first.text
@@ -201,6 +208,7 @@ def test_credit_for_buys_the_most_the_amount_pays_for(kit):
 
 
 def test_a_discount_limit_fires_too(kit, wallet):
+    dear(kit)
     made = leave(
         kit,
         wallet,
@@ -553,9 +561,7 @@ def test_many_standing_orders_firing_at_one_price_step_never_oversell_or_double_
         credit = 400
         wallets = [new_wallet() for _ in range(30)]
         assert credit * len(wallets) > capacity
-        # A dear curve first (90 cents per $1 however much is sold), whatever the hour: the
-        # real clock's price falls below 50 by the evening.
-        cheaper(kit, a="0.90", beta="0")
+        dear(kit)
         made = []
         for w in wallets:
             fund(kit.sandbox, w.address, "10.00")
