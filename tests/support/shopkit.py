@@ -194,7 +194,7 @@ def make_kit(
         shop.close()
 
 
-def chat(kit: Kit, key: str, model: str, tokens: int) -> Any:
+def chat(kit: Kit, key: str, model: str = "llama-3.3-70b", tokens: int = 10) -> Any:
     """One chat call on the kit's Venice sandbox with ``key``: a prompt of ``tokens`` words."""
     return kit.venice_http.post(
         "/api/v1/chat/completions",

@@ -7,21 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from cheaptokens.models import Order
-from support.shopkit import Kit, make_kit
+from support.shopkit import Kit, chat, make_kit
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def chat(kit: Kit, key: str, tokens: int = 10) -> int:
-    return kit.venice_http.post(
-        "/api/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": "llama-3.3-70b",
-            "messages": [{"role": "user", "content": "w " * tokens}],
-            "max_tokens": 1,
-        },
-    ).status_code
 
 
 def reissue(kit: Kit, order: dict[str, Any], token: str | None = None) -> Any:
@@ -36,7 +24,7 @@ def test_reissue_deletes_the_old_key_first_and_keeps_the_unspent_credit(tmp_path
         order = kit.buy(500)
         kit.worker.drain()
         old = kit.status(order)["key"]["api_key"]
-        assert chat(kit, old, 80_000) == 200
+        assert chat(kit, old, tokens=80_000).status_code == 200
         r = reissue(kit, order)
         assert r.status_code == 202 and r.json()["status"] == "replacing"
         assert r.json()["replacement"]["reason"] == "you asked for a new key"
@@ -46,7 +34,7 @@ def test_reissue_deletes_the_old_key_first_and_keeps_the_unspent_credit(tmp_path
         assert body["status"] == "fulfilled" and new != old
         spent = body["replacement"]["spent_before_cents"]
         assert 0 < spent < 500 and body["key"]["credit_cents"] == 500 - spent
-        assert chat(kit, old) == 401 and chat(kit, new) == 200
+        assert chat(kit, old).status_code == 401 and chat(kit, new).status_code == 200
         listed = kit.shop.gateways["sandbox-1"].list_keys()
         ours = [k for k in listed if k.description == f"cheaptokens:{order['order_id']}"]
         assert len(ours) == 1 and ours[0].consumption_limits.diem == Decimal(500 - spent) / 100
@@ -75,4 +63,4 @@ def test_reissue_is_refused_without_the_token_for_dead_keys_and_past_the_daily_l
         assert limited.status_code == 429 and "Retry-After" in limited.headers
         with kit.shop.db.read() as s:
             assert s.get(Order, order["order_id"]).status == "fulfilled"
-        assert chat(kit, kit.status(order)["key"]["api_key"]) == 200
+        assert chat(kit, kit.status(order)["key"]["api_key"]).status_code == 200

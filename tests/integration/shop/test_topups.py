@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cheaptokens.models import LedgerEntry, Order, Topup
 from cheaptokens.venice.types import ConsumptionLimit
 from cheaptokens.worker.topup import apply_topup
-from support.shopkit import Kit, make_kit
+from support.shopkit import Kit, chat, make_kit
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -38,18 +38,6 @@ def venice_cap(kit: Kit, order: dict[str, Any], account: str = "sandbox-1") -> D
     (key,) = [k for k in kit.shop.gateways[account].list_keys() if k.id == key_id]
     assert key.consumption_limits.diem is not None
     return key.consumption_limits.diem
-
-
-def chat(kit: Kit, key: str, tokens: int) -> int:
-    return kit.venice_http.post(
-        "/api/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": "llama-3.3-70b",
-            "messages": [{"role": "user", "content": "w " * tokens}],
-            "max_tokens": 1,
-        },
-    ).status_code
 
 
 def test_a_paid_top_up_raises_the_same_keys_cap(tmp_path, db_url):
@@ -81,7 +69,7 @@ def test_a_paid_top_up_raises_the_same_keys_cap(tmp_path, db_url):
         assert {"topup_placed", "payment_received", "topup_claimed", "topup_applied"} <= set(kinds)
         # The key spends past what it first had.
         for _ in range(8):
-            assert chat(kit, key, 100_000) == 200  # 7 ¢ each with llama-3.3-70b
+            assert chat(kit, key, tokens=100_000).status_code == 200  # 7 ¢ each with llama-3.3-70b
 
 
 def test_no_room_on_the_keys_account_offers_a_new_key(tmp_path, db_url):
@@ -196,7 +184,7 @@ def test_a_pro_rata_refund_counts_the_top_ups(tmp_path):
         pay(kit, topup["checkout_url"])
         kit.worker.drain()
         key = kit.status(order)["key"]["api_key"]
-        assert chat(kit, key, 100_000) == 200
+        assert chat(kit, key, tokens=100_000).status_code == 200
         # The operator's own key drains the only account: no stock for a replacement.
         own = kit.shop.gateways["sandbox-1"].create_key(
             description="operator's own", consumption_limit=ConsumptionLimit()

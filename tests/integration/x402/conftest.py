@@ -39,7 +39,9 @@ def live_keys(kit: Kit) -> int:
     )  # each account's ADMIN key
 
 
-def money_in(kit: Kit) -> int:
+def money_in(kit: Any) -> int:
+    """Money the shop took in (payments received), in cents: of a Kit or anything with its
+    ``shop``."""
     with kit.shop.db.read() as s:
         return int(
             s.scalar(

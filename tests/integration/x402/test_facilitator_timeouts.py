@@ -16,16 +16,18 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cheaptokens import inventory
 from cheaptokens.config import Settings
-from cheaptokens.models import LedgerEntry, Order
+from cheaptokens.models import Order
 from cheaptokens.shop import Shop, build_shop
 from cheaptokens.web.app import create_app
 from support.agents import new_wallet, required_of, sign
 from support.procs import sandbox
 from support.shopkit import refresh
+
+from .conftest import money_in
 
 #: what the facilitator's answer is delayed by, and how long the shop waits for one
 SLOW_MS, TIMEOUT_S = 1500, 0.5
@@ -74,17 +76,6 @@ class Live:
         ).json()["data"]
         return [k["id"] for k in keys if k["description"] == f"cheaptokens:{order_id}"]
 
-    def money_in(self) -> int:
-        with self.shop.db.read() as s:
-            return int(
-                s.scalar(
-                    select(func.coalesce(func.sum(LedgerEntry.money_cents), 0)).where(
-                        LedgerEntry.kind == "payment_received"
-                    )
-                )
-                or 0
-            )
-
 
 @contextmanager
 def live_shop(venice: str, db_url: str, tmp_path: Any) -> Iterator[Live]:
@@ -126,7 +117,7 @@ def test_a_verify_that_times_out_charges_nothing(venice, db_url, tmp_path):
         assert "nothing was charged" in r.json()["error"]["message"]
         time.sleep(SLOW_MS / 1000)  # the slow verify has finished at the facilitator too
         assert live.usdc(wallet.address) == Decimal("25.00")
-        assert live.money_in() == 0
+        assert money_in(live) == 0
         with live.shop.db.read() as s:
             orders = s.scalars(select(Order)).all()
             assert [o.status for o in orders] == ["cancelled"]
@@ -154,7 +145,7 @@ def test_a_settle_that_times_out_after_moving_the_money_charges_once(venice, db_
         assert "PAYMENT-RESPONSE" in r.headers
         price = body["price_cents"]
         assert live.usdc(wallet.address) == Decimal("25.00") - Decimal(price) / 100
-        assert live.money_in() == price
+        assert money_in(live) == price
         with live.shop.db.read() as s:
             order = s.get(Order, body["order_id"])
             assert order is not None and order.paid_cents == price

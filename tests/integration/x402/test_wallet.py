@@ -13,21 +13,9 @@ from decimal import Decimal
 from x402.extensions.sign_in_with_x import create_siwx_payload, encode_siwx_header
 
 from support.agents import agent_get, agent_post, fund, new_wallet
-from support.shopkit import make_kit
+from support.shopkit import chat, make_kit
 
 from .conftest import live_keys
-
-
-def chat(kit, key: str, tokens: int = 10) -> int:
-    return kit.venice_http.post(
-        "/api/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": "llama-3.3-70b",
-            "messages": [{"role": "user", "content": "w " * tokens}],
-            "max_tokens": 1,
-        },
-    ).status_code
 
 
 def bought(kit, wallet, credit_cents=500):
@@ -64,7 +52,7 @@ def test_a_wallet_lists_its_purchases_sees_its_key_and_reissues_it(tmp_path, db_
         assert agent_get(kit, wallet, f"/api/wallet/orders/{theirs['order_id']}").status_code == 404
         # Reissue: the old key deleted first, a new key for the unspent credit.
         old = mine["key"]["api_key"]
-        assert chat(kit, old, 80_000) == 200
+        assert chat(kit, old, tokens=80_000).status_code == 200
         r = agent_post(kit, wallet, f"/api/wallet/orders/{mine['order_id']}/reissue", {})
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "replacing"
@@ -75,7 +63,7 @@ def test_a_wallet_lists_its_purchases_sees_its_key_and_reissues_it(tmp_path, db_
         assert new not in (None, old)
         spent = after["replacement"]["spent_before_cents"]
         assert 0 < spent < 500 and after["key"]["credit_cents"] == 500 - spent
-        assert chat(kit, old) == 401 and chat(kit, new) == 200
+        assert chat(kit, old).status_code == 401 and chat(kit, new).status_code == 200
         listed = kit.shop.gateways["sandbox-1"].list_keys()
         ours = [k for k in listed if k.description == f"cheaptokens:{mine['order_id']}"]
         assert len(ours) == 1 and ours[0].consumption_limits.diem == Decimal(500 - spent) / 100
