@@ -13,6 +13,11 @@ from cheaptokens.config import Settings
 if TYPE_CHECKING:
     from cheaptokens.shop import Shop
 
+# How long an idle HTTP connection stays open. Longer than the clients' own idle expiry (httpx
+# and so the openai SDK: 5 s, aiohttp: 15 s, a load balancer's: 60 s): at uvicorn's default of
+# 5 s a client reusing a connection just as the server closes it gets a dropped request.
+KEEP_ALIVE_SECONDS = 75
+
 
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(

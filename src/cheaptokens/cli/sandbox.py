@@ -19,6 +19,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cheaptokens.cli._common import KEEP_ALIVE_SECONDS
+
 DEFAULT_ADMIN_KEY = "VENICE_ADMIN_KEY_sandbox_0000"
 
 
@@ -170,5 +172,11 @@ def run(args: argparse.Namespace) -> int:
         f"({len(sandbox.accounts_summary())} account(s)); control routes under /_sandbox{kept}",
         flush=True,
     )
-    uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        sandbox.app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     return 0

@@ -18,7 +18,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from cheaptokens.cli import logs
-from cheaptokens.cli._common import load_settings, refuse_unsafe_live, setup_logging
+from cheaptokens.cli._common import (
+    KEEP_ALIVE_SECONDS,
+    load_settings,
+    refuse_unsafe_live,
+    setup_logging,
+)
 
 if TYPE_CHECKING:
     from cheaptokens.config import Settings
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                     port=settings.sandbox_port,
                     log_level=args.log_level,
                     access_log=False,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 )
             )
         )
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 host=settings.host,
                 port=settings.port,
                 log_level=args.log_level,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 **forwarding(settings.proxies),
             )
         )
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                     port=settings.metrics_port,
                     log_level=args.log_level,
                     access_log=False,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 )
             )
         )

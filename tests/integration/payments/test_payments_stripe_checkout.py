@@ -22,7 +22,13 @@ from support.stripe_fakes.localstripe import TEST_API_KEY, free_port
 WEBHOOK_SECRET = "whsec_test_FAKE_cheaptokens_not_real"
 
 
-def _create(provider: StripePayments, *, order_id: str = "ord_1", amount: int = 2500) -> str:
+def _create(
+    provider: StripePayments,
+    *,
+    order_id: str = "ord_1",
+    amount: int = 2500,
+    expires_at: datetime | None = None,
+) -> str:
     checkout = provider.create_checkout(
         order_id=order_id,
         amount_cents=amount,
@@ -30,7 +36,7 @@ def _create(provider: StripePayments, *, order_id: str = "ord_1", amount: int = 
         description="$25 of Venice credit",
         success_url="https://shop.test/orders/ord_1/return",
         cancel_url="https://shop.test/orders/ord_1",
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        expires_at=expires_at or datetime.now(UTC) + timedelta(hours=1),
     )
     assert checkout.provider == "stripe"
     assert checkout.checkout_url == f"https://checkout.stripe.com/c/pay/{checkout.reference}"
@@ -79,8 +85,13 @@ def test_short_expiry_is_clamped_so_stripe_accepts_it(provider: StripePayments) 
 
 
 def test_retrying_the_same_checkout_returns_the_same_session(provider: StripePayments) -> None:
-    assert _create(provider) == _create(provider)
-    assert _create(provider, amount=2600) != _create(provider)
+    # One expiry, as an order keeps its own: read from the clock at each call it crosses a
+    # second now and then, and other parameters make another session.
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    assert _create(provider, expires_at=expires) == _create(provider, expires_at=expires)
+    assert _create(provider, amount=2600, expires_at=expires) != _create(
+        provider, expires_at=expires
+    )
 
 
 def test_other_currency_is_refused(provider: StripePayments) -> None:
