@@ -11,8 +11,9 @@ changes (the fingerprint no longer matches).
 **Operator actions.** Everything an operator changes runs inside :func:`audited`: one
 transaction that checks the session still exists, runs the action and appends its
 ``operator_actions`` row (at, session hash, action, target, detail). If the action fails,
-neither happens. The web layer runs no SQL; it calls these functions with the shop's
-:class:`~cheaptokens.db.Database`.
+neither happens. An action run with the ``cheaptokens`` command (a refund, a forecast pin)
+runs inside :func:`audited_from_shell` and its row names ``cli:<system user>``. The web layer
+runs no SQL; it calls these functions with the shop's :class:`~cheaptokens.db.Database`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from cheaptokens.models import AdminSession, OperatorAction
 LOGIN_LOCKED = "admin_login_locked"
 #: Every session id starts so: log filters can recognise (and redact) one.
 SESSION_PREFIX = "ctop_"
+#: An audit row of an action run with the ``cheaptokens`` command names ``cli:<user>``.
+SHELL_PREFIX = "cli:"
 
 
 class SessionEnded(ShopError):
@@ -63,7 +66,7 @@ class OperatorSession:
 @dataclass(frozen=True, slots=True)
 class ActionRow:
     at: datetime
-    session: str  # the start of the session's hash
+    session: str  # the start of the session's hash, or cli:<user>
     action: str
     target: str | None
     detail: dict[str, Any]
@@ -191,8 +194,58 @@ def audited(
     not at all. Raises :class:`SessionEnded` if the session was ended meanwhile (a logout in
     another tab); anything the action raises rolls everything back and propagates.
     """
+    with _audited(
+        db,
+        who=session.id_hash,
+        session=session,
+        action=action,
+        target=target,
+        detail=detail,
+        now=now,
+    ) as joined:
+        yield joined
+
+
+@contextmanager
+def audited_from_shell(
+    db: Database,
+    *,
+    user: str,
+    action: str,
+    target: str | None,
+    detail: dict[str, Any] | None,
+    now: datetime,
+) -> Iterator[Database]:
+    """:func:`audited` for an action run with the ``cheaptokens`` command: no session to
+    check (whoever runs it holds the settings), the row names the system user as
+    ``cli:<user>`` where a dashboard action names its session."""
+    with _audited(
+        db,
+        who=f"{SHELL_PREFIX}{user}",
+        session=None,
+        action=action,
+        target=target,
+        detail=detail,
+        now=now,
+    ) as joined:
+        yield joined
+
+
+@contextmanager
+def _audited(
+    db: Database,
+    *,
+    who: str,
+    session: OperatorSession | None,
+    action: str,
+    target: str | None,
+    detail: dict[str, Any] | None,
+    now: datetime,
+) -> Iterator[Database]:
     with db.begin() as outer:
-        if outer.get(AdminSession, session.id_hash, with_for_update=True) is None:
+        if session is not None and (
+            outer.get(AdminSession, session.id_hash, with_for_update=True) is None
+        ):
             raise SessionEnded("your operator session has ended; log in again")
         joined = sessionmaker(
             bind=outer.connection(),
@@ -203,7 +256,7 @@ def audited(
         outer.add(
             OperatorAction(
                 at=now,
-                session_hash=session.id_hash,
+                session_hash=who[:64],
                 action=action[:32],
                 target=target[:255] if target else None,
                 detail=detail,
@@ -220,7 +273,13 @@ def recent_actions(db: Database, *, limit: int = 50) -> list[ActionRow]:
             .limit(limit)
         )
         return [
-            ActionRow(r.at, r.session_hash[:12], r.action, r.target, dict(r.detail or {}))
+            ActionRow(
+                r.at,
+                r.session_hash if r.session_hash.startswith(SHELL_PREFIX) else r.session_hash[:12],
+                r.action,
+                r.target,
+                dict(r.detail or {}),
+            )
             for r in rows
         ]
 

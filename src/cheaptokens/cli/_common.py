@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +31,14 @@ def setup_logging(level: str = "INFO") -> None:
     from cheaptokens.cli import logs
 
     logs.install()  # secrets are redacted by rule from every record (cheaptokens.cli.logs)
+
+
+def shell_user() -> str:
+    """Who runs the command, for the audit row of an operator action (``cli:<user>``)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return f"uid{os.getuid()}"
 
 
 @contextmanager

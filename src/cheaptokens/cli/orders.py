@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cheaptokens.cli._common import open_shop
+from cheaptokens.cli._common import open_shop, shell_user
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
     rf = sub.add_parser(
         "refund",
         help="refund an order (deletes its key first)",
-        description="Queue a refund; a running worker carries it out.",
+        description="Queue a refund; a running worker carries it out. The dashboard's audit "
+        "log records it, naming cli:<your system user>.",
     )
     rf.add_argument("order_id")
     rf.add_argument("--reason", default="operator refund", help="recorded in the ledger")
@@ -82,14 +83,22 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _refund(args: argparse.Namespace) -> int:
+    from cheaptokens import operators
     from cheaptokens.errors import ShopError
     from cheaptokens.orders import flows
 
     with open_shop() as shop:
         try:
-            flows.refund_order(
-                db=shop.db, order_id=args.order_id, reason=args.reason, now=shop.clock()
-            )
+            now = shop.clock()
+            with operators.audited_from_shell(
+                shop.db,
+                user=shell_user(),
+                action="refund",
+                target=args.order_id,
+                detail={"reason": args.reason},
+                now=now,
+            ) as db:
+                flows.refund_order(db=db, order_id=args.order_id, reason=args.reason, now=now)
         except ShopError as exc:
             print(f"{args.order_id}: {exc.message}")
             return 1

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from cheaptokens.cli._common import open_shop
+from cheaptokens import operators
+from cheaptokens.cli._common import open_shop, shell_user
+from cheaptokens.db import Database
 from cheaptokens.orders import forecasts
 from cheaptokens.pricing.forecast import Forecast
+
+if TYPE_CHECKING:
+    from cheaptokens.shop import Shop
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +54,8 @@ def register(subparsers: Any) -> None:
         "pin",
         help="keep a stored forecast version in force",
         description="Pin a learned forecast version (default: the newest): the engine uses it "
-        "until `cheaptokens pricing unpin`, whatever the nightly refit learns.",
+        "until `cheaptokens pricing unpin`, whatever the nightly refit learns. Pin and unpin "
+        "are recorded in the dashboard's audit log, naming cli:<your system user>.",
     )
     pin.add_argument("version", type=int, nargs="?", help="the version to pin (newest)")
     pin.set_defaults(func=_pin)
@@ -138,27 +147,50 @@ def _refit(args: argparse.Namespace) -> int:
 
 def _pin(args: argparse.Namespace) -> int:
     with open_shop() as shop:
-        with shop.db.begin() as session:
-            version = args.version
-            if version is None:
+        version = args.version
+        if version is None:
+            with shop.db.read() as session:
                 newest = forecasts.latest(session)
-                if newest is None:
-                    print("error: no learned forecast to pin yet", file=sys.stderr)
-                    return 1
-                version = newest.version
-            if not forecasts.pin(session, version, now=shop.clock()):
-                print(f"error: no forecast version {version}", file=sys.stderr)
+            if newest is None:
+                print("error: no learned forecast to pin yet", file=sys.stderr)
                 return 1
+            version = newest.version
+        try:
+            with _audited(shop, "pin_forecast", str(version)) as (db, now), db.begin() as session:
+                if not forecasts.pin(session, version, now=now):
+                    raise _NothingDone(f"error: no forecast version {version}")
+        except _NothingDone as exc:
+            print(exc, file=sys.stderr)
+            return 1
         print(f"pinned forecast version {version}")
     return 0
 
 
 def _unpin(_args: argparse.Namespace) -> int:
     with open_shop() as shop:
-        with shop.db.begin() as session:
-            lifted = forecasts.unpin(session)
-        print("unpinned: the newest learned forecast is in force" if lifted else "nothing pinned")
+        try:
+            with _audited(shop, "unpin_forecast", None) as (db, _now), db.begin() as session:
+                if not forecasts.unpin(session):
+                    raise _NothingDone("nothing pinned")
+        except _NothingDone as exc:
+            print(exc)
+            return 0
+        print("unpinned: the newest learned forecast is in force")
     return 0
+
+
+class _NothingDone(Exception):
+    """The command changed nothing: its audited transaction rolls back (no audit row)."""
+
+
+@contextmanager
+def _audited(shop: Shop, action: str, target: str | None) -> Iterator[tuple[Database, datetime]]:
+    """An operator's change of the forecast in force, with its audit row (``cli:<user>``)."""
+    now = shop.clock()
+    with operators.audited_from_shell(
+        shop.db, user=shell_user(), action=action, target=target, detail=None, now=now
+    ) as db:
+        yield db, now
 
 
 def _forecast(_args: argparse.Namespace) -> int:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
 
+from cheaptokens.config import Settings
+from cheaptokens.orders import forecasts
 from support.procs import free_port
 
 ADMIN = "VENICE_ADMIN_KEY_cli_test_not_real"
@@ -84,6 +88,13 @@ def test_every_command_has_help():
         assert "usage: cheaptokens" in out
 
 
+def audit_log(shop) -> list[tuple[str, str, str | None, dict]]:
+    from cheaptokens import operators
+
+    rows = reversed(operators.recent_actions(shop.db))
+    return [(r.session, r.action, r.target, r.detail) for r in rows]
+
+
 def test_operator_commands(tmp_path, db_url, sandbox_url):
     env = {
         **os.environ,
@@ -111,7 +122,6 @@ def test_operator_commands(tmp_path, db_url, sandbox_url):
     assert "nothing pinned" in cli(env, "pricing", "unpin").stdout
 
     # A paid order, made the way the web would, then handled from the command line.
-    from cheaptokens.config import Settings
     from cheaptokens.shop import build_shop
     from support.shopkit import paid_order
 
@@ -124,16 +134,40 @@ def test_operator_commands(tmp_path, db_url, sandbox_url):
         )
     )
     try:
+        assert audit_log(shop) == []  # the refused pins and the empty unpin changed nothing
         order_id = paid_order(shop, 300)
+        with shop.db.begin() as session:
+            version = forecasts.store(
+                session,
+                forecast=forecasts.configured(Settings()),
+                window_start=date(2026, 11, 1),
+                window_end=date(2026, 11, 2),
+                data={},
+                now=datetime.now(UTC),
+            )
+        assert f"pinned forecast version {version}" in cli(env, "pricing", "pin").stdout
+        assert "unpinned" in cli(env, "pricing", "unpin").stdout
+        cli(env, "worker", "--once")
+        assert "fulfilled" in cli(env, "orders", "list").stdout
+        shown = cli(env, "orders", "show", order_id).stdout
+        assert "key_created" in shown and "VENICE_INFERENCE_KEY_" not in shown
+        refund = cli(env, "orders", "refund", order_id, "--reason", "buyer wrote in")
+        assert "refund queued" in refund.stdout
+        cli(env, "worker", "--once")
+        assert "refunded" in cli(env, "orders", "list", "--status", "refunded").stdout
+        again = cli(env, "orders", "refund", order_id, ok=False)  # refunded: nothing to do
+        assert again.returncode == 1
+        assert cli(env, "orders", "refund", "ord_missing", ok=False).returncode == 1
+        # Every change made from the shell is in the dashboard's audit log, naming the user;
+        # the refused ones are not.
+        who = f"cli:{getpass.getuser()}"
+        assert audit_log(shop) == [
+            (who, "pin_forecast", str(version), {}),
+            (who, "unpin_forecast", None, {}),
+            (who, "refund", order_id, {"reason": "buyer wrote in"}),
+        ]
     finally:
         shop.close()
-    cli(env, "worker", "--once")
-    assert "fulfilled" in cli(env, "orders", "list").stdout
-    shown = cli(env, "orders", "show", order_id).stdout
-    assert "key_created" in shown and "VENICE_INFERENCE_KEY_" not in shown
-    assert "refund queued" in cli(env, "orders", "refund", order_id).stdout
-    cli(env, "worker", "--once")
-    assert "refunded" in cli(env, "orders", "list", "--status", "refunded").stdout
     keys = httpx.get(
         f"{sandbox_url}/api_keys", headers={"Authorization": f"Bearer {ADMIN}"}
     ).json()["data"]
