@@ -12,7 +12,7 @@ changes (the fingerprint no longer matches).
 transaction that checks the session still exists, runs the action and appends its
 ``operator_actions`` row (at, session hash, action, target, detail). If the action fails,
 neither happens. An action run with the ``cheaptokens`` command (a refund, a forecast pin)
-runs inside :func:`audited_from_shell` and its row names ``cli:<system user>``. The web layer
+runs inside :func:`audited` too and its row names ``cli:<system user>``. The web layer
 runs no SQL; it calls these functions with the shop's :class:`~cheaptokens.db.Database`.
 """
 
@@ -180,7 +180,8 @@ def live_sessions(
 def audited(
     db: Database,
     *,
-    session: OperatorSession,
+    session: OperatorSession | None = None,
+    user: str | None = None,
     action: str,
     target: str | None,
     detail: dict[str, Any] | None,
@@ -193,60 +194,19 @@ def audited(
     savepoints inside it, so the action and its ``operator_actions`` row commit together or
     not at all. Raises :class:`SessionEnded` if the session was ended meanwhile (a logout in
     another tab); anything the action raises rolls everything back and propagates.
+
+    The action is a dashboard ``session``'s, or a system ``user``'s who ran the
+    ``cheaptokens`` command (no session to check: whoever runs it holds the settings); the
+    row names the session's hash, or ``cli:<user>``.
     """
-    with _audited(
-        db,
-        who=session.id_hash,
-        session=session,
-        action=action,
-        target=target,
-        detail=detail,
-        now=now,
-    ) as joined:
-        yield joined
-
-
-@contextmanager
-def audited_from_shell(
-    db: Database,
-    *,
-    user: str,
-    action: str,
-    target: str | None,
-    detail: dict[str, Any] | None,
-    now: datetime,
-) -> Iterator[Database]:
-    """:func:`audited` for an action run with the ``cheaptokens`` command: no session to
-    check (whoever runs it holds the settings), the row names the system user as
-    ``cli:<user>`` where a dashboard action names its session."""
-    with _audited(
-        db,
-        who=f"{SHELL_PREFIX}{user}",
-        session=None,
-        action=action,
-        target=target,
-        detail=detail,
-        now=now,
-    ) as joined:
-        yield joined
-
-
-@contextmanager
-def _audited(
-    db: Database,
-    *,
-    who: str,
-    session: OperatorSession | None,
-    action: str,
-    target: str | None,
-    detail: dict[str, Any] | None,
-    now: datetime,
-) -> Iterator[Database]:
+    if (session is None) == (user is None):
+        raise TypeError("audited() takes exactly one of session and user")
     with db.begin() as outer:
         if session is not None and (
             outer.get(AdminSession, session.id_hash, with_for_update=True) is None
         ):
             raise SessionEnded("your operator session has ended; log in again")
+        who = session.id_hash if session is not None else f"{SHELL_PREFIX}{user}"
         joined = sessionmaker(
             bind=outer.connection(),
             expire_on_commit=False,

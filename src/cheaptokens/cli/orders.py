@@ -90,7 +90,7 @@ def _refund(args: argparse.Namespace) -> int:
     with open_shop() as shop:
         try:
             now = shop.clock()
-            with operators.audited_from_shell(
+            with operators.audited(
                 shop.db,
                 user=shell_user(),
                 action="refund",

@@ -187,7 +187,7 @@ class _NothingDone(Exception):
 def _audited(shop: Shop, action: str, target: str | None) -> Iterator[tuple[Database, datetime]]:
     """An operator's change of the forecast in force, with its audit row (``cli:<user>``)."""
     now = shop.clock()
-    with operators.audited_from_shell(
+    with operators.audited(
         shop.db, user=shell_user(), action=action, target=target, detail=None, now=now
     ) as db:
         yield db, now
