@@ -6,8 +6,9 @@ the engine
 1. corrects the forecast with what the day has shown so far — the number of quote requests
    against the forecast's expected count (arrival rate, Gamma-Poisson), the credit each
    request asked for (request size, a normal posterior on its log-mean) and the accepted /
-   declined quotes (willingness level, probit MAP), and when the requests came (a posterior
-   over candidate daily shapes: the forecast's, shifted ones, flat) — see
+   declined quotes (willingness level, probit MAP), and when (and, weakly, how many) the
+   requests came (a posterior over candidate daily shapes: the forecast's, shifted ones,
+   flat) — see
    :mod:`cheaptokens.pricing.forecast`; the expected credit demanded is arrivals × mean
    request size, spread over the rest of the day by the posterior mixture of shapes;
 2. re-solves the fluid bid-price problem for the rest of the day from the unsold credit
@@ -68,7 +69,7 @@ class EngineConfig:
     beta: Decimal = Decimal("0.25")
     list_cents: int = 100
     #: days of evidence the forecast's arrival rate counts for
-    arrival_prior_days: float = 0.3
+    arrival_prior_days: float = 0.15
     #: prior sd of ln v (how far the willingness level may be off)
     willingness_prior_sd: float = 0.3
     #: shade the fluid bid price (1 = the deterministic solution)
@@ -84,6 +85,10 @@ class EngineConfig:
     #: the shape shifted by whole hours and a flat day, weighed by when requests come (1:
     #: the forecast's shape is taken as known)
     shape_prior: float = 0.8
+    #: days of arrival-rate prior with which the number of requests so far also judges the
+    #: shape (``count_weight`` of :func:`~cheaptokens.pricing.forecast.shape_posterior`;
+    #: 0: only when they came)
+    shape_count_weight: float = 0.03
 
 
 def _q6(x: float) -> Decimal:
@@ -216,9 +221,17 @@ class PricingEngine:
         frac = t * per - j0
         n_mix = 0.0
         left = [0.0] * (fluid.SLOTS - j0)
-        # judged by when the requests came, not how many (that is the arrival rate's
-        # evidence: twice the forecast's requests must not read as an early day)
-        posterior = shape_posterior(family, counts, t, fc.n, cfg.arrival_prior_days)
+        # judged mainly by when the requests came; how many came counts only with a weak
+        # prior (shape_count_weight), so that twice the forecast's requests do not read as
+        # an early day
+        posterior = shape_posterior(
+            family,
+            counts,
+            t,
+            fc.n,
+            cfg.arrival_prior_days,
+            count_weight=cfg.shape_count_weight,
+        )
         for cand in posterior:
             scale = cand.weight * cand.n_hat
             n_mix += scale

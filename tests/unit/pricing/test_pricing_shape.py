@@ -62,8 +62,12 @@ def test_nothing_seen_yet_leaves_the_prior() -> None:
         shape_family(FORECAST.shape, 0.0)
 
 
-def engine_after(times: list[float], until: float, shape_prior: float) -> PricingEngine:
-    engine = PricingEngine(EngineConfig(shape_prior=shape_prior))
+def engine_after(
+    times: list[float], until: float, shape_prior: float, shape_count_weight: float = 0.0
+) -> PricingEngine:
+    engine = PricingEngine(
+        EngineConfig(shape_prior=shape_prior, shape_count_weight=shape_count_weight)
+    )
     engine.start_day(DAY, CAP, FORECAST)
     for t in times:
         if t >= until:
@@ -118,3 +122,28 @@ def test_a_busy_day_is_not_read_as_an_early_one(seed: int) -> None:
 
     assert forecast_weight(by_timing) > 0.5 > forecast_weight(by_count_too)
     assert arrivals(by_timing) > 300 > 1.1 * arrivals(by_count_too)
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_a_weak_count_prior_sees_an_early_day_sooner_and_a_busy_day_still_busy(
+    seed: int,
+) -> None:
+    """``shape_count_weight``: the number of requests judges the shape too, with a prior worth
+    a few hundredths of a day. By 06:00 an early day (as many requests as forecast) is read as
+    less busy and priced lower than by their timing alone; a day with twice the requests at
+    the forecast's times still reads as busy at noon (a prior of 0.3 days does not)."""
+    at6, at12 = DAY + timedelta(hours=6), DAY + timedelta(hours=12)
+    early = arrival_times(EARLY, 200, seed=seed)
+    by_timing = engine_after(early, 6.0, shape_prior=0.8)
+    by_count_too = engine_after(early, 6.0, shape_prior=0.8, shape_count_weight=0.03)
+    p_timing = price_fraction(by_timing.replan(at6, 60_000), now=at6, remaining_cents=60_000)
+    p_count = price_fraction(by_count_too.replan(at6, 60_000), now=at6, remaining_cents=60_000)
+    assert by_count_too.arrival_estimate < by_timing.arrival_estimate - 25
+    assert p_count < p_timing
+
+    busy = arrival_times(FORECAST.shape, 400, seed=seed)
+    weak = engine_after(busy, 12.0, shape_prior=0.8, shape_count_weight=0.03)
+    strong = engine_after(busy, 12.0, shape_prior=0.8, shape_count_weight=0.3)
+    weak.replan(at12, 60_000)
+    strong.replan(at12, 60_000)
+    assert weak.arrival_estimate > 295 > strong.arrival_estimate + 15
