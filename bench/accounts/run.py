@@ -1,14 +1,15 @@
 """Upkeep with 1, 10 and 50 Venice accounts: does per-account work stay flat?
 
     .venv/bin/python bench/accounts/run.py [--latency-ms 200] [--counts 1,10,50] [--parallel 64]
-                                           [--db sqlite|postgres]
+                                           [--rounds 3] [--db sqlite|postgres]
 
 The Venice sandbox runs as its own process (``cheaptokens sandbox``, real HTTP) with N
-accounts and adds ``--latency-ms`` to every call; the shop (SQLite) has a live key on each
+accounts and adds ``--latency-ms`` to every call; the shop (``--db``) has a live key on each
 account. Each upkeep task that talks to Venice per account — the watch (key list and
 balance), balances, reconciliation, the warm pool's first refill — is timed on its own, median
 of ``--rounds``; then ``GET /admin`` (the dashboard, which must not call Venice). Printed as a
-table and one JSON line; the ratio column is N accounts over 1 account.
+table and one JSON line; the ratio column is N accounts over 1 account, the last one the
+shop process's CPU (all its threads) in the same median round, for each N.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import statistics
 import sys
 import tempfile
 import time
@@ -43,16 +43,19 @@ from support.shopkit import paid_order  # noqa: E402
 PASSWORD = "bench-password-not-secret"  # noqa: S105 (a throw-away dashboard login)
 
 
-def timed(fn, rounds: int) -> float:
+def timed(fn, rounds: int) -> tuple[float, float]:
+    """The median round's (wall, CPU) seconds; CPU is the shop process's, all its threads."""
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    return sorted(times)[len(times) // 2]
 
 
-def measure(n: int, latency_ms: int, parallel: int, rounds: int, db: str) -> dict[str, float]:
+def measure(
+    n: int, latency_ms: int, parallel: int, rounds: int, db: str
+) -> dict[str, tuple[float, float]]:
     admins = [f"VENICE_ADMIN_KEY_accounts_bench_{i:03d}_not_real" for i in range(n)]
     # The sandbox in a process of its own, as Venice is: in this one it would share the GIL
     # with the shop and its CPU would count as the shop's.
@@ -77,7 +80,7 @@ def _measure(
     latency_ms: int,
     parallel: int,
     rounds: int,
-) -> dict[str, float]:
+) -> dict[str, tuple[float, float]]:
     settings = Settings(
         database_url=url,
         data_dir=tmp,
@@ -150,13 +153,25 @@ def main() -> None:
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     args = p.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    results = {n: measure(n, args.latency_ms, args.parallel, args.rounds, args.db) for n in counts}
+    timings = {n: measure(n, args.latency_ms, args.parallel, args.rounds, args.db) for n in counts}
+    results = {n: {task: wall for task, (wall, _) in t.items()} for n, t in timings.items()}
+    cpu = {n: {task: c for task, (_, c) in t.items()} for n, t in timings.items()}
     base = results[counts[0]]
-    print(f"{'task':20}" + "".join(f"{n:>10} acc" for n in counts) + "   ratio")
+    print(f"{'task':20}" + "".join(f"{n:>10} acc" for n in counts) + "   ratio   shop CPU")
     for task in base:
         row = "".join(f"{results[n][task] * 1000:>11.0f}ms" for n in counts)
-        print(f"{task:20}{row}   {results[counts[-1]][task] / base[task]:.2f}×")
-    print(json.dumps({str(n): {k: round(v, 4) for k, v in r.items()} for n, r in results.items()}))
+        ratio = results[counts[-1]][task] / base[task]
+        spent = " / ".join(f"{cpu[n][task] * 1000:.0f}" for n in counts)
+        print(f"{task:20}{row}   {ratio:.2f}×   {spent} ms")
+    print(
+        json.dumps(
+            {
+                str(n): {k: round(v, 4) for k, v in r.items()}
+                | {f"{k} CPU": round(v, 4) for k, v in cpu[n].items()}
+                for n, r in results.items()
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

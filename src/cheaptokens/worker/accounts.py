@@ -3,8 +3,9 @@
 Venice's limits are per account (20 key creations a minute, requests and tokens per minute
 per model), so accounts can be worked on concurrently without one's calls counting against
 another's: upkeep with fifty accounts then takes about as long as with one. Each account's
-work opens its own short transactions; an account that fails is logged and left for the
-next round, and never stops the others.
+work opens its own short transactions, which the callers run one at a time
+(:meth:`cheaptokens.db.Database.one_writer`); an account that fails is logged and left for
+the next round, and never stops the others.
 """
 
 from __future__ import annotations

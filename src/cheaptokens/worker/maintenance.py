@@ -35,6 +35,7 @@ def refresh_accounts(
 
     A Venice outage leaves the last known allocation in place (pricing stays up).
     """
+    db = db.one_writer()
 
     def one(name: str, gateway: VeniceGateway) -> bool:
         now = clock()
@@ -87,6 +88,7 @@ def reconcile(
     parallel: int = 1,
 ) -> list[str]:
     """Delete shop keys in Venice that no order (or the pool) keeps; returns their ids."""
+    db = db.one_writer()
     found = each_account(
         gateways, lambda name, gw: _reconcile_account(db, name, gw, clock), parallel=parallel
     )

@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
+
+from sqlalchemy.orm import Session
 
 from cheaptokens.db import Database
 from cheaptokens.inventory import keyroom, pool
@@ -20,7 +23,7 @@ from cheaptokens.secretbox import SecretBox
 from cheaptokens.times import Clock, next_midnight
 from cheaptokens.venice import errors as venice_errors
 from cheaptokens.venice.keys import ensure_deleted
-from cheaptokens.venice.types import ConsumptionLimit, VeniceGateway
+from cheaptokens.venice.types import ConsumptionLimit, CreatedKey, VeniceGateway
 from cheaptokens.worker.accounts import each_account
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ def refill(
     if rules.pool_size <= 0:
         return 0
     budget = rules.creations_per_minute - rules.pool_creation_headroom
+    db = db.one_writer()
     made = [0]
     lock = threading.Lock()
 
@@ -56,9 +60,17 @@ def refill(
             made[0] -= 1
 
     def fill(account: str, gateway: VeniceGateway) -> None:
-        while take_one():
+        # The key made last turn is stored in the same transaction as this turn's look: one
+        # transaction per key made (plus the last look), not two.
+        made_key: tuple[CreatedKey, datetime] | None = None
+        while True:
             now = clock()
             with db.begin() as session:
+                if made_key is not None:
+                    _store(session, box, account, *made_key)
+                    made_key = None
+                if not take_one():
+                    return
                 ready = pool.ready_count(session, account=account, now=now)
                 room = rules.max_active_keys - keyroom.live_order_keys(session, account, now)
                 if (
@@ -81,20 +93,25 @@ def refill(
                 give_back()
                 log.info("pool refill on %s stopped: %s", account, type(exc).__name__)
                 return
-            with db.begin() as session:
-                pool.add_ready(
-                    session,
-                    key_id=created.id,
-                    account=account,
-                    day=now.date(),
-                    secret=box.seal(created.api_key, context=created.id),
-                    last6=created.api_key[-6:],
-                    expires_at=created.expires_at or next_midnight(now),
-                    now=now,
-                )
+            made_key = (created, now)
 
     each_account(gateways, fill, parallel=parallel)
     return made[0]
+
+
+def _store(
+    session: Session, box: SecretBox, account: str, created: CreatedKey, now: datetime
+) -> None:
+    pool.add_ready(
+        session,
+        key_id=created.id,
+        account=account,
+        day=now.date(),
+        secret=box.seal(created.api_key, context=created.id),
+        last6=created.api_key[-6:],
+        expires_at=created.expires_at or next_midnight(now),
+        now=now,
+    )
 
 
 def expire(*, db: Database, gateways: Mapping[str, VeniceGateway], clock: Clock) -> int:

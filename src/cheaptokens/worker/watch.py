@@ -56,6 +56,7 @@ def watch(
     models = catalogue.text_models() if catalogue is not None else None
     report = WatchReport(reserves=reserve_cents(rules, models))
     share = None if rules.overshoot_reserve_cents is not None else rules.overshoot_reserve_max_share
+    db = db.one_writer()
 
     def one(account: str, gateway: VeniceGateway) -> _Look:
         return _look(db, account, gateway, clock, report.reserves, share)
