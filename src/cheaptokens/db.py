@@ -77,6 +77,7 @@ class Database:
     #: SQLite: this process's writers queue here, one at a time, rather than in SQLite's busy
     #: handler, which sleeps up to 100 ms between tries (50 worker threads lost seconds to
     #: it: bench/accounts). Other processes still meet on SQLite's lock and busy timeout.
+    #: On PostgreSQL only the many-thread upkeep tasks queue so (:meth:`one_writer`).
     write_lock: threading.RLock | None = None
 
     def begin(self) -> AbstractContextManager[Session]:

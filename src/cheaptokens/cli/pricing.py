@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cheaptokens import operators
 from cheaptokens.cli._common import open_shop, shell_user
-from cheaptokens.db import Database
 from cheaptokens.orders import forecasts
 from cheaptokens.pricing.forecast import Forecast
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from cheaptokens.shop import Shop
 
 
@@ -147,50 +147,48 @@ def _refit(args: argparse.Namespace) -> int:
 
 def _pin(args: argparse.Namespace) -> int:
     with open_shop() as shop:
-        version = args.version
-        if version is None:
-            with shop.db.read() as session:
-                newest = forecasts.latest(session)
-            if newest is None:
-                print("error: no learned forecast to pin yet", file=sys.stderr)
-                return 1
-            version = newest.version
-        try:
-            with _audited(shop, "pin_forecast", str(version)) as (db, now), db.begin() as session:
-                if not forecasts.pin(session, version, now=now):
-                    raise _NothingDone(f"error: no forecast version {version}")
-        except _NothingDone as exc:
-            print(exc, file=sys.stderr)
+        with shop.db.read() as session:
+            if args.version is None:
+                found = forecasts.latest(session)
+                missing = "no learned forecast to pin yet"
+            else:
+                found = forecasts.get(session, args.version)
+                missing = f"no forecast version {args.version}"
+        if found is None:
+            print(f"error: {missing}", file=sys.stderr)
             return 1
+        version = found.version
+        _audited(
+            shop, "pin_forecast", str(version), lambda s, now: forecasts.pin(s, version, now=now)
+        )
         print(f"pinned forecast version {version}")
     return 0
 
 
 def _unpin(_args: argparse.Namespace) -> int:
     with open_shop() as shop:
-        try:
-            with _audited(shop, "unpin_forecast", None) as (db, _now), db.begin() as session:
-                if not forecasts.unpin(session):
-                    raise _NothingDone("nothing pinned")
-        except _NothingDone as exc:
-            print(exc)
-            return 0
+        with shop.db.read() as session:
+            if forecasts.pinned(session) is None:
+                print("nothing pinned")  # nothing changes: no audit row
+                return 0
+        _audited(shop, "unpin_forecast", None, lambda s, _now: forecasts.unpin(s))
         print("unpinned: the newest learned forecast is in force")
     return 0
 
 
-class _NothingDone(Exception):
-    """The command changed nothing: its audited transaction rolls back (no audit row)."""
-
-
-@contextmanager
-def _audited(shop: Shop, action: str, target: str | None) -> Iterator[tuple[Database, datetime]]:
-    """An operator's change of the forecast in force, with its audit row (``cli:<user>``)."""
+def _audited(
+    shop: Shop, action: str, target: str | None, change: Callable[[Session, datetime], object]
+) -> None:
+    """An operator's change of the forecast in force, in one transaction with its audit row
+    (``cli:<user>``)."""
     now = shop.clock()
-    with operators.audited(
-        shop.db, user=shell_user(), action=action, target=target, detail=None, now=now
-    ) as db:
-        yield db, now
+    with (
+        operators.audited(
+            shop.db, user=shell_user(), action=action, target=target, detail=None, now=now
+        ) as db,
+        db.begin() as session,
+    ):
+        change(session, now)
 
 
 def _forecast(_args: argparse.Namespace) -> int:
