@@ -14,8 +14,6 @@ from cheaptokens.orders import forecasts
 from cheaptokens.pricing.forecast import Forecast
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from cheaptokens.shop import Shop
 
 
@@ -177,10 +175,11 @@ def _unpin(_args: argparse.Namespace) -> int:
 
 
 def _audited(
-    shop: Shop, action: str, target: str | None, change: Callable[[Session, datetime], object]
+    shop: Shop, action: str, target: str | None, change: Callable[[Any, datetime], object]
 ) -> None:
     """An operator's change of the forecast in force, in one transaction with its audit row
-    (``cli:<user>``)."""
+    (``cli:<user>``); ``change`` gets that transaction's session (typed Any: the CLI names no
+    SQLAlchemy type, tests/unit/test_architecture.py)."""
     now = shop.clock()
     with (
         operators.audited(
