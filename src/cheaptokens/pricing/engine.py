@@ -6,7 +6,8 @@ the engine
 1. corrects the forecast with what the day has shown so far — the number of quote requests
    against the forecast's expected count (arrival rate, Gamma-Poisson), the credit each
    request asked for (request size, a normal posterior on its log-mean) and the accepted /
-   declined quotes (willingness level, probit MAP), and when (and, weakly, how many) the
+   declined quotes (willingness level: the posterior mixture of a narrow prior at the
+   forecast and a wide one, each by probit MAP), and when (and, weakly, how many) the
    requests came (a posterior over candidate daily shapes: the forecast's, shifted ones,
    flat) — see
    :mod:`cheaptokens.pricing.forecast`; the expected credit demanded is arrivals × mean
@@ -22,7 +23,8 @@ the engine
 A re-plan inside the hour (:meth:`PricingEngine.tick`, the worker's job, never the quote
 path) happens only when at least ``replan_every_minutes`` have passed since the last one and
 either the unsold credit or the estimated credit demand has moved more than ``replan_drift``
-(in log terms) from what the set in force planned (:func:`plan_drift`). Each re-plan is a new
+(in log terms) from what the set in force planned (:func:`plan_drift`), or the willingness
+estimate more than ``replan_willingness_drift``. Each re-plan is a new
 published parameter set with its own hash; one set is in force at a time.
 
 Every price the engine gives is ``price_fraction(published params, now, remaining)``: the
@@ -56,6 +58,7 @@ from cheaptokens.pricing.forecast import (
     estimate_willingness,
     g_float,
     shape_posterior,
+    willingness_log_evidence,
 )
 from cheaptokens.pricing.shape import shape_family
 from cheaptokens.times import day_start
@@ -72,6 +75,14 @@ class EngineConfig:
     arrival_prior_days: float = 0.15
     #: prior sd of ln v (how far the willingness level may be off)
     willingness_prior_sd: float = 0.3
+    #: prior probability that the forecast's willingness level is right (within
+    #: ``willingness_right_sd`` in ln v); the rest has ``willingness_prior_sd``. The
+    #: estimate is the posterior mixture of the two (0: one prior, the wide one)
+    willingness_prior_right: float = 0.3
+    willingness_right_sd: float = 0.05
+    #: re-plan inside the hour when the willingness estimate has moved more than this (in
+    #: ln v) since the plan in force (0: only sales and the demand estimate trigger it)
+    replan_willingness_drift: float = 0.1
     #: shade the fluid bid price (1 = the deterministic solution)
     bid_price_scale: float = 1.0
     #: requests' worth of evidence the forecast's median request size counts for
@@ -116,10 +127,12 @@ class PricingEngine:
         self._hour = -1
         self._planned_at: datetime | None = None
         self._plan_volume = 0.0
+        self._plan_obs = 0
         self._times: list[float] = []
         self._log_cum: list[float] = [0.0]  # prefix sums of ln(requested cents)
         self._obs: list[tuple[float, bool]] = []
         self._log_v = 0.0
+        self._log_v_wide = 0.0
         self._n_hat = 0.0
         self._q_hat = 0.0
         self._remaining = 0
@@ -140,10 +153,12 @@ class PricingEngine:
         self._hour = -1
         self._planned_at = None
         self._plan_volume = 0.0
+        self._plan_obs = 0
         self._times = []
         self._log_cum = [0.0]
         self._obs = []
         self._log_v = math.log(forecast.v)
+        self._log_v_wide = self._log_v
         self._n_hat = forecast.n
         self._q_hat = forecast.mean_request_cents
         self._remaining = capacity_cents
@@ -255,7 +270,12 @@ class PricingEngine:
             return True
         n_hat, q_hat = self.demand_estimate(now)
         volume = n_hat * q_hat
-        return abs(math.log(max(volume, 1e-9) / max(self._plan_volume, 1e-9))) > cfg.replan_drift
+        if abs(math.log(max(volume, 1e-9) / max(self._plan_volume, 1e-9))) > cfg.replan_drift:
+            return True
+        if cfg.replan_willingness_drift > 0 and len(self._obs) > self._plan_obs:
+            log_v, _ = self._willingness()
+            return abs(log_v - self._log_v) > cfg.replan_willingness_drift
+        return False
 
     def tick(self, now: datetime, remaining_cents: int) -> PricingParams | None:
         """The frequent job: re-plan if :meth:`should_replan`; the new set, or None."""
@@ -277,9 +297,7 @@ class PricingEngine:
         self._n_hat, arrivals_left = self._arrivals(t)
         self._q_hat = self._size_estimate(bisect.bisect_left(self._times, t))
         if self._obs:
-            self._log_v = estimate_willingness(
-                math.log(fc.v), cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v
-            )
+            self._log_v, self._log_v_wide = self._willingness()
         v = math.exp(self._log_v)
 
         _, gs = fluid.slot_grid(fc.shape)
@@ -333,7 +351,31 @@ class PricingEngine:
         self._hour = hour
         self._planned_at = now
         self._plan_volume = scale
+        self._plan_obs = len(self._obs)
         return self._params
+
+    def _willingness(self) -> tuple[float, float]:
+        """Posterior mean of ln v, and the wide prior's MAP (the next Newton start).
+
+        The wide prior's MAP alone, or with ``willingness_prior_right`` the mixture of the
+        narrow and wide priors' MAPs weighed by their (Laplace) evidence.
+        """
+        fc, cfg = self._forecast, self.config
+        mu0 = math.log(fc.v)
+        wide = estimate_willingness(
+            mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v_wide
+        )
+        right = cfg.willingness_prior_right
+        if right <= 0.0:
+            return wide, wide
+        narrow = estimate_willingness(mu0, cfg.willingness_right_sd, fc.sigma, self._obs, start=mu0)
+        log_odds = (
+            math.log(right / (1.0 - right))
+            + willingness_log_evidence(mu0, cfg.willingness_right_sd, fc.sigma, self._obs, narrow)
+            - willingness_log_evidence(mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, wide)
+        )
+        p_right = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, log_odds))))
+        return p_right * narrow + (1.0 - p_right) * wide, wide
 
     @staticmethod
     def _fit(sol: fluid.FluidSolution, g: tuple[float, ...]) -> tuple[float, float]:

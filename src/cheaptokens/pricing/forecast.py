@@ -239,6 +239,44 @@ def estimate_willingness(
     return theta
 
 
+def _log_cdf(u: float) -> float:
+    """ln Φ(u), finite for very negative u."""
+    cdf = 0.5 * math.erfc(-u / _SQRT2)
+    if cdf > 1e-300:
+        return math.log(cdf)
+    return -0.5 * u * u - math.log(-u) - 0.5 * math.log(2 * math.pi)
+
+
+def willingness_log_evidence(
+    prior_log_v: float,
+    prior_sd: float,
+    sigma: float,
+    obs: Sequence[tuple[float, bool]],
+    theta: float,
+) -> float:
+    """Laplace approximation of ``ln p(obs)`` under the prior ``N(prior_log_v, prior_sd²)``
+    on ``ln v``, at that prior's MAP ``theta`` (up to a constant shared by every prior).
+
+    Two priors' evidences compared say which one the outcomes favour (the willingness
+    mixture of :class:`~cheaptokens.pricing.engine.PricingEngine`).
+    """
+    inv_s = 1.0 / sigma
+    z = (theta - prior_log_v) / prior_sd
+    log_lik = 0.0
+    hess = 1.0 / (prior_sd * prior_sd)
+    for y, accepted in obs:
+        u = (theta - y) * inv_s
+        if accepted:
+            log_lik += _log_cdf(u)
+            lam = _mills(u)
+            hess += lam * (u + lam) * inv_s * inv_s
+        else:
+            log_lik += _log_cdf(-u)
+            lam = _mills(-u)
+            hess += lam * (lam - u) * inv_s * inv_s
+    return log_lik - math.log(prior_sd) - 0.5 * z * z - 0.5 * math.log(hess)
+
+
 def refit_forecast(
     quote_log: Iterable[QuoteRecord],
     prior: Forecast | None = None,

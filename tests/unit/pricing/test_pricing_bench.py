@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,15 +13,18 @@ import pytest
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "pricing"
 
 
-@pytest.fixture(scope="module")
-def pb() -> ModuleType:
+def bench_module(name: str) -> ModuleType:
+    """A module of bench/pricing (not a package: imported from its directory)."""
     sys.path.insert(0, str(BENCH))
     try:
-        import pricebench
-
-        return pricebench
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(scope="module")
+def pb() -> ModuleType:
+    return bench_module("pricebench")
 
 
 def test_generator_matches_published_hindsight(pb: ModuleType) -> None:
@@ -68,3 +72,22 @@ def test_tiny_benchmark_run_completes(pb: ModuleType, capsys: pytest.CaptureFixt
 def test_baseline_cannot_beat_hindsight(pb: ModuleType) -> None:
     res = pb.run_scenario(1, range(3), policy="fixed50")
     assert 0 < res.revenue < res.hindsight
+
+
+@pytest.fixture(scope="module")
+def oracle() -> ModuleType:
+    return bench_module("oracle")
+
+
+def test_oracle_dp_stays_under_the_posted_price_bound_and_near_it(
+    pb: ModuleType, oracle: ModuleType
+) -> None:
+    # the bound is an upper bound on any posted-price policy's expected revenue; the dynamic
+    # program told the truth comes close to it (and the benchmark's reference puts it at 98 %+)
+    sc = pb.ALL_SCENARIOS[1]
+    _, prices, expected = oracle.solve_dp(sc, steps_per_minute=1, dx=2.0, sizes=8)
+    bound = pb.bound_for(sc)
+    assert 0.96 * bound < expected <= bound
+    assert prices.min() >= pb.P_MIN and prices.max() <= pb.P_MAX
+    revenue, hindsight = oracle.run_dp(sc, range(3), 0, steps_per_minute=1, dx=2.0, sizes=8)
+    assert 0 < revenue < hindsight

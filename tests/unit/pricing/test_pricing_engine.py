@@ -14,6 +14,7 @@ from cheaptokens.pricing import (
     EngineConfig,
     Forecast,
     PricingEngine,
+    PricingParams,
     QuoteRecord,
     params_from_json,
     params_hash,
@@ -21,6 +22,7 @@ from cheaptokens.pricing import (
     price_fraction,
     refit_forecast,
 )
+from cheaptokens.pricing.forecast import estimate_willingness, willingness_log_evidence
 
 DAY = datetime(2030, 1, 1, tzinfo=UTC)
 CAP = 100_000
@@ -145,3 +147,74 @@ def test_refit_moves_estimates_the_right_way() -> None:
     declined = [record(2 + i % 20, False, day=i // 100) for i in range(200)]  # 100 a day
     fit = refit_forecast(declined, prior)
     assert fit.v < 0.75 and fit.n < 200
+
+
+def outcomes(log_v: float, count: int, seed: int) -> list[tuple[float, bool]]:
+    """``count`` quotes around the level ``log_v`` and whether a buyer (σ 0.5) took each."""
+    rnd = random.Random(seed)
+    obs = []
+    for _ in range(count):
+        y = log_v + rnd.uniform(-0.6, 0.6)
+        obs.append((y, log_v + 0.5 * rnd.gauss(0, 1) >= y))
+    return obs
+
+
+def test_willingness_evidence_favours_the_prior_that_fits_the_outcomes() -> None:
+    prior = math.log(0.75)
+
+    def log_odds_right(obs: list[tuple[float, bool]]) -> float:
+        narrow = estimate_willingness(prior, 0.05, 0.5, obs)
+        wide = estimate_willingness(prior, 0.3, 0.5, obs)
+        return willingness_log_evidence(prior, 0.05, 0.5, obs, narrow) - willingness_log_evidence(
+            prior, 0.3, 0.5, obs, wide
+        )
+
+    seeds = range(10)
+    # buyers as forecast: the narrow prior explains them better on most days, and on average
+    as_forecast = [log_odds_right(outcomes(prior, 120, seed)) for seed in seeds]
+    assert sum(x > 0 for x in as_forecast) >= 9 and sum(as_forecast) / 10 > 0.5
+    # buyers 40 % shyer: the wide prior, decisively, every day
+    assert all(log_odds_right(outcomes(prior + math.log(0.6), 120, seed)) < -5 for seed in seeds)
+
+
+def test_a_prior_that_trusts_the_forecast_shrinks_noise_and_still_learns_a_real_shift() -> None:
+    def estimate(v: float, right: float, seed: int) -> float:
+        engine = PricingEngine(EngineConfig(willingness_prior_right=right))
+        engine.start_day(DAY, CAP, Forecast())
+        simulate(engine, seed=seed, n=120, v=v)
+        engine.replan(DAY + timedelta(hours=23, minutes=59))
+        return engine.willingness_estimate
+
+    seeds = range(12)
+    wide = [abs(math.log(estimate(0.75, 0.0, s) / 0.75)) for s in seeds]
+    mixed = [abs(math.log(estimate(0.75, 0.5, s) / 0.75)) for s in seeds]
+    assert sum(mixed) < 0.7 * sum(wide)  # buyers as forecast: the estimate strays less
+    shifted = [estimate(0.45, 0.5, s) for s in seeds]
+    assert max(shifted) < 0.6  # 40 % shyer buyers: learned anyway (forecast 0.75)
+
+
+def test_a_willingness_shift_inside_the_hour_re_plans_before_the_next_hour() -> None:
+    def engine_after_shy_buyers(drift: float) -> tuple[PricingEngine, PricingParams]:
+        engine = PricingEngine(EngineConfig(replan_willingness_drift=drift))
+        engine.start_day(DAY, CAP, Forecast())
+        rnd = random.Random(7)
+        expected = round(200 * Forecast().shape.cdf(8.0))  # requests the forecast expects
+        for i in range(expected):  # 00:00-08:00: buyers as forecast
+            t = 8.0 * (i + 0.5) / expected
+            now = DAY + timedelta(hours=t)
+            p = engine.price(now, 1000, CAP)
+            w = 0.75 * (1 - math.exp(-(24 - t) / 6)) / (1 - math.exp(-4))
+            engine.observe(now, 1000, p, float(p) <= w * math.exp(0.5 * rnd.gauss(0, 1)))
+        engine.replan(DAY + timedelta(hours=8))
+        for i in range(6):  # 08:00-08:20: six buyers decline a tenth of list
+            engine.observe(DAY + timedelta(hours=8, minutes=3 * i + 1), 1000, Decimal("0.1"), False)
+        return engine, engine.current_params(DAY + timedelta(hours=8, minutes=20))
+
+    watching, before = engine_after_shy_buyers(0.1)
+    blind, _ = engine_after_shy_buyers(0.0)
+    now = DAY + timedelta(hours=8, minutes=20)
+    assert blind.tick(now, CAP) is None  # neither sales nor the demand estimate drifted
+    fresh = watching.tick(now, CAP)
+    assert fresh is not None and fresh.valid_from == now
+    assert watching.willingness_estimate < 0.75 * 0.9
+    assert watching.price(now, 1000, CAP) < price_fraction(before, now=now, remaining_cents=CAP)
