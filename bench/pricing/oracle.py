@@ -40,23 +40,11 @@ from cheaptokens.pricing import fluid
 from cheaptokens.pricing.forecast import g_float
 
 _ERFC = np.frompyfunc(math.erfc, 1, 1)
-_Y = np.exp(np.linspace(-4.0, 4.0, 4001))  # candidate y = price / (v·g) for the y* table
 
 
 def survival(z: NDArray[np.float64]) -> NDArray[np.float64]:
     """P(Z >= z) for a standard normal Z."""
     return np.asarray(0.5 * _ERFC(np.asarray(z) / math.sqrt(2.0)), dtype=np.float64)
-
-
-def ystar_table(sigma: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``y*(r) = argmax_y (y − r)·P(lognormal(0, σ) >= y)`` on r = 0, 0.01, …, 60."""
-    s = survival(np.log(_Y) / sigma)
-    r = np.linspace(0.0, 60.0, 6001)
-    best = np.empty_like(r)
-    for lo in range(0, len(r), 500):
-        chunk = r[lo : lo + 500]
-        best[lo : lo + 500] = _Y[np.argmax((_Y[None, :] - chunk[:, None]) * s[None, :], axis=1)]
-    return r, best
 
 
 def solve_dp(
@@ -73,7 +61,9 @@ def solve_dp(
     i0 = np.floor(pos).astype(int)
     frac = pos - i0
     i1 = np.minimum(i0 + 1, len(x) - 1)
-    r_grid, y_grid = ystar_table(pb.SIGMA)
+    # the engine's own table of y*(r) = argmax_y (y − r)·P(W >= y); past its end, list price
+    y_table = np.array(fluid._table(pb.SIGMA)[0])
+    r_grid = np.arange(len(y_table)) * fluid._R_STEP
     steps = 1440 * steps_per_minute
     value = np.zeros(len(x))
     prices = np.zeros((steps, len(x)), dtype=np.float32)
@@ -84,7 +74,8 @@ def solve_dp(
         after = value[i0] * (1 - frac) + value[i1] * frac
         lost = (value[:, None] - after).mean(1)  # expected value of the credit a sale takes
         r = np.where(mean_take > 0, lost / np.maximum(mean_take, 1e-12) / m, 0.0)
-        p = np.clip(m * np.interp(r, r_grid, y_grid), pb.P_MIN, pb.P_MAX)
+        y = np.where(r < r_grid[-1], np.interp(r, r_grid, y_table), np.inf)
+        p = np.clip(m * y, pb.P_MIN, pb.P_MAX)
         gain = survival(np.log(p / m) / pb.SIGMA) * (p * mean_take - lost)
         value = value + rate * np.maximum(gain, 0.0)
         prices[s] = p

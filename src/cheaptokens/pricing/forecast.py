@@ -200,6 +200,15 @@ def _mills(u: float) -> float:
     return _phi(u) / cdf
 
 
+def _probit_terms(u: float, accepted: bool) -> tuple[float, float]:
+    """d/du and −d²/du² of ln P(answer) for one answer, ``P(accept) = Φ(u)``."""
+    if accepted:
+        lam = _mills(u)
+        return lam, lam * (u + lam)
+    lam = _mills(-u)
+    return -lam, lam * (lam - u)
+
+
 def estimate_willingness(
     prior_log_v: float,
     prior_sd: float,
@@ -222,15 +231,9 @@ def estimate_willingness(
         grad = (prior_log_v - theta) * inv_tau2
         hess = inv_tau2
         for y, accepted in obs:
-            u = (theta - y) * inv_s
-            if accepted:
-                lam = _mills(u)
-                grad += lam * inv_s
-                hess += lam * (u + lam) * inv_s2
-            else:
-                lam = _mills(-u)
-                grad -= lam * inv_s
-                hess += lam * (lam - u) * inv_s2
+            slope, curve = _probit_terms((theta - y) * inv_s, accepted)
+            grad += slope * inv_s
+            hess += curve * inv_s2
         step = grad / hess
         step = max(-1.0, min(1.0, step))
         theta += step
@@ -266,14 +269,8 @@ def willingness_log_evidence(
     hess = 1.0 / (prior_sd * prior_sd)
     for y, accepted in obs:
         u = (theta - y) * inv_s
-        if accepted:
-            log_lik += _log_cdf(u)
-            lam = _mills(u)
-            hess += lam * (u + lam) * inv_s * inv_s
-        else:
-            log_lik += _log_cdf(-u)
-            lam = _mills(-u)
-            hess += lam * (lam - u) * inv_s * inv_s
+        log_lik += _log_cdf(u if accepted else -u)
+        hess += _probit_terms(u, accepted)[1] * inv_s * inv_s
     return log_lik - math.log(prior_sd) - 0.5 * z * z - 0.5 * math.log(hess)
 
 
