@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cheaptokens.pricing import EngineConfig, Forecast, PricingEngine
+from cheaptokens.pricing.forecast import QuoteRecord, refit_forecast
 
 CAPACITY = 1000.0  # credits ($1 of inference at list each)
 CAPACITY_CENTS = 100_000
@@ -295,10 +297,21 @@ class ScenarioResult:
     quote_ns: list[int] = field(default_factory=list)
     replan_ns: list[int] = field(default_factory=list)
     tick_ns: list[int] = field(default_factory=list)
+    #: with ``refit_days``: the forecast each day started from
+    forecasts: list[Forecast] = field(default_factory=list)
 
 
-def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResult) -> float:
-    """Run one day; returns revenue in credits ($ at list = 1)."""
+def simulate_day(
+    policy: Policy,
+    day: Day,
+    forecast: Forecast,
+    res: ScenarioResult,
+    log: list[QuoteRecord] | None = None,
+    log_day: int = 0,
+) -> float:
+    """Run one day; returns revenue in credits ($ at list = 1). With ``log``, every quote
+    given while credit was left is appended to it as the shop would log it, dated
+    ``log_day`` days after the simulated day."""
     policy.start_day(DAY0, CAPACITY_CENTS, forecast)
     remaining = CAPACITY
     revenue = 0.0
@@ -327,12 +340,28 @@ def simulate_day(policy: Policy, day: Day, forecast: Forecast, res: ScenarioResu
         res.quote_ns.append(clock() - c0)
         pf = float(p)
         bought = remaining > 0 and pf <= w
+        if log is not None and remaining > 0:  # a sold-out shop gives no quote
+            at = now + timedelta(days=log_day)
+            log.append(
+                QuoteRecord(at=at, requested_cents=q_cents, price_fraction=p, accepted=bought)
+            )
         if bought:
             fill = min(q, remaining)
             revenue += pf * fill
             remaining -= fill
         policy.observe(now, q_cents, p, bought)
     return revenue
+
+
+def sold_out_at(log: list[QuoteRecord]) -> datetime | None:
+    """When the day's accepted requests reached the capacity (the shop's ``sold_out_at``)."""
+    sold = 0
+    for r in log:
+        if r.accepted:
+            sold += r.requested_cents
+            if sold >= CAPACITY_CENTS:
+                return r.at
+    return None
 
 
 def bound_for(sc: Scenario) -> float:
@@ -353,14 +382,36 @@ def run_scenario(
     policy: str = "engine",
     config: EngineConfig | None = None,
     seed_offset: int = 0,
+    refit_days: int = 0,
 ) -> ScenarioResult:
-    """Simulate ``days`` of scenario ``k`` (seed family ``k + seed_offset``)."""
+    """Simulate ``days`` of scenario ``k`` (seed family ``k + seed_offset``).
+
+    ``refit_days`` 0: every day starts from the forecast the scenario hands the engine (the
+    benchmark's protocol). Above 0, the days run in order as the shop runs them: each night
+    the forecast is re-learned from the last ``refit_days`` days' quotes, starting from the
+    handed one (what :func:`cheaptokens.worker.repricing.refit` does with the shop's
+    database); the first day uses the handed forecast.
+    """
     sc = ALL_SCENARIOS[k]
     pol = POLICIES[policy](config)
-    fc = forecast_for(sc)
+    configured = forecast_for(sc)
     res = ScenarioResult(k=k, days=len(days))
+    history: deque[tuple[list[QuoteRecord], datetime | None]] = deque(maxlen=max(1, refit_days))
     for d in days:
         day = generate_day(k + seed_offset, d, sc.n, sc.v, q_med=sc.q_med, shape=sc.shape)
         res.hindsight += hindsight(day)
-        res.revenue += simulate_day(pol, day, fc, res)
+        if refit_days <= 0:
+            res.revenue += simulate_day(pol, day, configured, res)
+            continue
+        fc = configured
+        if history:
+            records = [r for past, _ in history for r in past]
+            ended = {at.date(): at for _, at in history if at is not None}
+            fc = refit_forecast(
+                records, configured, days=len(history), learn_shape=True, sold_out=ended
+            )
+        log: list[QuoteRecord] = []
+        res.forecasts.append(fc)
+        res.revenue += simulate_day(pol, day, fc, res, log, log_day=d)
+        history.append((log, sold_out_at(log)))
     return res

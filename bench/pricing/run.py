@@ -26,9 +26,9 @@ from cheaptokens.pricing import EngineConfig
 
 
 def _chunk(
-    args: tuple[int, int, int, str, dict[str, str] | None, int],
+    args: tuple[int, int, int, str, dict[str, str] | None, int, int],
 ) -> pb.ScenarioResult:
-    k, lo, hi, policy, cfg, offset = args
+    k, lo, hi, policy, cfg, offset, refit_days = args
     config = None
     if cfg is not None:
         fields = {
@@ -40,7 +40,9 @@ def _chunk(
             for key, val in cfg.items()
         }
         config = EngineConfig(**fields)
-    return pb.run_scenario(k, range(lo, hi), policy=policy, config=config, seed_offset=offset)
+    return pb.run_scenario(
+        k, range(lo, hi), policy=policy, config=config, seed_offset=offset, refit_days=refit_days
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -56,6 +58,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--seed-family", type=int, default=0, help="offset added to k (tuning: 100)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="EngineConfig field=value")
+    ap.add_argument(
+        "--refit-days",
+        type=int,
+        default=0,
+        help="run each scenario's days in order, re-learning the forecast each night from "
+        "this many past days as the shop does (0: every day gets the handed forecast)",
+    )
     ap.add_argument("--no-bound", action="store_true", help="skip the posted-price bound")
     ap.add_argument("--json", action="store_true", help="print a JSON summary only")
     ns = ap.parse_args(argv)
@@ -68,9 +77,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     first, last = ns.first_day, ns.first_day + ns.days
     if first + ns.days > pb.DEV_DAYS and ns.seed_family == 0:
         print("warning: includes held-out days (>= 2000); do not tune on them", file=sys.stderr)
-    step = max(1, ns.days // max(1, ns.workers * 4))
+    # days in order (--refit-days): one job per scenario
+    step = ns.days if ns.refit_days > 0 else max(1, ns.days // max(1, ns.workers * 4))
     jobs = [
-        (k, lo, min(lo + step, last), ns.policy, cfg, ns.seed_family)
+        (k, lo, min(lo + step, last), ns.policy, cfg, ns.seed_family, ns.refit_days)
         for k in ks
         for lo in range(first, last, step)
     ]
@@ -117,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "config": cfg or asdict(EngineConfig()) if ns.policy == "engine" else None,
         "seed_family": ns.seed_family,
         "days": [first, last],
+        "refit_days": ns.refit_days,
         "scenarios": rows,
         "headline": float(np.mean([row["share_of_hindsight"] for row in rows])),
         "quote_us_p50": float(np.percentile(quote_ns, 50)) / 1000 if quote_ns else None,
@@ -132,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if ns.json:
         print(json.dumps(summary, default=str))
         return summary
-    print(f"policy={ns.policy} days={first}..{last - 1} seed_family=+{ns.seed_family}")
+    refit = f" nightly refit over {ns.refit_days} days" if ns.refit_days > 0 else ""
+    print(f"policy={ns.policy} days={first}..{last - 1} seed_family=+{ns.seed_family}{refit}")
     print(
         f"{'k':>2} {'scenario':<18} {'revenue':>8} {'hindsight':>9} {'R_k':>7}"
         f" {'bound':>7} {'%bound':>7}"

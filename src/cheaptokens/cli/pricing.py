@@ -109,6 +109,8 @@ def _print_forecast(f: Forecast) -> None:
     peak = max(range(24), key=lambda h: shares[h])
     print(f"requests/day  {f.n:.1f}")
     print(f"willingness   {f.v:.3f} of list for 24-h credit (log-sd {f.sigma:.2f})")
+    if f.v_right is not None:
+        print(f"              the day's level on {f.v_right:.0%} of past days")
     print(f"request size  median {f.q_med_cents:.0f}¢ (log-sd {f.q_sigma:.2f})")
     print(f"daily shape   busiest hour {peak:02d}:00 UTC ({shares[peak]:.1%} of requests)")
 

@@ -365,7 +365,7 @@ class PricingEngine:
         wide = estimate_willingness(
             mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v_wide
         )
-        right = cfg.willingness_prior_right
+        right = cfg.willingness_prior_right if fc.v_right is None else fc.v_right
         if right <= 0.0:
             return wide, wide
         narrow = estimate_willingness(mu0, cfg.willingness_right_sd, fc.sigma, self._obs, start=mu0)

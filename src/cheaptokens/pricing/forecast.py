@@ -26,9 +26,9 @@ Learning (pure functions, floats — estimates, not money):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape, ShapeFamily
@@ -53,12 +53,18 @@ class Forecast:
     q_med_cents: float = 1000.0
     q_sigma: float = 0.5
     shape: ArrivalShape = field(default=DEFAULT_SHAPE)
+    #: how often a day's willingness level is this forecast's (within the engine's narrow
+    #: prior), as the nightly refit measured it over past days; None: not measured (an
+    #: operator's forecast), the engine's ``willingness_prior_right`` applies
+    v_right: float | None = None
 
     def __post_init__(self) -> None:
         if self.n < 0 or self.v <= 0 or self.sigma <= 0 or self.q_med_cents <= 0:
             raise ValueError("forecast needs n >= 0 and positive v, sigma, q_med_cents")
         if self.q_sigma < 0:
             raise ValueError("q_sigma must be >= 0")
+        if self.v_right is not None and not 0.0 < self.v_right < 1.0:
+            raise ValueError("v_right must be in (0, 1)")
 
     @property
     def mean_request_cents(self) -> float:
@@ -74,6 +80,7 @@ class Forecast:
             "q_med_cents": self.q_med_cents,
             "q_sigma": self.q_sigma,
             "shape": self.shape.to_dict(),
+            "v_right": self.v_right,
         }
 
     @classmethod
@@ -86,6 +93,7 @@ class Forecast:
             q_med_cents=float(raw["q_med_cents"]),  # type: ignore[arg-type]
             q_sigma=float(raw["q_sigma"]),  # type: ignore[arg-type]
             shape=ArrivalShape.from_dict(shape) if isinstance(shape, dict) else DEFAULT_SHAPE,
+            v_right=float(raw["v_right"]) if raw.get("v_right") is not None else None,  # type: ignore[arg-type]
         )
 
 
@@ -274,6 +282,83 @@ def willingness_log_evidence(
     return log_lik - math.log(prior_sd) - 0.5 * z * z - 0.5 * math.log(hess)
 
 
+#: Dirichlet concentration of the alternative the nightly refit weighs against the forecast's
+#: daily shape: two pseudo-requests per UTC hour around its hourly shares (a broad one)
+SHAPE_CONCENTRATION = 48.0
+#: the nightly refit measures how often a day's willingness is the forecast's from this many
+#: days with answers; the share it finds is kept within these bounds
+V_RIGHT_MIN_DAYS = 3
+V_RIGHT_BOUNDS = (0.05, 0.95)
+
+
+def learned_shape(counts: Sequence[float], prior: ArrivalShape) -> ArrivalShape:
+    """The daily shape that requests per UTC hour (``counts``, 24) support: ``prior`` when
+    its hourly shares explain them better than a histogram does, else the histogram.
+
+    The two hypotheses are weighed by their marginal likelihoods (the multinomial
+    coefficient is common): the prior's shares exactly, or shares drawn from a broad
+    Dirichlet around them (:data:`SHAPE_CONCENTRATION`) — whose posterior mean is the
+    histogram returned. Weeks of requests from the forecast's shape keep it (a histogram
+    would only add each hour's sampling noise); a day shaped otherwise wins in days.
+    """
+    shares = prior.hour_shares()
+    total = float(sum(counts))
+    if total <= 0:
+        return prior
+    if any(c > 0 and s <= 0 for c, s in zip(counts, shares, strict=True)):
+        log_fixed = -math.inf
+    else:
+        log_fixed = sum(c * math.log(s) for c, s in zip(counts, shares, strict=True) if c > 0)
+    a0 = SHAPE_CONCENTRATION
+    alpha = [a0 * s for s in shares]
+    log_free = math.lgamma(a0) - math.lgamma(a0 + total)
+    log_free += sum(
+        math.lgamma(a + c) - math.lgamma(a) for a, c in zip(alpha, counts, strict=True) if a > 0
+    )
+    if log_fixed >= log_free:
+        return prior
+    return ArrivalShape(
+        base=0.0,
+        bumps=(),
+        hourly=tuple(round((c + a) / (total + a0), 6) for c, a in zip(counts, alpha, strict=True)),
+    )
+
+
+def willingness_right_share(
+    days: Iterable[Sequence[tuple[float, bool]]],
+    log_v: float,
+    sigma: float,
+    *,
+    right_sd: float,
+    wide_sd: float,
+) -> float | None:
+    """How often a day's willingness level is ``log_v`` (within ``right_sd``) rather than
+    anywhere within ``wide_sd`` of it: the mixing weight of the two priors that best explains
+    the days' answers (each day's evidence under either, :func:`willingness_log_evidence`;
+    EM on the weight), within :data:`V_RIGHT_BOUNDS`. None with fewer than
+    :data:`V_RIGHT_MIN_DAYS` days of answers.
+    """
+    ratios: list[float] = []
+    for obs in days:
+        if not obs:
+            continue
+        narrow = estimate_willingness(log_v, right_sd, sigma, obs, iterations=25)
+        wide = estimate_willingness(log_v, wide_sd, sigma, obs, iterations=25)
+        ratios.append(
+            willingness_log_evidence(log_v, right_sd, sigma, obs, narrow)
+            - willingness_log_evidence(log_v, wide_sd, sigma, obs, wide)
+        )
+    if len(ratios) < V_RIGHT_MIN_DAYS:
+        return None
+    lo, hi = V_RIGHT_BOUNDS
+    share = 0.5
+    for _ in range(50):
+        logit = math.log(share / (1.0 - share))
+        share = sum(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit + r)))) for r in ratios)
+        share = min(hi, max(lo, share / len(ratios)))
+    return share
+
+
 def refit_forecast(
     quote_log: Iterable[QuoteRecord],
     prior: Forecast | None = None,
@@ -281,47 +366,55 @@ def refit_forecast(
     prior_days: float = 7.0,
     days: int | None = None,
     learn_shape: bool = False,
+    sold_out: Mapping[date, datetime] | None = None,
+    right_sd: float = 0.05,
+    wide_sd: float = 0.3,
 ) -> Forecast:
     """Nightly refit: move ``prior`` towards what the logged days showed.
 
     ``n`` is the Gamma-Poisson posterior mean over the logged days (``days`` of them, empty
-    ones included; default: the days that have a quote) with ``prior_days`` of prior weight,
+    ones included; default: the days that have a quote) with ``prior_days`` of prior weight;
+    a day in ``sold_out`` (its date → when it sold out) counts only for the share of the
+    day's requests expected before then, and it says nothing of the shape,
     ``v`` the probit MAP over every settled outcome — a declined quote is censored demand,
-    the buyer's willingness was below that price — (prior sd 0.5 in log space), and the size
+    the buyer's willingness was below that price — (prior sd 0.5 in log space), ``v_right``
+    how often a single day's answers agree with that ``v`` (:func:`willingness_right_share`,
+    with the engine's narrow and wide prior sds ``right_sd`` and ``wide_sd``), and the size
     parameters the log-normal moments of the requested amounts, shrunk like ``n``. With
-    ``learn_shape`` the daily shape becomes a per-hour histogram: the logged requests per UTC
-    hour plus the prior's hourly shares worth ``prior_days`` days.
+    ``learn_shape`` the daily shape is the prior's unless the logged requests per UTC hour
+    argue for a histogram (:func:`learned_shape`).
     """
     base = prior if prior is not None else Forecast()
     records = list(quote_log)
     if not records:
         return base
+    ended = dict(sold_out or {})
     n_days = days if days is not None else len({r.at.date() for r in records})
-    n = estimate_arrivals(base.n, len(records), float(max(1, n_days)), prior_days)
     shape = base.shape
-    if learn_shape:
+    if learn_shape:  # from whole days: a sold-out day's evening had no quotes to log
         counts = [0.0] * 24
         for r in records:
-            counts[r.at.hour] += 1.0
-        weight = prior_days * max(base.n, 1.0)
-        prior_shares = base.shape.hour_shares()
-        total = len(records) + weight
-        shape = ArrivalShape(
-            base=0.0,
-            bumps=(),
-            hourly=tuple(
-                round((c + weight * s) / total, 6)
-                for c, s in zip(counts, prior_shares, strict=True)
-            ),
-        )
+            if r.at.date() not in ended:
+                counts[r.at.hour] += 1.0
+        shape = learned_shape(counts, base.shape)
+    # a sold-out day saw only the requests that came before it sold out
+    exposure = max(0, n_days - len(ended)) + sum(
+        shape.cdf(at.hour + at.minute / 60.0 + at.second / 3600.0) for at in ended.values()
+    )
+    n = estimate_arrivals(base.n, len(records), max(1.0, exposure), prior_days)
 
-    obs: list[tuple[float, bool]] = []
+    by_day: dict[date, list[tuple[float, bool]]] = {}
     for r in records:
         h = 24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)
         p = float(r.price_fraction)
         if p > 0 and r.accepted is not None:
-            obs.append((math.log(p) - math.log(g_float(h)), r.accepted))
+            y = math.log(p) - math.log(g_float(h))
+            by_day.setdefault(r.at.date(), []).append((y, r.accepted))
+    obs = [o for day_obs in by_day.values() for o in day_obs]
     log_v = estimate_willingness(math.log(base.v), 0.5, base.sigma, obs, iterations=25)
+    v_right = willingness_right_share(
+        by_day.values(), log_v, base.sigma, right_sd=right_sd, wide_sd=wide_sd
+    )
 
     logs = [math.log(r.requested_cents) for r in records if r.requested_cents > 0]
     q_med, q_sigma = base.q_med_cents, base.q_sigma
@@ -331,4 +424,12 @@ def refit_forecast(
         k = len(logs) / (len(logs) + prior_days * max(base.n, 1.0))
         q_med = math.exp((1 - k) * math.log(base.q_med_cents) + k * mean)
         q_sigma = math.sqrt((1 - k) * base.q_sigma**2 + k * var)
-    return replace(base, n=n, v=math.exp(log_v), q_med_cents=q_med, q_sigma=q_sigma, shape=shape)
+    return replace(
+        base,
+        n=n,
+        v=math.exp(log_v),
+        q_med_cents=q_med,
+        q_sigma=q_sigma,
+        shape=shape,
+        v_right=v_right if v_right is not None else base.v_right,
+    )

@@ -92,7 +92,13 @@ def refit(
             records += views.settled_quotes(session, since=lo, until=lo + timedelta(days=1))
             actuals.append(forecasts.day_actual(session, day))
             day += timedelta(days=1)
-    learned = refit_forecast(records, forecast, days=len(actuals), learn_shape=True)
+    learned = refit_forecast(
+        records,
+        forecast,
+        days=len(actuals),
+        learn_shape=True,
+        sold_out={a.day: a.sold_out_at for a in actuals if a.sold_out_at is not None},
+    )
     data = {
         "window": [start.isoformat(), end.isoformat()],
         "days": [a.to_dict() for a in actuals],

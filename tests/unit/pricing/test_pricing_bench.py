@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+
+from cheaptokens.pricing import QuoteRecord
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "pricing"
 
@@ -67,6 +71,30 @@ def test_tiny_benchmark_run_completes(pb: ModuleType, capsys: pytest.CaptureFixt
     rows = summary["scenarios"]
     assert [r["k"] for r in rows] == [0, 3]
     assert all(0 < r["share_of_hindsight"] <= 1 for r in rows)
+
+
+def test_days_in_order_learn_the_forecast_each_night_as_the_shop_does(pb: ModuleType) -> None:
+    """``refit_days``: day 0 gets the handed (wrong) forecast; by day 5 the nightly refit,
+    fed the quotes the engine gave, has learned buyers 30 % shyer, how steady they are, and
+    kept the shape; the handed-forecast protocol never learns."""
+    res = pb.run_scenario(5, range(6), refit_days=28)
+    first, last = res.forecasts[0], res.forecasts[-1]
+    assert first == pb.forecast_for(pb.SCENARIOS[5]) and first.v == 0.75
+    assert last.v == pytest.approx(0.525, abs=0.04)
+    assert last.v_right is not None and last.v_right > 0.5
+    assert not last.shape.hourly
+    assert pb.run_scenario(5, range(2)).forecasts == []  # the protocol: nothing carried over
+
+
+def test_a_sold_out_day_is_dated_by_the_request_that_filled_it(pb: ModuleType) -> None:
+    at = [pb.DAY0 + timedelta(hours=h) for h in (1, 2, 3)]
+    log = [
+        QuoteRecord(at[0], 60_000, Decimal("0.5"), True),
+        QuoteRecord(at[1], 50_000, Decimal("0.5"), False),
+        QuoteRecord(at[2], 40_000, Decimal("0.5"), True),
+    ]
+    assert pb.sold_out_at(log) == at[2]
+    assert pb.sold_out_at(log[:2]) is None
 
 
 def test_baseline_cannot_beat_hindsight(pb: ModuleType) -> None:

@@ -23,6 +23,7 @@ from cheaptokens.pricing import (
     refit_forecast,
 )
 from cheaptokens.pricing.forecast import estimate_willingness, willingness_log_evidence
+from support.answers import answers
 
 DAY = datetime(2030, 1, 1, tzinfo=UTC)
 CAP = 100_000
@@ -150,13 +151,7 @@ def test_refit_moves_estimates_the_right_way() -> None:
 
 
 def outcomes(log_v: float, count: int, seed: int) -> list[tuple[float, bool]]:
-    """``count`` quotes around the level ``log_v`` and whether a buyer (σ 0.5) took each."""
-    rnd = random.Random(seed)
-    obs = []
-    for _ in range(count):
-        y = log_v + rnd.uniform(-0.6, 0.6)
-        obs.append((y, log_v + 0.5 * rnd.gauss(0, 1) >= y))
-    return obs
+    return answers(log_v, count, random.Random(seed))
 
 
 def test_willingness_evidence_favours_the_prior_that_fits_the_outcomes() -> None:

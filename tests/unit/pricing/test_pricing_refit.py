@@ -1,0 +1,140 @@
+"""The nightly refit learns from weeks of the shop's own quotes: it keeps the forecast's daily
+shape unless the requests argue otherwise, measures how often a day's willingness is the
+forecast's (which the engine then trusts), and reads a sold-out day as a day cut short."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from cheaptokens.pricing import ArrivalShape, Forecast, PricingEngine, QuoteRecord, refit_forecast
+from cheaptokens.pricing.forecast import (
+    V_RIGHT_BOUNDS,
+    V_RIGHT_MIN_DAYS,
+    g_float,
+    learned_shape,
+    willingness_right_share,
+)
+from support.answers import answers
+
+DAY = datetime(2030, 1, 1, tzinfo=UTC)
+EARLY = ArrivalShape(base=0.25, bumps=((1.4, 2.0, 3.0), (1.0, 8.0, 2.5), (0.5, 15.0, 2.5)))
+PRIOR = Forecast(n=200, v=0.75, q_med_cents=1000)
+
+
+def hour_counts(shape: ArrivalShape, n: int, seed: int) -> list[float]:
+    """``n`` requests drawn from ``shape``, counted per UTC hour."""
+    rnd = random.Random(seed)
+    counts = [0.0] * 24
+    for h in rnd.choices(range(24), weights=shape.hour_shares(), k=n):
+        counts[h] += 1.0
+    return counts
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_weeks_of_requests_shaped_as_forecast_keep_the_forecasts_shape(seed: int) -> None:
+    prior = PRIOR.shape
+    assert learned_shape(hour_counts(prior, 28 * 200, seed), prior) is prior
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_different_daily_shape_is_learned_as_a_histogram(seed: int) -> None:
+    prior = PRIOR.shape
+    learned = learned_shape(hour_counts(EARLY, 3 * 200, seed), prior)
+    assert learned.hourly, "three days of early requests should replace the shape"
+    got, want = learned.hour_shares(), EARLY.hour_shares()
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.035
+    assert got[2] > 2 * prior.hour_shares()[2]  # the night peak the forecast did not have
+
+
+def test_no_requests_leave_the_shape_alone() -> None:
+    assert learned_shape([0.0] * 24, PRIOR.shape) is PRIOR.shape
+
+
+def test_steady_days_are_measured_as_the_forecasts_and_unsteady_ones_are_not() -> None:
+    rnd = random.Random(7)
+    level = math.log(0.75)
+    steady = [answers(level, 150, rnd) for _ in range(20)]
+    unsteady = [answers(level + rnd.choice((-0.5, 0.5)), 150, rnd) for _ in range(20)]
+    kw = {"right_sd": 0.05, "wide_sd": 0.3}
+    high = willingness_right_share(steady, level, 0.5, **kw)
+    low = willingness_right_share(unsteady, level, 0.5, **kw)
+    assert high is not None and high >= 0.9
+    assert low is not None and low <= 0.2
+    assert V_RIGHT_BOUNDS[0] <= low < high <= V_RIGHT_BOUNDS[1]
+    # too few days to say: the engine's own prior applies
+    assert willingness_right_share(steady[: V_RIGHT_MIN_DAYS - 1], level, 0.5, **kw) is None
+
+
+def quote_days(
+    days: int, n: int, v: float, seed: int, *, sell_out_at: float | None = None
+) -> tuple[list[QuoteRecord], dict]:
+    """``days`` days of ``n`` requests (the default shape) answered by buyers of level ``v``;
+    with ``sell_out_at`` every day sells out at that hour and logs nothing after it."""
+    rnd = random.Random(seed)
+    records: list[QuoteRecord] = []
+    ended = {}
+    shares = PRIOR.shape.hour_shares()
+    for d in range(days):
+        hours = sorted(h + rnd.random() for h in rnd.choices(range(24), weights=shares, k=n))
+        for t in hours:
+            if sell_out_at is not None and t >= sell_out_at:
+                break
+            price = rnd.uniform(0.2, 0.8)
+            w = v * g_float(24 - t) * math.exp(0.5 * rnd.gauss(0, 1))
+            at = DAY + timedelta(days=d, hours=t)
+            records.append(QuoteRecord(at, 1000, Decimal(f"{price:.4f}"), w >= price))
+        if sell_out_at is not None:
+            ended[(DAY + timedelta(days=d)).date()] = DAY + timedelta(days=d, hours=sell_out_at)
+    return records, ended
+
+
+def test_sold_out_days_count_only_until_they_sold_out() -> None:
+    records, ended = quote_days(14, 200, 0.75, seed=3, sell_out_at=14.0)
+    told = refit_forecast(records, PRIOR, days=14, learn_shape=True, sold_out=ended)
+    blind = refit_forecast(records, PRIOR, days=14, learn_shape=True)
+    assert abs(told.n - 200) < 10  # the evenings nobody could be quoted are not "no demand"
+    assert blind.n < 170
+    assert told.shape is PRIOR.shape  # cut-short days say nothing of the evening's share
+    assert blind.shape.hourly  # read naively, the evening looks empty
+
+
+def test_the_refit_learns_the_level_and_how_steady_it_is() -> None:
+    records, _ = quote_days(14, 200, 0.525, seed=4)
+    fit = refit_forecast(records, PRIOR, days=14, learn_shape=True)
+    assert abs(fit.v - 0.525) < 0.03
+    assert fit.v_right is not None and fit.v_right >= 0.9
+    assert fit.shape is PRIOR.shape
+    assert Forecast.from_dict(fit.to_dict()) == fit  # stored and read back as it was
+    # a day's records alone do not measure it: the previous measure (or none) stays
+    one_day, _ = quote_days(1, 200, 0.525, seed=5)
+    assert refit_forecast(one_day, PRIOR).v_right is None
+    assert refit_forecast(one_day, fit).v_right == fit.v_right
+
+
+def test_v_right_must_be_a_probability() -> None:
+    with pytest.raises(ValueError, match="v_right"):
+        Forecast(v_right=1.0)
+    assert Forecast.from_dict({k: v for k, v in PRIOR.to_dict().items() if k != "v_right"}) == PRIOR
+
+
+def test_the_engine_trusts_a_forecast_measured_as_steady() -> None:
+    """The same 15 answers from buyers 30 % shyer: a forecast measured as right on 95 % of
+    days keeps the estimate nearer to it than one measured as right on 5 % of days (which
+    follows the answers)."""
+    obs_day = answers(math.log(0.525), 15, random.Random(11))
+    estimates = {}
+    for right in (0.05, 0.95):
+        engine = PricingEngine()
+        engine.start_day(DAY, 100_000, Forecast(n=200, v=0.75, v_right=right))
+        for i, (y, accepted) in enumerate(obs_day):
+            t = 1 + i * 0.1
+            price = math.exp(y) * g_float(24 - t)
+            engine.observe(DAY + timedelta(hours=t), 1000, Decimal(f"{price:.6f}"), accepted)
+        engine.replan(DAY + timedelta(hours=6))
+        estimates[right] = engine.willingness_estimate
+    assert estimates[0.05] < 0.6 and 0.65 < estimates[0.95] <= 0.75
