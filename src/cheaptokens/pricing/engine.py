@@ -9,7 +9,7 @@ the engine
    declined quotes (willingness level: the posterior mixture of a narrow prior at the
    forecast and a wide one, each by probit MAP), and when (and, weakly, how many) the
    requests came (a posterior over candidate daily shapes: the forecast's, shifted ones,
-   flat) — see
+   flat, tilted ones) — see
    :mod:`cheaptokens.pricing.forecast`; the expected credit demanded is arrivals × mean
    request size, spread over the rest of the day by the posterior mixture of shapes;
 2. re-solves the fluid bid-price problem for the rest of the day from the unsold credit
@@ -93,7 +93,8 @@ class EngineConfig:
     #: demand planned for)| exceeds this
     replan_drift: float = 0.15
     #: prior probability that the forecast's daily shape is right; the rest is shared by
-    #: the shape shifted by whole hours and a flat day, weighed by when requests come (1:
+    #: the shape shifted by whole hours, a flat day and the shape tilted towards the
+    #: morning or the evening, weighed by when requests come (1:
     #: the forecast's shape is taken as known)
     shape_prior: float = 0.8
     #: days of arrival-rate prior with which the number of requests so far also judges the

@@ -14,7 +14,8 @@ Learning (pure functions, floats — estimates, not money):
 * :func:`estimate_arrivals`: Gamma-Poisson posterior mean of ``n`` after seeing ``count``
   requests while ``exposure`` (the share of the day's expected arrivals) has elapsed;
 * :func:`shape_posterior`: the same for a family of candidate daily shapes (the forecast's
-  and shifted ones), each weighted by how well it explains *when* the requests came;
+  and shifted, flat and tilted ones), each weighted by how well it explains *when* the
+  requests came;
 * :func:`estimate_log_size`: normal posterior of the log-mean request size from the credit
   each request asked for (so the day's credit demanded is arrivals × mean size);
 * :func:`estimate_willingness`: MAP of ``ln v`` under a normal prior from accept/decline

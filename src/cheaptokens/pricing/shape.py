@@ -115,6 +115,10 @@ DEFAULT_SHAPE = ArrivalShape()
 #: the alternatives to the forecast's shape the engine weighs during the day: the shape moved
 #: earlier or later by whole hours (cyclically over the UTC day), and a flat day
 SHIFT_HOURS: tuple[int, ...] = tuple(s for s in range(-11, 13) if s != 0)
+#: ... and the shape tilted towards the night and morning (negative) or the evening
+#: (positive): its intensity times ``exp(tilt · (t − 12) / 12)`` — a day whose buyers come
+#: earlier than forecast without the whole day moving (e.g. an Asian peak at night)
+TILTS: tuple[float, ...] = (-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0)
 
 
 def _cyclic_cdf(shape: ArrivalShape, t: float) -> float:
@@ -127,7 +131,8 @@ def _cyclic_cdf(shape: ArrivalShape, t: float) -> float:
 @dataclass(frozen=True)
 class ShapeFamily:
     """Candidate daily shapes on ``slots_per_hour`` slots: candidate 0 is the forecast's own
-    shape, then :data:`SHIFT_HOURS` shifts of it, then a flat day. ``mass[i][j]`` is candidate
+    shape, then :data:`SHIFT_HOURS` shifts of it, then a flat day, then :data:`TILTS` tilts
+    of it. ``mass[i][j]`` is candidate
     ``i``'s share of the day's arrivals in slot ``j``, ``cum[i][j]`` its share before slot
     ``j`` (so ``cum[i][-1] = 1``), ``log_mass`` the logarithms (floored) and ``log_prior`` the
     prior log-probabilities (``forecast_prior`` on candidate 0, the rest shared equally)."""
@@ -141,7 +146,10 @@ class ShapeFamily:
 
 @lru_cache(maxsize=16)
 def shape_family(
-    shape: ArrivalShape, forecast_prior: float, slots_per_hour: int = 4
+    shape: ArrivalShape,
+    forecast_prior: float,
+    slots_per_hour: int = 4,
+    tilts: tuple[float, ...] = TILTS,
 ) -> ShapeFamily:
     """The candidates weighed by :func:`cheaptokens.pricing.forecast.shape_posterior`."""
     if not 0.0 < forecast_prior <= 1.0:
@@ -156,6 +164,13 @@ def shape_family(
         ]
         masses.append(tuple(max(0.0, edges[j + 1] - edges[j]) for j in range(slots)))
     masses.append(tuple(1.0 / slots for _ in range(slots)))
+    for tilt in tilts:
+        tilted = [
+            m * math.exp(tilt * ((j + 0.5) / slots_per_hour - 12.0) / 12.0)
+            for j, m in enumerate(masses[0])
+        ]
+        total = sum(tilted)
+        masses.append(tuple(m / total for m in tilted))
     cums = []
     for mass in masses:
         acc, cum = 0.0, [0.0]

@@ -3,6 +3,7 @@ says, the engine learns it is an early day, not a busy one, and prices the rest 
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ import pytest
 
 from cheaptokens.pricing import ArrivalShape, EngineConfig, Forecast, PricingEngine, price_fraction
 from cheaptokens.pricing.forecast import ShapeCandidate, shape_posterior
-from cheaptokens.pricing.shape import SHIFT_HOURS, shape_family
+from cheaptokens.pricing.shape import SHIFT_HOURS, TILTS, shape_family
 
 DAY = datetime(2030, 1, 1, tzinfo=UTC)
 CAP = 100_000
@@ -51,6 +52,54 @@ def test_the_posterior_favours_the_shape_that_explains_when_requests_came() -> N
     post = shape_posterior(family, slot_counts(later, 20.0), 20.0, 200.0, 0.3)
     near_six = {1 + SHIFT_HOURS.index(s) for s in (5, 6, 7, 8)}
     assert sum(c.weight for c in post if c.index in near_six) > 0.9
+
+
+def tilted_times(tilt: float, n: int, seed: int) -> list[float]:
+    """``n`` request times from the forecast's shape tilted by ``tilt`` (rejection sampling)."""
+    rnd = random.Random(seed)
+
+    def raw(t: float) -> float:
+        return FORECAST.shape.raw(t) * math.exp(tilt * (t - 12.0) / 12.0)
+
+    top = max(raw(m / 60) for m in range(1440))
+    times: list[float] = []
+    while len(times) < n:
+        t = rnd.random() * 24
+        if rnd.random() * top < raw(t):
+            times.append(t)
+    return sorted(times)
+
+
+def test_tilted_candidates_are_the_forecasts_shape_times_an_exponential() -> None:
+    family = shape_family(FORECAST.shape, 0.8)
+    first_tilt = 1 + len(SHIFT_HOURS) + 1  # after the forecast's shape, the shifts and flat
+    assert len(family.mass) == first_tilt + len(TILTS)
+    for i, tilt in enumerate(TILTS):
+        raw = [m * math.exp(tilt * ((j + 0.5) / 4 - 12) / 12) for j, m in enumerate(family.mass[0])]
+        assert family.mass[first_tilt + i] == pytest.approx([r / sum(raw) for r in raw])
+    assert len(shape_family(FORECAST.shape, 0.8, tilts=()).mass) == first_tilt
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_day_tilted_towards_the_morning_is_read_as_less_busy(seed: int) -> None:
+    """As many requests as forecast, but more at night and fewer in the evening — no shift of
+    the forecast's shape looks like that. By noon the candidates tilted towards the morning
+    outweigh the forecast's own shape, and the day's arrivals expected are nearer the 200
+    that come than without them (which reads a busier day)."""
+    family = shape_family(FORECAST.shape, 0.8)
+    first_tilt = 1 + len(SHIFT_HOURS) + 1
+    morning = {first_tilt + i for i, tilt in enumerate(TILTS) if tilt < 0}
+    counts = slot_counts(tilted_times(-1.5, 200, seed), 12.0)
+    post = shape_posterior(family, counts, 12.0, 200.0, 0.3)
+    untilted = shape_family(FORECAST.shape, 0.8, tilts=())
+    without = shape_posterior(untilted, counts, 12.0, 200.0, 0.3)
+    morning_weight = sum(c.weight for c in post if c.index in morning)
+    assert morning_weight > 0.25 and morning_weight > sum(c.weight for c in post if c.index == 0)
+
+    def arrivals(post: list[ShapeCandidate]) -> float:
+        return sum(c.weight * c.n_hat for c in post)
+
+    assert abs(arrivals(post) - 200) < abs(arrivals(without) - 200)
 
 
 def test_nothing_seen_yet_leaves_the_prior() -> None:
@@ -146,4 +195,4 @@ def test_a_weak_count_prior_sees_an_early_day_sooner_and_a_busy_day_still_busy(
     strong = engine_after(busy, 12.0, shape_prior=0.8, shape_count_weight=0.3)
     weak.replan(at12, 60_000)
     strong.replan(at12, 60_000)
-    assert weak.arrival_estimate > 295 > strong.arrival_estimate + 15
+    assert weak.arrival_estimate > 295 and strong.arrival_estimate < 0.9 * weak.arrival_estimate
