@@ -52,6 +52,8 @@ from decimal import Decimal
 from cheaptokens.pricing import fluid
 from cheaptokens.pricing.curve import PricingParams, planned_remaining_cents, price_fraction
 from cheaptokens.pricing.forecast import (
+    WILLINGNESS_RIGHT_SD,
+    WILLINGNESS_WIDE_SD,
     Forecast,
     estimate_arrivals,
     estimate_log_size,
@@ -74,12 +76,14 @@ class EngineConfig:
     #: days of evidence the forecast's arrival rate counts for
     arrival_prior_days: float = 0.15
     #: prior sd of ln v (how far the willingness level may be off)
-    willingness_prior_sd: float = 0.3
+    willingness_prior_sd: float = WILLINGNESS_WIDE_SD
     #: prior probability that the forecast's willingness level is right (within
     #: ``willingness_right_sd`` in ln v); the rest has ``willingness_prior_sd``. The
-    #: estimate is the posterior mixture of the two (0: one prior, the wide one)
+    #: estimate is the posterior mixture of the two (0: one prior, the wide one). A learned
+    #: forecast's ``v_right`` (how often it was right, measured by the nightly refit) takes
+    #: its place
     willingness_prior_right: float = 0.3
-    willingness_right_sd: float = 0.05
+    willingness_right_sd: float = WILLINGNESS_RIGHT_SD
     #: re-plan inside the hour when the willingness estimate has moved more than this (in
     #: ln v) since the plan in force (0: only sales and the demand estimate trigger it)
     replan_willingness_drift: float = 0.1
@@ -134,6 +138,9 @@ class PricingEngine:
         self._obs: list[tuple[float, bool]] = []
         self._log_v = 0.0
         self._log_v_wide = 0.0
+        #: (answers seen, _willingness() of them): a drift check's estimate, reused by the
+        #: re-plan it triggers
+        self._v_memo: tuple[int, tuple[float, float]] | None = None
         self._n_hat = 0.0
         self._q_hat = 0.0
         self._remaining = 0
@@ -160,6 +167,7 @@ class PricingEngine:
         self._obs = []
         self._log_v = math.log(forecast.v)
         self._log_v_wide = self._log_v
+        self._v_memo = None
         self._n_hat = forecast.n
         self._q_hat = forecast.mean_request_cents
         self._remaining = capacity_cents
@@ -359,16 +367,26 @@ class PricingEngine:
         """Posterior mean of ln v, and the wide prior's MAP (the next Newton start).
 
         The wide prior's MAP alone, or with ``willingness_prior_right`` the mixture of the
-        narrow and wide priors' MAPs weighed by their (Laplace) evidence.
+        narrow and wide priors' MAPs weighed by their (Laplace) evidence. Answers only
+        accumulate, so their number says whether the last result still holds.
         """
+        if self._v_memo is not None and self._v_memo[0] == len(self._obs):
+            return self._v_memo[1]
         fc, cfg = self._forecast, self.config
         mu0 = math.log(fc.v)
         wide = estimate_willingness(
             mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v_wide
         )
         right = cfg.willingness_prior_right if fc.v_right is None else fc.v_right
-        if right <= 0.0:
-            return wide, wide
+        result = (wide, wide)
+        if right > 0.0:
+            result = (self._mixture(right, mu0, wide), wide)
+        self._v_memo = (len(self._obs), result)
+        return result
+
+    def _mixture(self, right: float, mu0: float, wide: float) -> float:
+        """The posterior mean of ln v under the narrow-or-wide prior mixture."""
+        fc, cfg = self._forecast, self.config
         narrow = estimate_willingness(mu0, cfg.willingness_right_sd, fc.sigma, self._obs, start=mu0)
         log_odds = (
             math.log(right / (1.0 - right))
@@ -376,7 +394,7 @@ class PricingEngine:
             - willingness_log_evidence(mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, wide)
         )
         p_right = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, log_odds))))
-        return p_right * narrow + (1.0 - p_right) * wide, wide
+        return p_right * narrow + (1.0 - p_right) * wide
 
     @staticmethod
     def _fit(sol: fluid.FluidSolution, g: tuple[float, ...]) -> tuple[float, float]:

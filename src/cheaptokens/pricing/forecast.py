@@ -290,6 +290,14 @@ SHAPE_CONCENTRATION = 48.0
 #: days with answers; the share it finds is kept within these bounds
 V_RIGHT_MIN_DAYS = 3
 V_RIGHT_BOUNDS = (0.05, 0.95)
+#: sd of ln v of the willingness mixture's two priors — "the forecast's level is right" and
+#: "it may be off" — shared by the engine (its ``EngineConfig`` defaults) and the refit
+WILLINGNESS_RIGHT_SD = 0.05
+WILLINGNESS_WIDE_SD = 0.3
+
+
+def _hour_of_day(at: datetime) -> float:
+    return at.hour + at.minute / 60.0 + at.second / 3600.0
 
 
 def learned_shape(counts: Sequence[float], prior: ArrivalShape) -> ArrivalShape:
@@ -368,8 +376,8 @@ def refit_forecast(
     days: int | None = None,
     learn_shape: bool = False,
     sold_out: Mapping[date, datetime] | None = None,
-    right_sd: float = 0.05,
-    wide_sd: float = 0.3,
+    right_sd: float = WILLINGNESS_RIGHT_SD,
+    wide_sd: float = WILLINGNESS_WIDE_SD,
 ) -> Forecast:
     """Nightly refit: move ``prior`` towards what the logged days showed.
 
@@ -400,13 +408,13 @@ def refit_forecast(
         shape = learned_shape(counts, base.shape)
     # a sold-out day saw only the requests that came before it sold out
     exposure = max(0, n_days - len(ended)) + sum(
-        shape.cdf(at.hour + at.minute / 60.0 + at.second / 3600.0) for at in ended.values()
+        shape.cdf(_hour_of_day(at)) for at in ended.values()
     )
     n = estimate_arrivals(base.n, len(records), max(1.0, exposure), prior_days)
 
     by_day: dict[date, list[tuple[float, bool]]] = {}
     for r in records:
-        h = 24.0 - (r.at.hour + r.at.minute / 60.0 + r.at.second / 3600.0)
+        h = 24.0 - _hour_of_day(r.at)
         p = float(r.price_fraction)
         if p > 0 and r.accepted is not None:
             y = math.log(p) - math.log(g_float(h))

@@ -22,6 +22,7 @@ from cheaptokens.pricing import (
     price_fraction,
     refit_forecast,
 )
+from cheaptokens.pricing import engine as engine_module
 from cheaptokens.pricing.forecast import estimate_willingness, willingness_log_evidence
 from support.answers import answers
 
@@ -188,7 +189,9 @@ def test_a_prior_that_trusts_the_forecast_shrinks_noise_and_still_learns_a_real_
     assert max(shifted) < 0.6  # 40 % shyer buyers: learned anyway (forecast 0.75)
 
 
-def test_a_willingness_shift_inside_the_hour_re_plans_before_the_next_hour() -> None:
+def test_a_willingness_shift_inside_the_hour_re_plans_before_the_next_hour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def engine_after_shy_buyers(drift: float) -> tuple[PricingEngine, PricingParams]:
         engine = PricingEngine(EngineConfig(replan_willingness_drift=drift))
         engine.start_day(DAY, CAP, Forecast())
@@ -209,7 +212,15 @@ def test_a_willingness_shift_inside_the_hour_re_plans_before_the_next_hour() -> 
     blind, _ = engine_after_shy_buyers(0.0)
     now = DAY + timedelta(hours=8, minutes=20)
     assert blind.tick(now, CAP) is None  # neither sales nor the demand estimate drifted
+    fits: list[float] = []
+
+    def counted(*args: object, **kwargs: object) -> float:
+        fits.append(1.0)
+        return estimate_willingness(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "estimate_willingness", counted)
     fresh = watching.tick(now, CAP)
+    assert len(fits) == 2  # the drift check's narrow and wide fits, reused by the re-plan
     assert fresh is not None and fresh.valid_from == now
     assert watching.willingness_estimate < 0.75 * 0.9
     assert watching.price(now, 1000, CAP) < price_fraction(before, now=now, remaining_cents=CAP)
