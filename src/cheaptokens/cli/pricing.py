@@ -111,8 +111,14 @@ def _print_forecast(f: Forecast) -> None:
     print(f"willingness   {f.v:.3f} of list for 24-h credit (log-sd {f.sigma:.2f})")
     if f.v_right is not None:
         print(f"              the day's level on {f.v_right:.0%} of past days")
+    if f.arrival_prior_days is not None:
+        print(f"              requests/day worth {f.arrival_prior_days:.1f} days of evidence")
     print(f"request size  median {f.q_med_cents:.0f}¢ (log-sd {f.q_sigma:.2f})")
+    if f.size_prior_count is not None:
+        print(f"              worth {f.size_prior_count:.0f} requests of evidence")
     print(f"daily shape   busiest hour {peak:02d}:00 UTC ({shares[peak]:.1%} of requests)")
+    if f.shape_prior is not None:
+        print(f"              the day's shape on {f.shape_prior:.0%} of past days")
 
 
 def _refit(args: argparse.Namespace) -> int:

@@ -73,7 +73,9 @@ class EngineConfig:
     floor: Decimal = Decimal("0.01")
     beta: Decimal = Decimal("0.25")
     list_cents: int = 100
-    #: days of evidence the forecast's arrival rate counts for
+    #: days of evidence the forecast's arrival rate counts for (a learned forecast's own
+    #: ``arrival_prior_days``, measured by the nightly refit, takes its place; so do its
+    #: ``size_prior_count`` and ``shape_prior`` for the settings below)
     arrival_prior_days: float = 0.15
     #: prior sd of ln v (how far the willingness level may be off)
     willingness_prior_sd: float = WILLINGNESS_WIDE_SD
@@ -212,9 +214,10 @@ class PricingEngine:
 
     def _size_estimate(self, seen: int) -> float:
         fc = self._forecast
-        mu = estimate_log_size(
-            math.log(fc.q_med_cents), self.config.size_prior_count, seen, self._log_cum[seen]
-        )
+        weight = self.config.size_prior_count
+        if fc.size_prior_count is not None:
+            weight = fc.size_prior_count
+        mu = estimate_log_size(math.log(fc.q_med_cents), weight, seen, self._log_cum[seen])
         return math.exp(mu + fc.q_sigma**2 / 2.0)
 
     def _arrivals(self, t: float) -> tuple[float, list[float]]:
@@ -229,12 +232,16 @@ class PricingEngine:
         per = fluid.SLOTS_PER_HOUR
         j0 = min(fluid.SLOTS - 1, int(t * per))
         seen = bisect.bisect_left(self._times, t)
-        if cfg.shape_prior >= 1.0:
-            n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), cfg.arrival_prior_days)
+        weight = cfg.arrival_prior_days
+        if fc.arrival_prior_days is not None:
+            weight = fc.arrival_prior_days
+        shape_prior = cfg.shape_prior if fc.shape_prior is None else fc.shape_prior
+        if shape_prior >= 1.0:
+            n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), weight)
             mass, _ = fluid.slot_grid(fc.shape)
             first = max(0.0, fc.shape.cdf((j0 + 1) / per) - fc.shape.cdf(t))
             return n_hat, [n_hat * first] + [n_hat * mj for mj in mass[j0 + 1 :]]
-        family = shape_family(fc.shape, cfg.shape_prior, per)
+        family = shape_family(fc.shape, shape_prior, per)
         counts: list[int] = []
         before = 0
         for j in range(j0):
@@ -253,7 +260,7 @@ class PricingEngine:
             counts,
             t,
             fc.n,
-            cfg.arrival_prior_days,
+            weight,
             count_weight=cfg.shape_count_weight,
         )
         for cand in posterior:

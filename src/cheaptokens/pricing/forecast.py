@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape, ShapeFamily
+from cheaptokens.pricing.shape import DEFAULT_SHAPE, ArrivalShape, ShapeFamily, shape_family
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -58,14 +58,30 @@ class Forecast:
     #: prior), as the nightly refit measured it over past days; None: not measured (an
     #: operator's forecast), the engine's ``willingness_prior_right`` applies
     v_right: float | None = None
+    #: how many days of evidence ``n`` counts for in a new day, and how many requests'
+    #: worth ``q_med_cents`` does — as steady as past days were, measured by the nightly
+    #: refit (:func:`arrival_weight`, :func:`size_weight`); None: the engine's
+    #: ``arrival_prior_days`` / ``size_prior_count`` apply
+    arrival_prior_days: float | None = None
+    size_prior_count: float | None = None
+    #: how often a day's requests came as ``shape`` rather than shifted, flat or tilted,
+    #: measured by the nightly refit (:func:`shape_right_share`); None: the engine's
+    #: ``shape_prior`` applies
+    shape_prior: float | None = None
 
     def __post_init__(self) -> None:
         if self.n < 0 or self.v <= 0 or self.sigma <= 0 or self.q_med_cents <= 0:
             raise ValueError("forecast needs n >= 0 and positive v, sigma, q_med_cents")
         if self.q_sigma < 0:
             raise ValueError("q_sigma must be >= 0")
-        if self.v_right is not None and not 0.0 < self.v_right < 1.0:
-            raise ValueError("v_right must be in (0, 1)")
+        for name in ("v_right", "shape_prior"):
+            share = getattr(self, name)
+            if share is not None and not 0.0 < share < 1.0:
+                raise ValueError(f"{name} must be in (0, 1)")
+        for name in ("arrival_prior_days", "size_prior_count"):
+            weight = getattr(self, name)
+            if weight is not None and not (math.isfinite(weight) and weight > 0):
+                raise ValueError(f"{name} must be positive")
 
     @property
     def mean_request_cents(self) -> float:
@@ -82,6 +98,9 @@ class Forecast:
             "q_sigma": self.q_sigma,
             "shape": self.shape.to_dict(),
             "v_right": self.v_right,
+            "arrival_prior_days": self.arrival_prior_days,
+            "size_prior_count": self.size_prior_count,
+            "shape_prior": self.shape_prior,
         }
 
     @classmethod
@@ -94,8 +113,16 @@ class Forecast:
             q_med_cents=float(raw["q_med_cents"]),  # type: ignore[arg-type]
             q_sigma=float(raw["q_sigma"]),  # type: ignore[arg-type]
             shape=ArrivalShape.from_dict(shape) if isinstance(shape, dict) else DEFAULT_SHAPE,
-            v_right=float(raw["v_right"]) if raw.get("v_right") is not None else None,  # type: ignore[arg-type]
+            v_right=_optional(raw, "v_right"),
+            arrival_prior_days=_optional(raw, "arrival_prior_days"),
+            size_prior_count=_optional(raw, "size_prior_count"),
+            shape_prior=_optional(raw, "shape_prior"),
         )
+
+
+def _optional(raw: dict[str, object], name: str) -> float | None:
+    value = raw.get(name)
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -333,6 +360,46 @@ def learned_shape(counts: Sequence[float], prior: ArrivalShape) -> ArrivalShape:
     )
 
 
+def arrival_weight(days: Sequence[tuple[int, float]], n: float) -> float | None:
+    """How many days of evidence the learned daily arrival rate ``n`` is worth in a new day
+    (the engine's Gamma prior weight, :func:`estimate_arrivals`), from the logged days'
+    ``(requests, exposure)``: ``n`` over the variance of a day's rate about it.
+
+    That variance is the days' own (by moments: a day's squared miss less its Poisson part,
+    ``Σ((c − e·n̂)² − e·n̂) / Σe²``, n̂ = Σc/Σe) plus the uncertainty of ``n`` from the window
+    (``n̂/Σe``). Days as steady as Poisson arrivals allow earn a weight near the window's
+    length; days whose rate swings earn little. None with fewer than
+    :data:`V_RIGHT_MIN_DAYS` days.
+    """
+    days = [(c, e) for c, e in days if e > 0]
+    total_e = sum(e for _, e in days)
+    if len(days) < V_RIGHT_MIN_DAYS or total_e <= 0 or n <= 0:
+        return None
+    rate = sum(c for c, _ in days) / total_e
+    spread = sum((c - e * rate) ** 2 - e * rate for c, e in days) / sum(e * e for _, e in days)
+    variance = max(0.0, spread) + max(rate, 1.0) / total_e
+    return n / variance
+
+
+def size_weight(days: Sequence[Sequence[float]], q_sigma: float) -> float | None:
+    """How many requests' worth of evidence the learned request size is in a new day (the
+    engine's prior weight, :func:`estimate_log_size`), from each logged day's ``ln`` request
+    sizes: ``q_σ²`` over the variance of a day's log-mean about the pooled one.
+
+    That variance is the days' own (by moments: a day's squared miss less its sampling part
+    ``q_σ²/c``) plus the pooled mean's (``q_σ²/Σc``). None with fewer than
+    :data:`V_RIGHT_MIN_DAYS` days with two requests or more, or ``q_σ`` 0.
+    """
+    days = [d for d in days if len(d) >= 2]
+    total = sum(len(d) for d in days)
+    if len(days) < V_RIGHT_MIN_DAYS or q_sigma <= 0:
+        return None
+    var = q_sigma**2
+    pooled = sum(sum(d) for d in days) / total
+    spread = sum((sum(d) / len(d) - pooled) ** 2 - var / len(d) for d in days) / (len(days) - 1)
+    return var / (max(0.0, spread) + var / total)
+
+
 def willingness_right_share(
     days: Iterable[Sequence[tuple[float, bool]]],
     log_v: float,
@@ -357,6 +424,34 @@ def willingness_right_share(
             willingness_log_evidence(log_v, right_sd, sigma, obs, narrow)
             - willingness_log_evidence(log_v, wide_sd, sigma, obs, wide)
         )
+    return _right_share(ratios)
+
+
+def shape_right_share(days: Iterable[Sequence[float]], family: ShapeFamily) -> float | None:
+    """How often a whole day's requests came as the forecast's shape (``family``'s candidate
+    0) rather than as one of the other candidates, which share the rest equally as in the
+    engine: EM on that weight over the days' multinomial likelihoods (``days``: each day's
+    requests per slot of ``family``), within :data:`V_RIGHT_BOUNDS`. None with fewer than
+    :data:`V_RIGHT_MIN_DAYS` days with requests.
+    """
+    ratios: list[float] = []
+    for counts in days:
+        if not any(counts):
+            continue
+        ll = [
+            sum(c * lm for c, lm in zip(counts, log_mass, strict=True) if c)
+            for log_mass in family.log_mass
+        ]
+        top = max(ll[1:])
+        others = top + math.log(sum(math.exp(x - top) for x in ll[1:]) / (len(ll) - 1))
+        ratios.append(ll[0] - others)
+    return _right_share(ratios)
+
+
+def _right_share(ratios: Sequence[float]) -> float | None:
+    """The weight ``ρ`` of "as forecast" in a two-way mixture that best explains days whose
+    log-likelihood ratios (forecast's against the alternative) are ``ratios``: EM, within
+    :data:`V_RIGHT_BOUNDS`; None with fewer than :data:`V_RIGHT_MIN_DAYS` days."""
     if len(ratios) < V_RIGHT_MIN_DAYS:
         return None
     lo, hi = V_RIGHT_BOUNDS
@@ -389,7 +484,11 @@ def refit_forecast(
     the buyer's willingness was below that price — (prior sd 0.5 in log space), ``v_right``
     how often a single day's answers agree with that ``v`` (:func:`willingness_right_share`,
     with the engine's narrow and wide prior sds ``right_sd`` and ``wide_sd``), and the size
-    parameters the log-normal moments of the requested amounts, shrunk like ``n``. With
+    parameters the log-normal moments of the requested amounts, shrunk like ``n``;
+    ``arrival_prior_days`` and ``size_prior_count`` how much a new day's arrivals and sizes
+    may stray from them (:func:`arrival_weight`, :func:`size_weight`) and ``shape_prior``
+    how often a whole day came as the shape (:func:`shape_right_share`) — each kept from
+    ``prior`` when the window cannot measure it. With
     ``learn_shape`` the daily shape is the prior's unless the logged requests per UTC hour
     argue for a histogram (:func:`learned_shape`).
     """
@@ -411,6 +510,24 @@ def refit_forecast(
         shape.cdf(_hour_of_day(at)) for at in ended.values()
     )
     n = estimate_arrivals(base.n, len(records), max(1.0, exposure), prior_days)
+    per_day: dict[date, list[float]] = {}
+    slots: dict[date, list[float]] = {}  # whole days' requests per quarter-hour
+    for r in records:
+        day = r.at.date()
+        per_day.setdefault(day, []).append(math.log(max(1, r.requested_cents)))
+        if day not in ended:
+            counts = slots.setdefault(day, [0.0] * 96)
+            counts[min(95, int(_hour_of_day(r.at) * 4))] += 1.0
+    shape_right = shape_right_share(slots.values(), shape_family(shape, 0.5, 4))
+    quiet = [(0, 1.0)] * max(0, n_days - len(per_day))  # logged days without a request
+    n_weight = arrival_weight(
+        [
+            (len(sizes), shape.cdf(_hour_of_day(ended[d])) if d in ended else 1.0)
+            for d, sizes in per_day.items()
+        ]
+        + quiet,
+        n,
+    )
 
     by_day: dict[date, list[tuple[float, bool]]] = {}
     for r in records:
@@ -425,7 +542,7 @@ def refit_forecast(
         by_day.values(), log_v, base.sigma, right_sd=right_sd, wide_sd=wide_sd
     )
 
-    logs = [math.log(r.requested_cents) for r in records if r.requested_cents > 0]
+    logs = [x for sizes in per_day.values() for x in sizes]
     q_med, q_sigma = base.q_med_cents, base.q_sigma
     if len(logs) >= 2:
         mean = sum(logs) / len(logs)
@@ -441,4 +558,11 @@ def refit_forecast(
         q_sigma=q_sigma,
         shape=shape,
         v_right=v_right if v_right is not None else base.v_right,
+        arrival_prior_days=n_weight if n_weight is not None else base.arrival_prior_days,
+        shape_prior=shape_right if shape_right is not None else base.shape_prior,
+        size_prior_count=(
+            q_weight
+            if (q_weight := size_weight(list(per_day.values()), q_sigma)) is not None
+            else base.size_prior_count
+        ),
     )
