@@ -110,7 +110,8 @@ def _print_forecast(f: Forecast) -> None:
     print(f"requests/day  {f.n:.1f}")
     print(f"willingness   {f.v:.3f} of list for 24-h credit (log-sd {f.sigma:.2f})")
     if f.v_right is not None:
-        print(f"              the day's level on {f.v_right:.0%} of past days")
+        within = f" (within {f.v_right_sd:.2f} in ln v)" if f.v_right_sd is not None else ""
+        print(f"              the day's level on {f.v_right:.0%} of past days{within}")
     if f.arrival_prior_days is not None:
         print(f"              requests/day worth {f.arrival_prior_days:.1f} days of evidence")
     print(f"request size  median {f.q_med_cents:.0f}¢ (log-sd {f.q_sigma:.2f})")

@@ -83,7 +83,7 @@ class EngineConfig:
     #: ``willingness_right_sd`` in ln v); the rest has ``willingness_prior_sd``. The
     #: estimate is the posterior mixture of the two (0: one prior, the wide one). A learned
     #: forecast's ``v_right`` (how often it was right, measured by the nightly refit) takes
-    #: its place
+    #: its place, and its ``v_right_sd`` that of ``willingness_right_sd``
     willingness_prior_right: float = 0.3
     willingness_right_sd: float = WILLINGNESS_RIGHT_SD
     #: re-plan inside the hour when the willingness estimate has moved more than this (in
@@ -394,10 +394,11 @@ class PricingEngine:
     def _mixture(self, right: float, mu0: float, wide: float) -> float:
         """The posterior mean of ln v under the narrow-or-wide prior mixture."""
         fc, cfg = self._forecast, self.config
-        narrow = estimate_willingness(mu0, cfg.willingness_right_sd, fc.sigma, self._obs, start=mu0)
+        sd = cfg.willingness_right_sd if fc.v_right_sd is None else fc.v_right_sd
+        narrow = estimate_willingness(mu0, sd, fc.sigma, self._obs, start=mu0)
         log_odds = (
             math.log(right / (1.0 - right))
-            + willingness_log_evidence(mu0, cfg.willingness_right_sd, fc.sigma, self._obs, narrow)
+            + willingness_log_evidence(mu0, sd, fc.sigma, self._obs, narrow)
             - willingness_log_evidence(mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, wide)
         )
         p_right = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, log_odds))))

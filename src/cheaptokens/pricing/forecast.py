@@ -58,6 +58,9 @@ class Forecast:
     #: prior), as the nightly refit measured it over past days; None: not measured (an
     #: operator's forecast), the engine's ``willingness_prior_right`` applies
     v_right: float | None = None
+    #: the sd of ln v within which such a day's level keeps to ``v`` (the engine's
+    #: ``willingness_right_sd``), measured with ``v_right``; None: the engine's applies
+    v_right_sd: float | None = None
     #: how many days of evidence ``n`` counts for in a new day, and how many requests'
     #: worth ``q_med_cents`` does — as steady as past days were, measured by the nightly
     #: refit (:func:`arrival_weight`, :func:`size_weight`); None: the engine's
@@ -78,7 +81,7 @@ class Forecast:
             share = getattr(self, name)
             if share is not None and not 0.0 < share < 1.0:
                 raise ValueError(f"{name} must be in (0, 1)")
-        for name in ("arrival_prior_days", "size_prior_count"):
+        for name in ("arrival_prior_days", "size_prior_count", "v_right_sd"):
             weight = getattr(self, name)
             if weight is not None and not (math.isfinite(weight) and weight > 0):
                 raise ValueError(f"{name} must be positive")
@@ -98,6 +101,7 @@ class Forecast:
             "q_sigma": self.q_sigma,
             "shape": self.shape.to_dict(),
             "v_right": self.v_right,
+            "v_right_sd": self.v_right_sd,
             "arrival_prior_days": self.arrival_prior_days,
             "size_prior_count": self.size_prior_count,
             "shape_prior": self.shape_prior,
@@ -114,6 +118,7 @@ class Forecast:
             q_sigma=float(raw["q_sigma"]),  # type: ignore[arg-type]
             shape=ArrivalShape.from_dict(shape) if isinstance(shape, dict) else DEFAULT_SHAPE,
             v_right=_optional(raw, "v_right"),
+            v_right_sd=_optional(raw, "v_right_sd"),
             arrival_prior_days=_optional(raw, "arrival_prior_days"),
             size_prior_count=_optional(raw, "size_prior_count"),
             shape_prior=_optional(raw, "shape_prior"),
@@ -316,11 +321,14 @@ SHAPE_CONCENTRATION = 48.0
 #: the nightly refit measures how often a day's willingness is the forecast's from this many
 #: days with answers; the share it finds is kept within these bounds
 V_RIGHT_MIN_DAYS = 3
-V_RIGHT_BOUNDS = (0.05, 0.95)
+V_RIGHT_BOUNDS = (0.05, 0.99)
 #: sd of ln v of the willingness mixture's two priors — "the forecast's level is right" and
 #: "it may be off" — shared by the engine (its ``EngineConfig`` defaults) and the refit
 WILLINGNESS_RIGHT_SD = 0.05
 WILLINGNESS_WIDE_SD = 0.3
+#: the narrow sds among which the nightly refit picks how closely steady days keep to the
+#: learned level (``Forecast.v_right_sd``)
+V_RIGHT_SDS = (0.02, 0.03, 0.05, 0.08)
 
 
 def _hour_of_day(at: datetime) -> float:
@@ -405,26 +413,44 @@ def willingness_right_share(
     log_v: float,
     sigma: float,
     *,
-    right_sd: float,
+    right_sd: float | Sequence[float],
     wide_sd: float,
-) -> float | None:
+) -> tuple[float, float] | None:
     """How often a day's willingness level is ``log_v`` (within ``right_sd``) rather than
     anywhere within ``wide_sd`` of it: the mixing weight of the two priors that best explains
     the days' answers (each day's evidence under either, :func:`willingness_log_evidence`;
-    EM on the weight), within :data:`V_RIGHT_BOUNDS`. None with fewer than
-    :data:`V_RIGHT_MIN_DAYS` days of answers.
+    EM on the weight), within :data:`V_RIGHT_BOUNDS`; and that ``right_sd`` — given several,
+    the one whose mixture explains the days best (how closely steady days keep to the
+    level). None with fewer than :data:`V_RIGHT_MIN_DAYS` days of answers.
     """
-    ratios: list[float] = []
-    for obs in days:
-        if not obs:
-            continue
-        narrow = estimate_willingness(log_v, right_sd, sigma, obs, iterations=25)
-        wide = estimate_willingness(log_v, wide_sd, sigma, obs, iterations=25)
-        ratios.append(
-            willingness_log_evidence(log_v, right_sd, sigma, obs, narrow)
-            - willingness_log_evidence(log_v, wide_sd, sigma, obs, wide)
+    sds = (right_sd,) if isinstance(right_sd, float | int) else tuple(right_sd)
+    days = [obs for obs in days if obs]
+    wide = [
+        willingness_log_evidence(
+            log_v,
+            wide_sd,
+            sigma,
+            obs,
+            estimate_willingness(log_v, wide_sd, sigma, obs, iterations=25),
         )
-    return _right_share(ratios)
+        for obs in days
+    ]
+    best: tuple[float, float, float] | None = None
+    for sd in sds:
+        ratios = [
+            willingness_log_evidence(
+                log_v, sd, sigma, obs, estimate_willingness(log_v, sd, sigma, obs, iterations=25)
+            )
+            - ev
+            for obs, ev in zip(days, wide, strict=True)
+        ]
+        share = _right_share(ratios)
+        if share is None:
+            return None
+        fit = sum(math.log(share * math.exp(min(r, 60.0)) + 1.0 - share) for r in ratios)
+        if best is None or fit > best[0]:
+            best = (fit, share, float(sd))
+    return None if best is None else (best[1], best[2])
 
 
 def shape_right_share(days: Iterable[Sequence[float]], family: ShapeFamily) -> float | None:
@@ -471,7 +497,7 @@ def refit_forecast(
     days: int | None = None,
     learn_shape: bool = False,
     sold_out: Mapping[date, datetime] | None = None,
-    right_sd: float = WILLINGNESS_RIGHT_SD,
+    right_sd: float | Sequence[float] = V_RIGHT_SDS,
     wide_sd: float = WILLINGNESS_WIDE_SD,
 ) -> Forecast:
     """Nightly refit: move ``prior`` towards what the logged days showed.
@@ -482,8 +508,9 @@ def refit_forecast(
     day's requests expected before then, and it says nothing of the shape,
     ``v`` the probit MAP over every settled outcome — a declined quote is censored demand,
     the buyer's willingness was below that price — (prior sd 0.5 in log space), ``v_right``
-    how often a single day's answers agree with that ``v`` (:func:`willingness_right_share`,
-    with the engine's narrow and wide prior sds ``right_sd`` and ``wide_sd``), and the size
+    how often a single day's answers agree with that ``v`` and ``v_right_sd`` how closely
+    (:func:`willingness_right_share`: the narrow prior sd of ``right_sd`` that explains the
+    days best, against the engine's wide one ``wide_sd``), and the size
     parameters the log-normal moments of the requested amounts, shrunk like ``n``;
     ``arrival_prior_days`` and ``size_prior_count`` how much a new day's arrivals and sizes
     may stray from them (:func:`arrival_weight`, :func:`size_weight`) and ``shape_prior``
@@ -538,7 +565,7 @@ def refit_forecast(
             by_day.setdefault(r.at.date(), []).append((y, r.accepted))
     obs = [o for day_obs in by_day.values() for o in day_obs]
     log_v = estimate_willingness(math.log(base.v), 0.5, base.sigma, obs, iterations=25)
-    v_right = willingness_right_share(
+    steady = willingness_right_share(
         by_day.values(), log_v, base.sigma, right_sd=right_sd, wide_sd=wide_sd
     )
 
@@ -557,7 +584,8 @@ def refit_forecast(
         q_med_cents=q_med,
         q_sigma=q_sigma,
         shape=shape,
-        v_right=v_right if v_right is not None else base.v_right,
+        v_right=steady[0] if steady is not None else base.v_right,
+        v_right_sd=steady[1] if steady is not None else base.v_right_sd,
         arrival_prior_days=n_weight if n_weight is not None else base.arrival_prior_days,
         shape_prior=shape_right if shape_right is not None else base.shape_prior,
         size_prior_count=(

@@ -68,9 +68,9 @@ def test_steady_days_are_measured_as_the_forecasts_and_unsteady_ones_are_not() -
     kw = {"right_sd": 0.05, "wide_sd": 0.3}
     high = willingness_right_share(steady, level, 0.5, **kw)
     low = willingness_right_share(unsteady, level, 0.5, **kw)
-    assert high is not None and high >= 0.9
-    assert low is not None and low <= 0.2
-    assert V_RIGHT_BOUNDS[0] <= low < high <= V_RIGHT_BOUNDS[1]
+    assert high is not None and high[0] >= 0.9 and high[1] == 0.05
+    assert low is not None and low[0] <= 0.2
+    assert V_RIGHT_BOUNDS[0] <= low[0] < high[0] <= V_RIGHT_BOUNDS[1]
     # too few days to say: the engine's own prior applies
     assert willingness_right_share(steady[: V_RIGHT_MIN_DAYS - 1], level, 0.5, **kw) is None
 
@@ -81,6 +81,20 @@ def poisson(rnd: random.Random, mean: float) -> int:
     while t < mean:
         count, t = count + 1, t + rnd.expovariate(1.0)
     return count
+
+
+def test_how_closely_steady_days_keep_to_the_level_is_measured() -> None:
+    """Days exactly at the level pick the narrowest sd on offer; days that wander by about
+    0.1 in ln v a wider one — still "the forecast's level", only not as exactly."""
+    rnd = random.Random(12)
+    level = math.log(0.75)
+    exact = [answers(level, 150, rnd) for _ in range(28)]
+    wander = [answers(level + rnd.gauss(0, 0.1), 150, rnd) for _ in range(28)]
+    sds = (0.02, 0.03, 0.05, 0.08)
+    tight = willingness_right_share(exact, level, 0.5, right_sd=sds, wide_sd=0.3)
+    loose = willingness_right_share(wander, level, 0.5, right_sd=sds, wide_sd=0.3)
+    assert tight is not None and tight[1] == 0.02 and tight[0] >= 0.9
+    assert loose is not None and loose[1] >= 0.05
 
 
 def quote_days(
@@ -166,6 +180,24 @@ def test_the_engine_trusts_a_forecast_measured_as_steady() -> None:
     assert estimates[0.05] < 0.6 and 0.65 < estimates[0.95] <= 0.75
 
 
+def test_the_engine_keeps_closer_to_a_level_measured_as_exact() -> None:
+    """The same 40 answers from buyers 10 % shyer, both forecasts trusted on 95 % of days: one
+    whose steady days kept within 0.02 of the level stays nearer it than one within 0.08."""
+    obs_day = answers(math.log(0.675), 40, random.Random(13))
+    estimates = {}
+    for sd in (0.02, 0.08):
+        engine = PricingEngine()
+        engine.start_day(DAY, 100_000, Forecast(n=200, v=0.75, v_right=0.95, v_right_sd=sd))
+        for i, (y, accepted) in enumerate(obs_day):
+            t = 1 + i * 0.1
+            price = math.exp(y) * g_float(24 - t)
+            engine.observe(DAY + timedelta(hours=t), 1000, Decimal(f"{price:.6f}"), accepted)
+        engine.replan(DAY + timedelta(hours=6))
+        estimates[sd] = engine.willingness_estimate
+    assert 0.73 < estimates[0.02] <= 0.75
+    assert estimates[0.08] < estimates[0.02] - 0.01
+
+
 def test_steady_days_earn_the_forecast_weight_and_swinging_days_do_not() -> None:
     """Arrivals and request sizes as steady as chance allows make the learned ``n`` worth
     days (up to the window's 28; the moments of 28 Poisson counts are noisy) and the
@@ -222,7 +254,12 @@ def test_days_shaped_as_forecast_are_measured_so_and_early_days_are_not(seed: in
 
 
 def test_forecast_weights_and_shares_must_be_in_range() -> None:
-    for bad in ({"shape_prior": 1.0}, {"arrival_prior_days": 0.0}, {"size_prior_count": -1.0}):
+    for bad in (
+        {"shape_prior": 1.0},
+        {"arrival_prior_days": 0.0},
+        {"size_prior_count": -1.0},
+        {"v_right_sd": 0.0},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Forecast(**bad)
     with pytest.raises(ValueError, match="arrival_prior_days"):
@@ -255,9 +292,18 @@ def test_the_cli_prints_what_the_refit_measured(capsys: pytest.CaptureFixture[st
     plain = capsys.readouterr().out
     assert "of past days" not in plain and "of evidence" not in plain
     measured = Forecast(
-        n=200, v=0.75, v_right=0.9, arrival_prior_days=12.5, size_prior_count=4000, shape_prior=0.8
+        n=200,
+        v=0.75,
+        v_right=0.9,
+        v_right_sd=0.03,
+        arrival_prior_days=12.5,
+        size_prior_count=4000,
+        shape_prior=0.8,
     )
     _print_forecast(measured)
     out = capsys.readouterr().out
     assert "worth 12.5 days of evidence" in out and "worth 4000 requests" in out
-    assert "level on 90% of past days" in out and "shape on 80% of past days" in out
+    assert (
+        "level on 90% of past days (within 0.03 in ln v)" in out
+        and "shape on 80% of past days" in out
+    )
