@@ -299,6 +299,8 @@ class ScenarioResult:
     tick_ns: list[int] = field(default_factory=list)
     #: with ``refit_days``: the forecast each day started from
     forecasts: list[Forecast] = field(default_factory=list)
+    #: revenue summed up to and including each day
+    cumulative: list[float] = field(default_factory=list)
 
 
 def simulate_day(
@@ -383,6 +385,7 @@ def run_scenario(
     config: EngineConfig | None = None,
     seed_offset: int = 0,
     refit_days: int = 0,
+    change: tuple[int, int] | None = None,
 ) -> ScenarioResult:
     """Simulate ``days`` of scenario ``k`` (seed family ``k + seed_offset``).
 
@@ -390,7 +393,9 @@ def run_scenario(
     benchmark's protocol). Above 0, the days run in order as the shop runs them: each night
     the forecast is re-learned from the last ``refit_days`` days' quotes, starting from the
     handed one (what :func:`cheaptokens.worker.repricing.refit` does with the shop's
-    database); the first day uses the handed forecast.
+    database); the first day uses the handed forecast. ``change`` ``(day, k2)``: from that
+    day on the buyers are scenario ``k2``'s (its truth, seed family ``k2 + seed_offset``) —
+    a lasting change of demand that the history has to unlearn.
     """
     sc = ALL_SCENARIOS[k]
     pol = POLICIES[policy](config)
@@ -398,10 +403,14 @@ def run_scenario(
     res = ScenarioResult(k=k, days=len(days))
     history: deque[tuple[list[QuoteRecord], datetime | None]] = deque(maxlen=max(1, refit_days))
     for d in days:
-        day = generate_day(k + seed_offset, d, sc.n, sc.v, q_med=sc.q_med, shape=sc.shape)
+        truth = ALL_SCENARIOS[change[1]] if change is not None and d >= change[0] else sc
+        day = generate_day(
+            truth.k + seed_offset, d, truth.n, truth.v, q_med=truth.q_med, shape=truth.shape
+        )
         res.hindsight += hindsight(day)
         if refit_days <= 0:
             res.revenue += simulate_day(pol, day, configured, res)
+            res.cumulative.append(res.revenue)
             continue
         fc = configured
         if history:
@@ -413,5 +422,6 @@ def run_scenario(
         log: list[QuoteRecord] = []
         res.forecasts.append(fc)
         res.revenue += simulate_day(pol, day, fc, res, log, log_day=d)
+        res.cumulative.append(res.revenue)
         history.append((log, sold_out_at(log)))
     return res

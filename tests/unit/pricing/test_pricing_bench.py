@@ -86,6 +86,27 @@ def test_days_in_order_learn_the_forecast_each_night_as_the_shop_does(pb: Module
     assert pb.run_scenario(5, range(2)).forecasts == []  # the protocol: nothing carried over
 
 
+def test_a_change_of_demand_draws_the_new_buyers_from_its_day_on(
+    pb: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``change=(2, 10)``: days 0–1 are base days, days 2–3 scenario 10's (twice the
+    arrivals), drawn as that scenario draws them; ``change.py`` scores the days after it."""
+    res = pb.run_scenario(1, range(4), refit_days=28, change=(2, 10))
+    base, busy = pb.SCENARIOS[1], pb.ALL_SCENARIOS[10]
+    days = [pb.generate_day(1, d, base.n, base.v) for d in (0, 1)]
+    days += [pb.generate_day(10, d, busy.n, busy.v) for d in (2, 3)]
+    assert res.hindsight == pytest.approx(sum(pb.hindsight(day) for day in days))
+    assert len(res.cumulative) == 4 and res.cumulative[-1] == pytest.approx(res.revenue)
+    # the refit saw the busy day 2: more requests, and days no longer steady
+    after = res.forecasts[3]
+    assert after.n > res.forecasts[2].n + 10
+    assert after.arrival_prior_days is not None and after.arrival_prior_days < 1
+    change = bench_module("change")
+    change.main(["--to", "10", "--before", "2", "--after", "8", "--runs", "1", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert "arrivals x2" in out and "days 1-7" in out
+
+
 def test_a_sold_out_day_is_dated_by_the_request_that_filled_it(pb: ModuleType) -> None:
     at = [pb.DAY0 + timedelta(hours=h) for h in (1, 2, 3)]
     log = [
