@@ -537,15 +537,19 @@ def refit_forecast(
         shape.cdf(_hour_of_day(at)) for at in ended.values()
     )
     n = estimate_arrivals(base.n, len(records), max(1.0, exposure), prior_days)
+    # the engine's candidate shapes (their prior does not enter the measure)
+    family = shape_family(shape, 0.5)
+    slot_count = len(family.mass[0])
     per_day: dict[date, list[float]] = {}
-    slots: dict[date, list[float]] = {}  # whole days' requests per quarter-hour
+    slots: dict[date, list[float]] = {}  # whole days' requests per slot
     for r in records:
         day = r.at.date()
         per_day.setdefault(day, []).append(math.log(max(1, r.requested_cents)))
         if day not in ended:
-            counts = slots.setdefault(day, [0.0] * 96)
-            counts[min(95, int(_hour_of_day(r.at) * 4))] += 1.0
-    shape_right = shape_right_share(slots.values(), shape_family(shape, 0.5, 4))
+            counts = slots.setdefault(day, [0.0] * slot_count)
+            slot = int(_hour_of_day(r.at) * family.slots_per_hour)
+            counts[min(slot_count - 1, slot)] += 1.0
+    shape_right = shape_right_share(slots.values(), family)
     quiet = [(0, 1.0)] * max(0, n_days - len(per_day))  # logged days without a request
     n_weight = arrival_weight(
         [
