@@ -493,7 +493,7 @@ def refit_forecast(
     quote_log: Iterable[QuoteRecord],
     prior: Forecast | None = None,
     *,
-    prior_days: float = 7.0,
+    prior_days: float = 3.0,
     days: int | None = None,
     learn_shape: bool = False,
     sold_out: Mapping[date, datetime] | None = None,
