@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -109,6 +109,24 @@ class EngineConfig:
     shape_count_weight: float = 0.03
 
 
+def day_config(config: EngineConfig, forecast: Forecast) -> EngineConfig:
+    """``config`` with what the nightly refit measured (the forecast's ``v_right``,
+    ``v_right_sd``, ``arrival_prior_days``, ``size_prior_count``, ``shape_prior``) in place of
+    the settings they stand for; an operator's forecast has none and changes nothing."""
+
+    def measured(value: float | None, setting: float) -> float:
+        return setting if value is None else value
+
+    return replace(
+        config,
+        willingness_prior_right=measured(forecast.v_right, config.willingness_prior_right),
+        willingness_right_sd=measured(forecast.v_right_sd, config.willingness_right_sd),
+        arrival_prior_days=measured(forecast.arrival_prior_days, config.arrival_prior_days),
+        size_prior_count=measured(forecast.size_prior_count, config.size_prior_count),
+        shape_prior=measured(forecast.shape_prior, config.shape_prior),
+    )
+
+
 def _q6(x: float) -> Decimal:
     return Decimal(f"{x:.6f}")
 
@@ -127,6 +145,8 @@ class PricingEngine:
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
+        #: the config with the day's forecast's measures in place (:func:`day_config`)
+        self._day = self.config
         self._day_start: datetime | None = None
         self._capacity = 0
         self._forecast = Forecast()
@@ -159,6 +179,7 @@ class PricingEngine:
         self._day_start = day_start_at
         self._capacity = capacity_cents
         self._forecast = forecast
+        self._day = day_config(self.config, forecast)
         self._params = None
         self._hour = -1
         self._planned_at = None
@@ -214,9 +235,7 @@ class PricingEngine:
 
     def _size_estimate(self, seen: int) -> float:
         fc = self._forecast
-        weight = self.config.size_prior_count
-        if fc.size_prior_count is not None:
-            weight = fc.size_prior_count
+        weight = self._day.size_prior_count
         mu = estimate_log_size(math.log(fc.q_med_cents), weight, seen, self._log_cum[seen])
         return math.exp(mu + fc.q_sigma**2 / 2.0)
 
@@ -228,20 +247,16 @@ class PricingEngine:
         arrivals are the posterior mixture over the candidate shapes
         (:func:`~cheaptokens.pricing.forecast.shape_posterior`).
         """
-        fc, cfg = self._forecast, self.config
+        fc, cfg = self._forecast, self._day
         per = fluid.SLOTS_PER_HOUR
         j0 = min(fluid.SLOTS - 1, int(t * per))
         seen = bisect.bisect_left(self._times, t)
-        weight = cfg.arrival_prior_days
-        if fc.arrival_prior_days is not None:
-            weight = fc.arrival_prior_days
-        shape_prior = cfg.shape_prior if fc.shape_prior is None else fc.shape_prior
-        if shape_prior >= 1.0:
-            n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), weight)
+        if cfg.shape_prior >= 1.0:
+            n_hat = estimate_arrivals(fc.n, seen, fc.shape.cdf(t), cfg.arrival_prior_days)
             mass, _ = fluid.slot_grid(fc.shape)
             first = max(0.0, fc.shape.cdf((j0 + 1) / per) - fc.shape.cdf(t))
             return n_hat, [n_hat * first] + [n_hat * mj for mj in mass[j0 + 1 :]]
-        family = shape_family(fc.shape, shape_prior, per)
+        family = shape_family(fc.shape, cfg.shape_prior, per)
         counts: list[int] = []
         before = 0
         for j in range(j0):
@@ -260,7 +275,7 @@ class PricingEngine:
             counts,
             t,
             fc.n,
-            weight,
+            cfg.arrival_prior_days,
             count_weight=cfg.shape_count_weight,
         )
         for cand in posterior:
@@ -379,12 +394,12 @@ class PricingEngine:
         """
         if self._v_memo is not None and self._v_memo[0] == len(self._obs):
             return self._v_memo[1]
-        fc, cfg = self._forecast, self.config
+        fc, cfg = self._forecast, self._day
         mu0 = math.log(fc.v)
         wide = estimate_willingness(
             mu0, cfg.willingness_prior_sd, fc.sigma, self._obs, start=self._log_v_wide
         )
-        right = cfg.willingness_prior_right if fc.v_right is None else fc.v_right
+        right = cfg.willingness_prior_right
         result = (wide, wide)
         if right > 0.0:
             result = (self._mixture(right, mu0, wide), wide)
@@ -393,8 +408,8 @@ class PricingEngine:
 
     def _mixture(self, right: float, mu0: float, wide: float) -> float:
         """The posterior mean of ln v under the narrow-or-wide prior mixture."""
-        fc, cfg = self._forecast, self.config
-        sd = cfg.willingness_right_sd if fc.v_right_sd is None else fc.v_right_sd
+        fc, cfg = self._forecast, self._day
+        sd = cfg.willingness_right_sd
         narrow = estimate_willingness(mu0, sd, fc.sigma, self._obs, start=mu0)
         log_odds = (
             math.log(right / (1.0 - right))
